@@ -1,0 +1,116 @@
+//! State shared by every connection of a broker process, and the publish path into Kafka.
+
+use futures::future::{self, BoxFuture, FutureExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::kafka::admin::{ensure_topics, AdminError};
+use crate::kafka::producer::{Delivered, ProduceError, Producer};
+use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
+use crate::mapping::TopicMapping;
+use crate::message::Message;
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::retained::RetainedStore;
+use crate::router::Router;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Topics could not be created.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    /// The producer could not be created.
+    #[error("kafka producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+    /// The retained topic could not be read.
+    #[error(transparent)]
+    Retained(#[from] TailerError),
+    /// The topic mapping is invalid.
+    #[error("topic mapping: {0}")]
+    Mapping(String),
+}
+
+/// Shared broker state.
+pub struct Broker {
+    /// The configuration the broker started with.
+    pub config: Config,
+    /// MQTT topic → Kafka topic rules.
+    pub mapping: TopicMapping,
+    /// The shared producer.
+    pub producer: Producer,
+    /// Subscriptions and the tailers feeding them.
+    pub router: Arc<Router>,
+    /// Retained messages.
+    pub retained: Arc<RetainedStore>,
+    /// Connected client ids.
+    pub registry: Registry,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    ready: AtomicBool,
+    _retained_tailer: Tailer,
+}
+
+/// Resolves when a publish is durable in Kafka.
+pub type PublishAck = BoxFuture<'static, Result<Delivered, ProduceError>>;
+
+impl Broker {
+    /// Creates missing topics, loads retained messages and returns a broker ready to serve.
+    pub async fn start(config: Config) -> Result<Arc<Broker>, StartError> {
+        let mapping = config.mapping().map_err(|e| StartError::Mapping(e.to_string()))?;
+        ensure_topics(&config, &mapping.all_kafka_topics()).await?;
+        let producer = Producer::new(&config.kafka)?;
+        let metrics = Arc::new(Metrics::default());
+        let router = Router::new(config.kafka.clone(), metrics.clone());
+        let retained = Arc::new(RetainedStore::new());
+        let sink: Arc<dyn RecordSink> = retained.clone();
+        let tailer = Tailer::start(&config.kafka, &config.topics.retained, StartAt::Beginning, sink).await?;
+        tailer.caught_up().await;
+        tracing::info!(retained = retained.len(), "retained messages loaded");
+        let broker = Broker {
+            config,
+            mapping,
+            producer,
+            router,
+            retained,
+            registry: Registry::default(),
+            metrics,
+            ready: AtomicBool::new(true),
+            _retained_tailer: tailer,
+        };
+        Ok(Arc::new(broker))
+    }
+
+    /// True while the broker accepts work (for the readiness probe).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Marks the broker as draining: readiness fails so the load balancer stops sending clients.
+    pub fn set_draining(&self) {
+        self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// Produces `msg` to its mapped Kafka topic (and, when retained, to the retained topic).
+    /// Waits while the producer queue is full; the returned future resolves once Kafka has
+    /// acknowledged every record.
+    pub async fn publish(&self, msg: Message) -> Result<PublishAck, ProduceError> {
+        let topic = self.mapping.kafka_topic_for(&msg.topic);
+        let main = self.producer.enqueue(topic, &msg, false).await?;
+        if !msg.retain {
+            return Ok(main.boxed());
+        }
+        // An empty retained payload deletes: a null value is a tombstone for compaction.
+        let retained_ack = self.producer.enqueue(&self.config.topics.retained, &msg, msg.payload.is_empty()).await?;
+        let store = self.retained.clone();
+        Ok(async move {
+            let (main, retained) = future::join(main, retained_ack).await;
+            let r = retained?;
+            // Our own write is visible to local subscribers at once, before the tail sees it.
+            store.apply(r.partition, r.offset, msg, false);
+            main
+        }
+        .boxed())
+    }
+}

@@ -1,0 +1,147 @@
+//! CONNECT handling: client id rules, keep-alive, Will validation, take-over and CONNACK.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::deliver::Outbound;
+use super::publish::Will;
+use super::{Client, MAILBOX_CAPACITY};
+use crate::broker::Broker;
+use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
+use crate::connection::Connection;
+use crate::mailbox::Mailbox;
+use crate::message::now_ms;
+use crate::metrics::inc;
+use crate::shutdown::Shutdown;
+use crate::topic::validate_topic_name;
+
+/// Topic aliases a client may set (MQTT 5 Topic Alias Maximum). Small: each costs a topic string.
+pub(super) const TOPIC_ALIAS_MAX: u16 = 16;
+
+/// Answers a CONNECT that could not be decoded: MQTT 5 clients get a CONNACK with the reason;
+/// others one only where 3.1.1 has a return code for it (unacceptable protocol level, identifier
+/// rejected), as MQTT-3.1.2-2 asks.
+pub(super) async fn refuse_undecodable<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>, e: &DecodeError) {
+    let code = e.reason_code();
+    let has_v311_code = code == reason::UNSUPPORTED_PROTOCOL_VERSION || code == reason::CLIENT_IDENTIFIER_NOT_VALID;
+    let version = match conn.failed_connect_level() {
+        Some(5) => Some(ProtocolVersion::V5),
+        Some(_) if has_v311_code => Some(ProtocolVersion::V311),
+        _ => None,
+    };
+    tracing::debug!(error = %e, "refusing undecodable CONNECT");
+    let Some(version) = version else {
+        conn.close_with(None).await;
+        return;
+    };
+    conn.version = Some(version);
+    let ack = Packet::ConnAck(ConnAck { session_present: false, reason: code, properties: Properties::default() });
+    conn.close_with(Some(&ack)).await;
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
+    /// Validates a CONNECT and answers it; `None` when the connection was refused and closed.
+    pub(super) async fn accept(mut conn: Connection<S>, connect: Connect, broker: Arc<Broker>, shutdown: Shutdown) -> Option<Self> {
+        let version = connect.protocol;
+        conn.version = Some(version);
+        let mut props = Properties::default();
+        let refuse = |code: u8| ConnAck { session_present: false, reason: code, properties: Properties::default() };
+
+        // Client identifier (MQTT-3.1.3-6..8): an empty id gets one assigned, except for a
+        // 3.1.1 client asking for a persistent session.
+        let client_id: Arc<str> = if connect.client_id.is_empty() {
+            if version == ProtocolVersion::V311 && !connect.clean_start {
+                conn.close_with(Some(&Packet::ConnAck(refuse(reason::CLIENT_IDENTIFIER_NOT_VALID)))).await;
+                return None;
+            }
+            let id = assign_client_id();
+            if version == ProtocolVersion::V5 {
+                props.assigned_client_identifier = Some(id.clone());
+            }
+            id.into()
+        } else {
+            connect.client_id.as_str().into()
+        };
+
+        if let Some(w) = &connect.will {
+            if validate_topic_name(&w.topic).is_err() {
+                conn.close_with(Some(&Packet::ConnAck(refuse(reason::TOPIC_NAME_INVALID)))).await;
+                return None;
+            }
+        }
+
+        let limits = &broker.config.limits;
+        let keep_alive = match (connect.keep_alive, limits.max_keep_alive) {
+            (ka, 0) => ka,
+            (0, max) => max,
+            (ka, max) => ka.min(max),
+        };
+        if keep_alive != connect.keep_alive && version == ProtocolVersion::V5 {
+            props.server_keep_alive = Some(keep_alive);
+        }
+        if version == ProtocolVersion::V5 {
+            props.receive_maximum = Some(limits.max_inflight);
+            props.maximum_packet_size = Some(limits.max_packet_size);
+            props.topic_alias_maximum = Some(TOPIC_ALIAS_MAX);
+            props.retain_available = Some(1);
+            props.wildcard_subscription_available = Some(1);
+            props.subscription_identifiers_available = Some(1);
+            props.shared_subscription_available = Some(0);
+            // Sessions end with the connection in this version: say so instead of pretending.
+            if connect.properties.session_expiry_interval.unwrap_or(0) > 0 {
+                props.session_expiry_interval = Some(0);
+            }
+        }
+        if let Some(max) = connect.properties.maximum_packet_size {
+            conn.max_outgoing = max;
+        }
+        let window = connect.properties.receive_maximum.unwrap_or(u16::MAX);
+
+        let registration = broker.registry.register(&client_id);
+        let ack = Packet::ConnAck(ConnAck { session_present: false, reason: reason::SUCCESS, properties: props });
+        if conn.queue(&ack).is_err() || conn.flush().await.is_err() {
+            broker.registry.unregister(&client_id, registration.session);
+            return None;
+        }
+        inc(&broker.metrics.connections_total);
+        broker.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(client = %client_id, ?version, keep_alive, "client connected");
+
+        let will = connect.will.map(|w| Will {
+            topic: w.topic,
+            payload: w.payload,
+            qos: w.qos,
+            retain: w.retain,
+            properties: w.properties,
+        });
+        Some(Client {
+            conn,
+            version,
+            session: registration.session,
+            kicked: Some(registration.kicked),
+            mailbox: Arc::new(Mailbox::new(MAILBOX_CAPACITY)),
+            subscriptions: Default::default(),
+            will,
+            keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
+            last_seen: Instant::now(),
+            shutdown,
+            pending: Default::default(),
+            qos2: Default::default(),
+            aliases: Vec::new(),
+            outbound: Outbound::new(window),
+            client_id,
+            broker,
+        })
+    }
+}
+
+/// A unique client id for clients that sent none: process start time plus a counter is unique
+/// enough within a pod; the pod's hostname keeps pods apart.
+fn assign_client_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let host = std::env::var("HOSTNAME").unwrap_or_default();
+    format!("tributary-{host}-{:x}-{}", now_ms(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}

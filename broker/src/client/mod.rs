@@ -1,0 +1,222 @@
+//! One MQTT client connection, from CONNECT to close.
+//!
+//! Each connection is a single task that owns its socket and state and `select!`s over: packets
+//! from the client (paused while too many publishes wait for Kafka, which is the backpressure),
+//! Kafka acknowledgements of its publishes, messages from its mailbox, the keep-alive deadline, a
+//! take-over by a newer connection, and process shutdown.
+
+mod connect;
+mod deliver;
+mod publish;
+mod subscribe;
+
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::broker::Broker;
+use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion};
+use crate::connection::{Connection, ConnectionError};
+use crate::mailbox::Mailbox;
+use crate::metrics::inc;
+use crate::registry::Kick;
+use crate::shutdown::Shutdown;
+
+use deliver::Outbound;
+use publish::{InboundAck, Will};
+
+/// How long a new connection may take to send CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued for one client before new ones are dropped.
+const MAILBOX_CAPACITY: usize = 1000;
+
+/// How a connection ends; decides the DISCONNECT reason we send and whether the Will goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client sent DISCONNECT; `will` is true for MQTT 5 reason 0x04.
+    ClientDisconnect { will: bool },
+    /// The client closed the socket or it failed.
+    Gone,
+    /// We close for a protocol violation with this reason code.
+    Protocol(u8),
+    /// No packet within 1.5 × keep-alive.
+    KeepAlive,
+    /// A newer connection took the client id over.
+    TakenOver,
+    /// The process is shutting down.
+    Shutdown,
+    /// Kafka refused a publish we cannot report in-band (MQTT 3.1.1).
+    Kafka,
+}
+
+impl End {
+    /// DISCONNECT reason for MQTT 5 clients, when the server is the one closing.
+    fn server_reason(self) -> Option<u8> {
+        match self {
+            End::ClientDisconnect { .. } | End::Gone => None,
+            End::Protocol(r) => Some(r),
+            End::KeepAlive => Some(reason::KEEP_ALIVE_TIMEOUT),
+            End::TakenOver => Some(reason::SESSION_TAKEN_OVER),
+            End::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
+            End::Kafka => Some(reason::UNSPECIFIED_ERROR),
+        }
+    }
+}
+
+/// Serves one client connection until it ends.
+pub async fn serve<S>(stream: S, broker: Arc<Broker>, shutdown: Shutdown)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut conn = Connection::new(stream, broker.config.limits.max_packet_size);
+    let connect = match tokio::time::timeout(CONNECT_TIMEOUT, conn.read_packet()).await {
+        Ok(Ok(Some(Packet::Connect(c)))) => c,
+        Ok(Err(ConnectionError::Decode(e))) => {
+            inc(&broker.metrics.protocol_errors);
+            connect::refuse_undecodable(&mut conn, &e).await;
+            return;
+        }
+        // Timeout, I/O error, clean close, or a first packet that is not CONNECT (MQTT-3.1.0-1).
+        _ => return,
+    };
+    if let Some(mut client) = Client::accept(conn, connect, broker, shutdown).await {
+        let end = client.run().await;
+        client.finish(end).await;
+    }
+}
+
+/// The state of one accepted connection.
+struct Client<S> {
+    broker: Arc<Broker>,
+    conn: Connection<S>,
+    version: ProtocolVersion,
+    client_id: Arc<str>,
+    session: u64,
+    mailbox: Arc<Mailbox>,
+    /// Filters this connection subscribed to (removed from the router at the end).
+    subscriptions: HashSet<Box<str>>,
+    will: Option<Will>,
+    keep_alive: Option<Duration>,
+    last_seen: Instant,
+    kicked: Option<oneshot::Receiver<Kick>>,
+    shutdown: Shutdown,
+    /// Publishes handed to Kafka, acknowledged to the client in arrival order.
+    pending: FuturesOrdered<InboundAck>,
+    /// Inbound QoS 2 packet ids: `false` while Kafka has not acknowledged, `true` once PUBREC
+    /// was sent and we wait for PUBREL. A DUP of either is not produced again.
+    qos2: HashMap<u16, bool>,
+    /// MQTT 5 topic aliases set by the client.
+    aliases: Vec<Option<Box<str>>>,
+    outbound: Outbound,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
+    /// The main loop; returns how the connection ended.
+    async fn run(&mut self) -> End {
+        let max_pending = usize::from(self.broker.config.limits.max_inflight);
+        loop {
+            if let Err(e) = self.drain_mailbox() {
+                tracing::warn!(client = %self.client_id, error = %e, "cannot encode a delivery");
+                return End::Protocol(reason::UNSPECIFIED_ERROR);
+            }
+            if self.conn.flush().await.is_err() {
+                return End::Gone;
+            }
+            let deadline = self.keep_alive.map(|ka| self.last_seen + ka.mul_f32(1.5));
+            let can_read = self.pending.len() < max_pending;
+            let result = tokio::select! {
+                _ = self.shutdown.recv() => Err(End::Shutdown),
+                kick = recv_kick(&mut self.kicked), if self.kicked.is_some() => match kick {
+                    Some(Kick::TakenOver) => Err(End::TakenOver),
+                    // The registry dropped us without a kick: keep serving, stop listening.
+                    None => Ok(()),
+                },
+                Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_kafka_ack(ack),
+                packet = self.conn.read_packet(), if can_read => match packet {
+                    Ok(Some(p)) => {
+                        self.last_seen = Instant::now();
+                        self.handle(p).await
+                    }
+                    Ok(None) | Err(ConnectionError::Io(_)) | Err(ConnectionError::Truncated) => Err(End::Gone),
+                    Err(ConnectionError::Decode(e)) => {
+                        tracing::debug!(client = %self.client_id, error = %e, "malformed packet");
+                        Err(End::Protocol(e.reason_code()))
+                    }
+                },
+                _ = self.mailbox.notified() => Ok(()),
+                _ = sleep_until(deadline), if deadline.is_some() => Err(End::KeepAlive),
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    /// Handles one packet from the client.
+    async fn handle(&mut self, packet: Packet) -> Result<(), End> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p).await,
+            Packet::PubAck(r) => self.on_puback(r),
+            Packet::PubRec(r) => self.on_pubrec(r),
+            Packet::PubComp(r) => self.on_pubcomp(r),
+            Packet::PubRel(r) => self.on_pubrel(r),
+            Packet::Subscribe(s) => self.on_subscribe(s).await,
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => self.send(&Packet::PingResp),
+            Packet::Disconnect(d) => Err(End::ClientDisconnect { will: d.reason == reason::DISCONNECT_WITH_WILL_MESSAGE }),
+            // We announce no authentication method, so AUTH is a protocol error (MQTT-3.15.0-?).
+            // A second CONNECT is one too (MQTT-3.1.0-2); server-to-client packets likewise.
+            _ => Err(End::Protocol(reason::PROTOCOL_ERROR)),
+        }
+    }
+
+    /// Queues a packet for the client.
+    fn send(&mut self, packet: &Packet) -> Result<(), End> {
+        match self.conn.queue(packet) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(End::Protocol(reason::UNSPECIFIED_ERROR)),
+        }
+    }
+
+    /// Says goodbye, publishes the Will when due and removes every trace of the connection.
+    async fn finish(&mut self, end: End) {
+        if let End::Protocol(_) = end {
+            inc(&self.broker.metrics.protocol_errors);
+        }
+        let goodbye = match (self.version, end.server_reason()) {
+            (ProtocolVersion::V5, Some(r)) => Some(Packet::Disconnect(Disconnect { reason: r, properties: Properties::default() })),
+            _ => None,
+        };
+        self.conn.close_with(goodbye.as_ref()).await;
+        for filter in self.subscriptions.drain() {
+            self.broker.router.unsubscribe(&filter, self.session);
+        }
+        self.broker.registry.unregister(&self.client_id, self.session);
+        self.broker.metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let will = self.will.take();
+        if let (Some(will), true) = (will, end != End::ClientDisconnect { will: false }) {
+            will.publish(&self.broker, &self.client_id).await;
+        }
+        tracing::debug!(client = %self.client_id, ?end, "connection closed");
+    }
+}
+
+/// Waits for a take-over; clears the receiver once it has answered so it is never polled again.
+async fn recv_kick(kicked: &mut Option<oneshot::Receiver<Kick>>) -> Option<Kick> {
+    let rx = kicked.as_mut()?;
+    let kick = rx.await.ok();
+    *kicked = None;
+    kick
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

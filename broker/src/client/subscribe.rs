@@ -1,0 +1,86 @@
+//! SUBSCRIBE and UNSUBSCRIBE: filter checks, the router index, tailing the Kafka topics a
+//! filter needs before SUBACK, and retained messages after it.
+
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Client, End};
+use crate::codec::{reason, Packet, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
+use crate::mailbox::Delivery;
+use crate::router::{delivered_qos, Subscriber};
+use crate::topic::{parse_shared, validate_filter};
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
+    pub(super) async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), End> {
+        let id = s.properties.subscription_identifiers.first().copied();
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for (filter, options) in s.filters {
+            let code = self.subscribe_one(&filter, options, id, &mut retained).await;
+            reasons.push(code);
+        }
+        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, properties: Default::default(), reasons }))?;
+        // Retained messages go through the mailbox so they follow the SUBACK (MQTT-3.8.4-?).
+        self.mailbox.push_all(retained);
+        Ok(())
+    }
+
+    /// Subscribes one filter; returns its SUBACK reason code.
+    async fn subscribe_one(&mut self, filter: &str, options: SubscriptionOptions, id: Option<u32>, retained: &mut Vec<Delivery>) -> u8 {
+        let v5 = self.version == ProtocolVersion::V5;
+        let refuse = |code: u8| if v5 { code } else { reason::UNSPECIFIED_ERROR };
+        match parse_shared(filter) {
+            Ok(None) => {}
+            Ok(Some(_)) => return refuse(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED),
+            Err(_) => return refuse(reason::TOPIC_FILTER_INVALID),
+        }
+        if validate_filter(filter).is_err() {
+            return refuse(reason::TOPIC_FILTER_INVALID);
+        }
+        let topics = self.broker.mapping.kafka_topics_for_filter(filter);
+        let sub = Subscriber {
+            session: self.session,
+            client_id: self.client_id.clone(),
+            mailbox: self.mailbox.clone(),
+            options,
+            id,
+        };
+        // Register first, then make sure the tailers run: a record produced after this point is
+        // read by a tailer that already sees the subscription.
+        let is_new = self.broker.router.subscribe(filter, sub);
+        if let Err(e) = self.broker.router.ensure_tailing(&topics).await {
+            tracing::warn!(client = %self.client_id, %filter, error = %e, "cannot consume kafka for subscription");
+            self.broker.router.unsubscribe(filter, self.session);
+            self.subscriptions.remove(filter);
+            return reason::UNSPECIFIED_ERROR;
+        }
+        self.subscriptions.insert(filter.into());
+        // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
+        if options.retain_handling == 0 || (options.retain_handling == 1 && is_new) {
+            retained.extend(self.broker.retained.matching(filter).into_iter().map(|msg: Arc<_>| Delivery {
+                qos: delivered_qos(msg.qos, options.qos),
+                retain: true,
+                subscription_ids: id.into_iter().collect(),
+                msg,
+            }));
+        }
+        options.qos as u8
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), End> {
+        let reasons = u
+            .filters
+            .iter()
+            .map(|f| {
+                self.subscriptions.remove(f.as_str());
+                if self.broker.router.unsubscribe(f, self.session) {
+                    reason::SUCCESS
+                } else {
+                    reason::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect();
+        self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, properties: Default::default(), reasons }))
+    }
+}
+

@@ -1,0 +1,139 @@
+//! Reads MQTT packets from and writes them to one byte stream (mini-redis style `Connection`).
+//!
+//! Buffers start small and are given back after bursts: an idle connection should cost a few
+//! hundred bytes, not the size of the largest packet it ever sent.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::codec::{self, DecodeError, EncodeError, Packet, ProtocolVersion};
+
+/// Initial read buffer: enough for a typical small packet in one read.
+const INITIAL_READ: usize = 256;
+/// Buffers larger than this are released once empty.
+const KEEP_CAPACITY: usize = 8 * 1024;
+
+/// Why reading or writing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer sent bytes that are not a valid packet.
+    #[error("bad packet: {0}")]
+    Decode(#[from] DecodeError),
+    /// The peer closed the stream in the middle of a packet.
+    #[error("connection closed mid-packet")]
+    Truncated,
+}
+
+/// A framed MQTT stream.
+pub struct Connection<S> {
+    stream: S,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    /// Protocol version, known once CONNECT was read.
+    pub version: Option<ProtocolVersion>,
+    /// Largest packet we accept.
+    max_incoming: u32,
+    /// Largest packet the client accepts (MQTT 5 Maximum Packet Size).
+    pub max_outgoing: u32,
+    /// Protocol level of a CONNECT that failed to decode (the decoder may consume its bytes).
+    failed_connect_level: Option<u8>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Wraps a stream; packets larger than `max_incoming` bytes are refused.
+    pub fn new(stream: S, max_incoming: u32) -> Self {
+        Connection {
+            stream,
+            read_buf: BytesMut::with_capacity(INITIAL_READ),
+            write_buf: BytesMut::new(),
+            version: None,
+            max_incoming,
+            max_outgoing: u32::MAX,
+            failed_connect_level: None,
+        }
+    }
+
+    /// Reads the next packet; `Ok(None)` when the peer closed cleanly between packets.
+    /// Cancel-safe: a partial packet stays in the buffer for the next call.
+    pub async fn read_packet(&mut self) -> Result<Option<Packet>, ConnectionError> {
+        loop {
+            let level = if self.version.is_none() { self.connect_level() } else { None };
+            let decoded = codec::decode(&mut self.read_buf, self.version, self.max_incoming).inspect_err(|_| {
+                self.failed_connect_level = level;
+            })?;
+            if let Some(p) = decoded {
+                if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_CAPACITY {
+                    self.read_buf = BytesMut::with_capacity(INITIAL_READ);
+                }
+                return Ok(Some(p));
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < INITIAL_READ {
+                self.read_buf.reserve(INITIAL_READ);
+            }
+            if self.stream.read_buf(&mut self.read_buf).await? == 0 {
+                return if self.read_buf.is_empty() { Ok(None) } else { Err(ConnectionError::Truncated) };
+            }
+        }
+    }
+
+    /// The protocol level of a CONNECT that could not be decoded, if its header showed one: lets
+    /// the server answer in the client's own protocol version.
+    pub fn failed_connect_level(&self) -> Option<u8> {
+        self.failed_connect_level
+    }
+
+    /// The protocol level byte of a CONNECT at the front of the read buffer, if one is there.
+    fn connect_level(&self) -> Option<u8> {
+        let b = &self.read_buf;
+        if b.first()? >> 4 != 1 {
+            return None;
+        }
+        // Skip the remaining-length varint (1..=4 bytes), then the 2-byte length of "MQTT".
+        let len_bytes = b.iter().skip(1).take(4).position(|x| x & 0x80 == 0)? + 1;
+        let name_len = u16::from_be_bytes([*b.get(1 + len_bytes)?, *b.get(2 + len_bytes)?]) as usize;
+        b.get(3 + len_bytes + name_len).copied()
+    }
+
+    /// Encodes a packet into the write buffer. Returns `Ok(false)`, leaving nothing queued, when the
+    /// packet is larger than the client accepts (MQTT-3.1.2-25: the server must then drop it).
+    pub fn queue(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
+        let version = self.version.unwrap_or(ProtocolVersion::V311);
+        let start = self.write_buf.len();
+        codec::encode(packet, version, &mut self.write_buf)?;
+        if (self.write_buf.len() - start) as u64 > u64::from(self.max_outgoing) {
+            self.write_buf.truncate(start);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// True when queued bytes wait to be written.
+    pub fn has_pending_writes(&self) -> bool {
+        !self.write_buf.is_empty()
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.write_buf.is_empty() {
+            self.stream.write_all(&self.write_buf).await?;
+            self.stream.flush().await?;
+            self.write_buf.clear();
+            if self.write_buf.capacity() > KEEP_CAPACITY {
+                self.write_buf = BytesMut::new();
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues, flushes and shuts the stream down (best effort: the peer may already be gone).
+    pub async fn close_with(&mut self, last: Option<&Packet>) {
+        if let Some(p) = last {
+            let _ = self.queue(p);
+        }
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+    }
+}

@@ -1,0 +1,100 @@
+//! The one Kafka producer a broker process shares between all its connections.
+//!
+//! It is idempotent with `acks=all`, so an acknowledged record is durable and retries inside
+//! librdkafka never duplicate it. Its queue is bounded: when full, `enqueue` waits, which stops
+//! the publishing connection from reading more packets (backpressure instead of memory growth).
+
+use futures::FutureExt;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use std::future::Future;
+use std::time::Duration;
+
+use crate::config::Kafka;
+use crate::message::Message;
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// Kafka partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+}
+
+/// A produce that failed after it was handed to the producer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ProduceError {
+    /// Kafka (or librdkafka) refused or timed out the record.
+    #[error("kafka produce failed: {0}")]
+    Kafka(#[from] KafkaError),
+    /// The producer was dropped before answering (process shutting down).
+    #[error("producer closed before the delivery report")]
+    Closed,
+}
+
+/// Our producer defaults; `kafka.properties` overrides any of them.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("acks", "all"),
+    ("enable.idempotence", "true"),
+    // 0 = never give up: while Kafka is away QoS 1/2 publishes stay unacknowledged instead of
+    // failing, and go through once it is back.
+    ("message.timeout.ms", "0"),
+    ("linger.ms", "2"),
+    // Bounds the memory held for records Kafka has not taken yet.
+    ("queue.buffering.max.kbytes", "65536"),
+    ("queue.buffering.max.messages", "100000"),
+];
+
+/// How long to wait before retrying an enqueue into a full producer queue.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
+/// Shared, cheaply clonable Kafka producer.
+#[derive(Clone)]
+pub struct Producer {
+    inner: FutureProducer,
+}
+
+impl Producer {
+    /// Creates the producer (no connection is made until the first record).
+    pub fn new(kafka: &Kafka) -> Result<Self, KafkaError> {
+        let inner = super::client_config(&kafka.bootstrap_servers, &kafka.properties, PRODUCER_DEFAULTS).create()?;
+        Ok(Producer { inner })
+    }
+
+    /// Enqueues `msg` into `topic` and returns a future of its delivery. When `tombstone` is set the
+    /// record value is null (deletes the key in a compacted topic). Waits while the queue is full.
+    pub async fn enqueue(
+        &self,
+        topic: &str,
+        msg: &Message,
+        tombstone: bool,
+    ) -> Result<impl Future<Output = Result<Delivered, ProduceError>> + Send + 'static, ProduceError> {
+        let headers = msg.to_headers();
+        loop {
+            let mut record: FutureRecord<'_, str, [u8]> =
+                FutureRecord::to(topic).key(msg.topic.as_str()).headers(headers.clone());
+            if !tombstone {
+                record = record.payload(msg.payload.as_ref());
+            }
+            match self.inner.send_result(record) {
+                Ok(delivery) => {
+                    return Ok(delivery.map(|r| match r {
+                        Ok(Ok(d)) => Ok(Delivered { partition: d.partition, offset: d.offset }),
+                        Ok(Err((e, _))) => Err(ProduceError::Kafka(e)),
+                        Err(_) => Err(ProduceError::Closed),
+                    }))
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((e, _)) => return Err(ProduceError::Kafka(e)),
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for queued records to be delivered (used at shutdown).
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.inner.flush(timeout)
+    }
+}

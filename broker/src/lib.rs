@@ -1,0 +1,20 @@
+//! Tributary: a Kafka-native MQTT broker. Every MQTT message is a Kafka record; broker
+//! processes keep no state of their own beyond caches rebuilt from Kafka.
+
+pub mod admin;
+pub mod broker;
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod connection;
+pub mod kafka;
+pub mod mailbox;
+pub mod mapping;
+pub mod message;
+pub mod metrics;
+pub mod registry;
+pub mod retained;
+pub mod router;
+pub mod server;
+pub mod shutdown;
+pub mod topic;

@@ -1,0 +1,113 @@
+//! The bounded queue between the shared Kafka tailers and one client connection.
+//!
+//! A `VecDeque` behind a mutex rather than a channel: an idle connection's queue then holds no
+//! allocation at all, which matters at hundreds of thousands of connections per pod.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+use crate::codec::QoS;
+use crate::message::Message;
+
+/// One message on its way to one client, with the per-subscriber delivery decisions made.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The shared message.
+    pub msg: Arc<Message>,
+    /// QoS to deliver with: min(published, granted).
+    pub qos: QoS,
+    /// RETAIN flag to deliver with.
+    pub retain: bool,
+    /// Identifiers of the matching subscriptions (MQTT 5).
+    pub subscription_ids: Vec<u32>,
+}
+
+/// A client's inbound message queue.
+pub struct Mailbox {
+    queue: Mutex<VecDeque<Delivery>>,
+    notify: Notify,
+    capacity: usize,
+}
+
+impl Mailbox {
+    /// A queue holding at most `capacity` messages.
+    pub fn new(capacity: usize) -> Self {
+        Mailbox { queue: Mutex::new(VecDeque::new()), notify: Notify::new(), capacity }
+    }
+
+    /// Adds a delivery; when the queue is full the message is dropped (the caller counts it), so
+    /// one slow client cannot stall the shared consumer that feeds every other client. Returns
+    /// whether it was queued.
+    pub fn push(&self, d: Delivery) -> bool {
+        let queued = match self.queue.lock() {
+            Ok(mut q) if q.len() < self.capacity => {
+                q.push_back(d);
+                true
+            }
+            _ => false,
+        };
+        if queued {
+            self.notify.notify_one();
+        }
+        queued
+    }
+
+    /// Adds deliveries regardless of capacity (retained messages for a new subscription, which
+    /// are bounded by the subscription itself).
+    pub fn push_all(&self, ds: impl IntoIterator<Item = Delivery>) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.extend(ds);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Takes the oldest delivery.
+    pub fn pop(&self) -> Option<Delivery> {
+        let mut q = self.queue.lock().ok()?;
+        let d = q.pop_front();
+        if q.is_empty() && q.capacity() > 64 {
+            // Give back a burst's memory once the client has caught up.
+            *q = VecDeque::new();
+        }
+        d
+    }
+
+    /// Resolves when something was pushed since the last call.
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn delivery(n: u8) -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: "t".into(),
+                payload: Bytes::from(vec![n]),
+                qos: QoS::AtMostOnce,
+                retain: false,
+                publisher: None,
+                properties: Default::default(),
+            }),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            subscription_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn bounded_fifo_refuses_when_full() {
+        let m = Mailbox::new(2);
+        assert!(m.push(delivery(1)));
+        assert!(m.push(delivery(2)));
+        assert!(!m.push(delivery(3)));
+        assert_eq!(m.pop().map(|d| d.msg.payload[0]), Some(1));
+        assert_eq!(m.pop().map(|d| d.msg.payload[0]), Some(2));
+        assert!(m.pop().is_none());
+    }
+}

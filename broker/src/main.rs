@@ -1,0 +1,121 @@
+//! `tributary-broker`: runs one broker process.
+
+use anyhow::Context as _;
+use clap::Parser;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing_subscriber::EnvFilter;
+
+use tributary_broker::broker::Broker;
+use tributary_broker::config::{Config, Protocol};
+use tributary_broker::{admin, server, shutdown};
+
+/// How long connections get to close after a shutdown signal before the process exits.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Kafka-native MQTT broker.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file (YAML).
+    #[arg(long, env = "TRIBUTARY_CONFIG")]
+    config: PathBuf,
+    /// Overrides the address of the first `mqtt` listener.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Overrides `kafka.bootstrapServers`.
+    #[arg(long)]
+    kafka_bootstrap: Option<String>,
+    /// Overrides `admin.address`.
+    #[arg(long)]
+    admin: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let args = Args::parse();
+    let mut config = Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
+    if let Some(listen) = args.listen {
+        let l = config
+            .listeners
+            .iter_mut()
+            .find(|l| l.protocol == Protocol::Mqtt)
+            .context("--listen given but the configuration has no mqtt listener")?;
+        l.address = listen.parse().context("--listen must be host:port")?;
+    }
+    if let Some(b) = args.kafka_bootstrap {
+        config.kafka.bootstrap_servers = b;
+    }
+    if let Some(a) = args.admin {
+        config.admin.address = a.parse().context("--admin must be host:port")?;
+    }
+    config.apply_env_overrides(std::env::vars());
+    config.validate().context("invalid configuration after overrides")?;
+    refuse_unsupported(&config)?;
+
+    let broker = Broker::start(config).await.context("starting broker")?;
+    let (trigger, shutdown) = shutdown::channel();
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+
+    for l in &broker.config.listeners {
+        let listener = TcpListener::bind(l.address).await.with_context(|| format!("binding listener {} on {}", l.name, l.address))?;
+        tracing::info!(listener = %l.name, address = %listener.local_addr()?, "mqtt listener ready");
+        tokio::spawn(server::accept_loop(listener, broker.clone(), shutdown.clone(), done_tx.clone()));
+    }
+    let admin_listener = TcpListener::bind(broker.config.admin.address)
+        .await
+        .with_context(|| format!("binding admin endpoint on {}", broker.config.admin.address))?;
+    tracing::info!(address = %admin_listener.local_addr()?, "admin endpoint ready");
+    tokio::spawn(admin::serve(admin_listener, broker.clone(), shutdown.clone()));
+    drop(done_tx);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    broker.set_draining();
+    trigger.trigger();
+    // Connections say goodbye and publish Wills; give them a bounded time.
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
+    broker.producer.flush(Duration::from_secs(10)).context("flushing kafka producer")?;
+    Ok(())
+}
+
+/// Fails closed on settings this version parses but does not enforce yet: silently ignoring an
+/// ACL or a TLS listener would be worse than not starting.
+fn refuse_unsupported(config: &Config) -> anyhow::Result<()> {
+    if let Some(l) = config.listeners.iter().find(|l| l.protocol != Protocol::Mqtt) {
+        anyhow::bail!("listeners[{}]: protocol {} is not supported yet (only mqtt)", l.name, l.protocol);
+    }
+    if !config.authentication.allow_anonymous || config.authentication.password_file.is_some() {
+        anyhow::bail!("authentication: only allowAnonymous: true without passwordFile is supported yet");
+    }
+    if !config.authorization.rules.is_empty() {
+        anyhow::bail!("authorization.rules: ACL enforcement is not supported yet");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,297 @@
+//! Fans records from the shared Kafka tailers out to local client mailboxes.
+//!
+//! Subscriptions live in a trie keyed by filter level, so matching a topic costs a walk of its
+//! levels (plus the `+`/`#` branches) instead of a scan over every subscription of the pod.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::codec::{QoS, SubscriptionOptions};
+use crate::config::Kafka;
+use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
+use crate::mailbox::{Delivery, Mailbox};
+use crate::message::Message;
+use crate::metrics::{inc, Metrics};
+
+/// One subscription of one local session.
+#[derive(Clone)]
+pub struct Subscriber {
+    /// Connection-unique id of the session.
+    pub session: u64,
+    /// Client identifier (for No Local).
+    pub client_id: Arc<str>,
+    /// Where matching messages go.
+    pub mailbox: Arc<Mailbox>,
+    /// Options the client subscribed with (granted QoS in `qos`).
+    pub options: SubscriptionOptions,
+    /// MQTT 5 subscription identifier.
+    pub id: Option<u32>,
+}
+
+#[derive(Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    plus: Option<Box<Node>>,
+    /// Subscribers whose filter ends exactly here.
+    exact: Vec<Subscriber>,
+    /// Subscribers whose filter is this node's path followed by `/#`.
+    hash: Vec<Subscriber>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty() && self.plus.is_none() && self.exact.is_empty() && self.hash.is_empty()
+    }
+
+    /// The subscriber list a filter's levels lead to, creating nodes on the way.
+    fn slot_mut(&mut self, levels: &[&str]) -> &mut Vec<Subscriber> {
+        match levels {
+            [] => &mut self.exact,
+            ["#"] => &mut self.hash,
+            ["+", rest @ ..] => self.plus.get_or_insert_with(Default::default).slot_mut(rest),
+            [level, rest @ ..] => self.children.entry((*level).into()).or_default().slot_mut(rest),
+        }
+    }
+
+    /// Removes `session` from the filter's list, pruning empty nodes. Returns whether it was there.
+    fn remove(&mut self, levels: &[&str], session: u64) -> bool {
+        let retain = |v: &mut Vec<Subscriber>| {
+            let before = v.len();
+            v.retain(|s| s.session != session);
+            before != v.len()
+        };
+        match levels {
+            [] => retain(&mut self.exact),
+            ["#"] => retain(&mut self.hash),
+            ["+", rest @ ..] => {
+                let Some(plus) = self.plus.as_mut() else { return false };
+                let removed = plus.remove(rest, session);
+                if plus.is_empty() {
+                    self.plus = None;
+                }
+                removed
+            }
+            [level, rest @ ..] => {
+                let Some(child) = self.children.get_mut(*level) else { return false };
+                let removed = child.remove(rest, session);
+                if child.is_empty() {
+                    self.children.remove(*level);
+                }
+                removed
+            }
+        }
+    }
+
+    fn collect<'a>(&'a self, levels: &[&str], first: bool, dollar: bool, out: &mut Vec<&'a Subscriber>) {
+        // MQTT-4.7.2-1: wildcards at the first level do not match topics starting with '$'.
+        let wildcards = !(first && dollar);
+        if wildcards {
+            out.extend(self.hash.iter());
+        }
+        let Some((level, rest)) = levels.split_first() else {
+            out.extend(self.exact.iter());
+            return;
+        };
+        if let Some(child) = self.children.get(*level) {
+            child.collect(rest, false, dollar, out);
+        }
+        if let (true, Some(plus)) = (wildcards, self.plus.as_ref()) {
+            plus.collect(rest, false, dollar, out);
+        }
+    }
+}
+
+/// The subscription index of this process plus the tailers that feed it.
+pub struct Router {
+    index: RwLock<Node>,
+    tailers: tokio::sync::Mutex<HashMap<String, Tailer>>,
+    kafka: Kafka,
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// An empty router that will tail Kafka through `kafka`.
+    pub fn new(kafka: Kafka, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Router { index: RwLock::new(Node::default()), tailers: Default::default(), kafka, metrics })
+    }
+
+    /// Adds or replaces (same session and filter) a subscription. Returns true if it is new.
+    pub fn subscribe(&self, filter: &str, sub: Subscriber) -> bool {
+        let levels: Vec<&str> = filter.split('/').collect();
+        let Ok(mut root) = self.index.write() else { return false };
+        let slot = root.slot_mut(&levels);
+        match slot.iter_mut().find(|s| s.session == sub.session) {
+            Some(existing) => {
+                *existing = sub;
+                false
+            }
+            None => {
+                slot.push(sub);
+                true
+            }
+        }
+    }
+
+    /// Removes a subscription; returns whether it existed.
+    pub fn unsubscribe(&self, filter: &str, session: u64) -> bool {
+        let levels: Vec<&str> = filter.split('/').collect();
+        match self.index.write() {
+            Ok(mut root) => root.remove(&levels, session),
+            Err(_) => false,
+        }
+    }
+
+    /// Makes sure every topic in `topics` is tailed from (at latest) now. Once this returns, any
+    /// record produced to them afterwards reaches `dispatch`.
+    pub async fn ensure_tailing(self: &Arc<Self>, topics: &[String]) -> Result<(), TailerError> {
+        let mut tailers = self.tailers.lock().await;
+        for topic in topics {
+            if !tailers.contains_key(topic) {
+                let sink: Arc<dyn RecordSink> = self.clone();
+                let tailer = Tailer::start(&self.kafka, topic, StartAt::End, sink).await?;
+                tailers.insert(topic.clone(), tailer);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `msg` for every local session with a matching subscription, once per session even
+    /// when several of its subscriptions match (highest granted QoS, all their identifiers).
+    pub fn dispatch(&self, msg: Arc<Message>) {
+        let Ok(root) = self.index.read() else { return };
+        let levels: Vec<&str> = msg.topic.split('/').collect();
+        let mut matched = Vec::new();
+        root.collect(&levels, true, msg.topic.starts_with('$'), &mut matched);
+        // Group by session; matches per message are few, so a linear scan beats hashing.
+        let mut deliveries: Vec<(u64, Arc<Mailbox>, Delivery)> = Vec::new();
+        for sub in matched {
+            if sub.options.no_local && msg.publisher.as_deref() == Some(&*sub.client_id) {
+                continue;
+            }
+            let qos = delivered_qos(msg.qos, sub.options.qos);
+            let retain = sub.options.retain_as_published && msg.retain;
+            match deliveries.iter_mut().find(|(s, _, _)| *s == sub.session) {
+                Some((_, _, d)) => {
+                    d.qos = d.qos.max(qos);
+                    d.retain |= retain;
+                    d.subscription_ids.extend(sub.id);
+                }
+                None => deliveries.push((
+                    sub.session,
+                    sub.mailbox.clone(),
+                    Delivery { msg: msg.clone(), qos, retain, subscription_ids: sub.id.into_iter().collect() },
+                )),
+            }
+        }
+        drop(root);
+        for (_, mailbox, d) in deliveries {
+            if !mailbox.push(d) {
+                inc(&self.metrics.delivery_dropped);
+            }
+        }
+    }
+}
+
+impl RecordSink for Router {
+    fn deliver(&self, _partition: i32, _offset: i64, msg: Message) {
+        self.dispatch(Arc::new(msg));
+    }
+}
+
+/// The QoS a subscriber receives: never more than it was published with.
+pub fn delivered_qos(published: QoS, granted: QoS) -> QoS {
+    published.min(granted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn router() -> Arc<Router> {
+        Router::new(
+            Kafka { bootstrap_servers: "127.0.0.1:1".into(), properties: Default::default() },
+            Arc::default(),
+        )
+    }
+
+    fn sub(session: u64, mailbox: &Arc<Mailbox>, qos: QoS, id: Option<u32>) -> Subscriber {
+        Subscriber {
+            session,
+            client_id: format!("c{session}").into(),
+            mailbox: mailbox.clone(),
+            options: SubscriptionOptions { qos, no_local: false, retain_as_published: false, retain_handling: 0 },
+            id,
+        }
+    }
+
+    fn msg(topic: &str, qos: QoS, publisher: Option<&str>) -> Arc<Message> {
+        Arc::new(Message {
+            topic: topic.into(),
+            payload: Bytes::from_static(b"p"),
+            qos,
+            retain: true,
+            publisher: publisher.map(Into::into),
+            properties: Default::default(),
+        })
+    }
+
+    fn drain(m: &Mailbox) -> Vec<Delivery> {
+        std::iter::from_fn(|| m.pop()).collect()
+    }
+
+    #[test]
+    fn matches_wildcards_and_dollar_topics() {
+        let r = router();
+        let m = Arc::new(Mailbox::new(100));
+        for (i, f) in ["a/+", "a/#", "#", "+/b", "$SYS/#", "a/b"].iter().enumerate() {
+            r.subscribe(f, sub(i as u64, &m, QoS::AtMostOnce, None));
+        }
+        r.dispatch(msg("a/b", QoS::AtMostOnce, None));
+        assert_eq!(drain(&m).len(), 5, "a/+, a/#, #, +/b, a/b");
+        r.dispatch(msg("a", QoS::AtMostOnce, None));
+        assert_eq!(drain(&m).len(), 2, "a/# matches its parent, and #");
+        r.dispatch(msg("$SYS/x", QoS::AtMostOnce, None));
+        assert_eq!(drain(&m).len(), 1, "only $SYS/#, not #");
+    }
+
+    #[test]
+    fn overlapping_subscriptions_deliver_once_with_max_qos_and_all_ids() {
+        let r = router();
+        let m = Arc::new(Mailbox::new(100));
+        r.subscribe("a/+", sub(1, &m, QoS::AtMostOnce, Some(7)));
+        r.subscribe("a/#", sub(1, &m, QoS::ExactlyOnce, Some(9)));
+        r.dispatch(msg("a/b", QoS::AtLeastOnce, None));
+        let got = drain(&m);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].qos, QoS::AtLeastOnce, "min(published 1, granted 2)");
+        let mut ids = got[0].subscription_ids.clone();
+        ids.sort();
+        assert_eq!(ids, vec![7, 9]);
+        assert!(!got[0].retain, "retain is cleared unless retain-as-published");
+    }
+
+    #[test]
+    fn no_local_and_unsubscribe() {
+        let r = router();
+        let m = Arc::new(Mailbox::new(100));
+        let mut s = sub(1, &m, QoS::AtLeastOnce, None);
+        s.options.no_local = true;
+        r.subscribe("t", s);
+        r.dispatch(msg("t", QoS::AtLeastOnce, Some("c1")));
+        assert!(drain(&m).is_empty());
+        r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")));
+        assert_eq!(drain(&m).len(), 1);
+        assert!(r.unsubscribe("t", 1));
+        assert!(!r.unsubscribe("t", 1));
+        r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")));
+        assert!(drain(&m).is_empty());
+        assert!(r.index.read().map(|n| n.is_empty()).unwrap_or(false), "empty nodes are pruned");
+    }
+
+    #[test]
+    fn delivered_qos_is_min() {
+        assert_eq!(delivered_qos(QoS::ExactlyOnce, QoS::AtLeastOnce), QoS::AtLeastOnce);
+        assert_eq!(delivered_qos(QoS::AtMostOnce, QoS::ExactlyOnce), QoS::AtMostOnce);
+    }
+}

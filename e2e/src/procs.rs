@@ -1,0 +1,199 @@
+//! Child processes: the tansu Kafka server and tributary-broker.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+
+use crate::{free_port, wait_for_port, workspace_root};
+
+fn tansu_bin() -> PathBuf {
+    match std::env::var_os("TANSU_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_root().join(".tools/bin/tansu"),
+    }
+}
+
+fn broker_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TRIBUTARY_BROKER_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    target.join("debug/tributary-broker")
+}
+
+fn log_stdio() -> Stdio {
+    // Child output goes to the test's output only when asked: it is noisy.
+    if std::env::var_os("E2E_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
+/// A tansu server on a free loopback port with sqlite storage in a temporary directory.
+pub struct KafkaServer {
+    /// `127.0.0.1:PORT`.
+    pub bootstrap: String,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl KafkaServer {
+    /// Starts tansu and waits until it accepts connections.
+    pub fn start() -> KafkaServer {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let port = free_port();
+        let mut k = KafkaServer { bootstrap: format!("127.0.0.1:{port}"), port, dir, child: None };
+        k.spawn();
+        k
+    }
+
+    fn spawn(&mut self) {
+        let bin = tansu_bin();
+        assert!(bin.exists(), "tansu not found at {} (run `make deps`, or set TANSU_BIN)", bin.display());
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = Command::new(&bin)
+            .current_dir(self.dir.path())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+            .stdout(log_stdio())
+            .stderr(log_stdio())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        self.child = Some(child);
+        wait_for_port(&self.bootstrap, Duration::from_secs(20));
+    }
+
+    /// Kills the server (Kafka outage); data stays on disk.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}
+
+impl Drop for KafkaServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Options for a broker process.
+#[derive(Clone, Default)]
+pub struct BrokerOptions {
+    /// `topics.mappings` as (kafkaTopic, patterns).
+    pub mappings: Vec<(String, Vec<String>)>,
+    /// Entries of the `limits:` section, e.g. (`maxInflight`, `4`).
+    pub limits: Vec<(String, String)>,
+}
+
+/// A tributary-broker process with its own config file and ports.
+pub struct BrokerProcess {
+    /// MQTT listener port.
+    pub port: u16,
+    /// Admin HTTP port.
+    pub admin_port: u16,
+    config_path: PathBuf,
+    _dir: TempDir,
+    child: Option<Child>,
+}
+
+impl BrokerProcess {
+    /// Starts a broker on `kafka` and waits until it is ready.
+    pub fn start(kafka: &KafkaServer) -> BrokerProcess {
+        Self::start_with(kafka, &BrokerOptions::default())
+    }
+
+    /// Starts a broker with options.
+    pub fn start_with(kafka: &KafkaServer, opts: &BrokerOptions) -> BrokerProcess {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let port = free_port();
+        let admin_port = free_port();
+        let mut yaml = format!(
+            "listeners:\n  - {{ name: mqtt, protocol: mqtt, address: \"127.0.0.1:{port}\" }}\n\
+             admin:\n  address: \"127.0.0.1:{admin_port}\"\n\
+             kafka:\n  bootstrapServers: \"{}\"\n\
+             topics:\n  partitions: 3\n  mappings:\n",
+            kafka.bootstrap
+        );
+        for (k, patterns) in &opts.mappings {
+            let list: Vec<String> = patterns.iter().map(|p| format!("\"{p}\"")).collect();
+            yaml.push_str(&format!("    - {{ kafkaTopic: {k}, mqttTopics: [{}] }}\n", list.join(", ")));
+        }
+        if opts.mappings.is_empty() {
+            yaml.push_str("    []\n");
+        }
+        if !opts.limits.is_empty() {
+            yaml.push_str("limits:\n");
+            for (k, v) in &opts.limits {
+                yaml.push_str(&format!("  {k}: {v}\n"));
+            }
+        }
+        let config_path = dir.path().join("broker.yaml");
+        std::fs::write(&config_path, yaml).unwrap_or_else(|e| panic!("writing config: {e}"));
+        let mut b = BrokerProcess { port, admin_port, config_path, _dir: dir, child: None };
+        b.spawn();
+        b
+    }
+
+    fn spawn(&mut self) {
+        let bin = broker_bin();
+        assert!(bin.exists(), "broker binary not found at {} (run `cargo build --workspace --bins`)", bin.display());
+        let child = Command::new(&bin)
+            .arg("--config")
+            .arg(&self.config_path)
+            .env("RUST_LOG", std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(log_stdio())
+            .stderr(log_stdio())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
+        self.child = Some(child);
+        wait_for_port(&self.addr(), Duration::from_secs(60));
+    }
+
+    /// `127.0.0.1:PORT` of the MQTT listener.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the process with SIGKILL (a crashed pod).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the process with SIGTERM and waits for it (a pod being shut down).
+    pub fn terminate(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the process again with the same config and ports.
+    pub fn restart(&mut self) {
+        self.terminate();
+        self.spawn();
+    }
+
+    /// The broker's `/metrics` text.
+    pub fn metrics(&self) -> String {
+        crate::kafka::http_get(&format!("127.0.0.1:{}", self.admin_port), "/metrics")
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
