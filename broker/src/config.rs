@@ -58,10 +58,7 @@ pub enum ConfigError {
 
 /// Shorthand for a validation error at `key`.
 fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
+    ConfigError::Invalid { key: key.into(), message: message.into() }
 }
 
 /// The whole configuration file.
@@ -203,9 +200,7 @@ pub struct Admin {
 impl Default for Admin {
     /// All interfaces, port 9090, so that kubelet probes and Prometheus can reach it.
     fn default() -> Self {
-        Admin {
-            address: SocketAddr::from(([0, 0, 0, 0], 9090)),
-        }
+        Admin { address: SocketAddr::from(([0, 0, 0, 0], 9090)) }
     }
 }
 
@@ -280,12 +275,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_packet_size: MAX_PACKET_SIZE,
-            max_inflight: 32,
-            max_connections: 0,
-            max_keep_alive: 0,
-        }
+        Limits { max_packet_size: MAX_PACKET_SIZE, max_inflight: 32, max_connections: 0, max_keep_alive: 0 }
     }
 }
 
@@ -302,10 +292,7 @@ pub struct Authentication {
 
 impl Default for Authentication {
     fn default() -> Self {
-        Authentication {
-            allow_anonymous: true,
-            password_file: None,
-        }
+        Authentication { allow_anonymous: true, password_file: None }
     }
 }
 
@@ -387,9 +374,7 @@ impl FromStr for Principal {
             return Err(format!("invalid principal {s:?}: {expected}"));
         };
         if name.is_empty() {
-            return Err(format!(
-                "invalid principal {s:?}: the name after '{kind}:' must not be empty"
-            ));
+            return Err(format!("invalid principal {s:?}: the name after '{kind}:' must not be empty"));
         }
         match kind {
             "user" => Ok(Principal::User(name.to_owned())),
@@ -428,9 +413,7 @@ impl<'de> Deserialize<'de> for Principal {
         impl Visitor<'_> for PrincipalVisitor {
             type Value = Principal;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a principal: `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`",
-                )
+                f.write_str("a principal: `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Principal, E> {
                 s.parse().map_err(E::custom)
@@ -442,9 +425,7 @@ impl<'de> Deserialize<'de> for Principal {
 
 /// Parses a socket address with an error that quotes the value and shows the
 /// expected form; serde's own `SocketAddr` impl only says "invalid socket address syntax".
-fn deserialize_socket_addr<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<SocketAddr, D::Error> {
+fn deserialize_socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
     struct AddrVisitor;
     impl Visitor<'_> for AddrVisitor {
         type Value = SocketAddr;
@@ -472,10 +453,7 @@ pub fn validate_kafka_topic_name(name: &str) -> Result<(), String> {
         return Err(format!("{name:?} is not allowed as a Kafka topic name"));
     }
     // All allowed characters are ASCII, so bytes and characters agree once this passes.
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         return Err(format!(
             "invalid character {c:?} in Kafka topic name {name:?}: only a-z, A-Z, 0-9, '.', '_' and '-' are allowed"
         ));
@@ -499,10 +477,7 @@ impl Config {
 
     /// Reads, parses and validates the configuration file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            file: path.to_owned(),
-            error,
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read { file: path.to_owned(), error })?;
         Config::from_yaml_str(&text)
     }
 
@@ -514,10 +489,7 @@ impl Config {
             return Err(invalid("kafka.bootstrapServers", "must not be empty"));
         }
         if self.kafka.properties.keys().any(|k| k.trim().is_empty()) {
-            return Err(invalid(
-                "kafka.properties",
-                "property names must not be empty",
-            ));
+            return Err(invalid("kafka.properties", "property names must not be empty"));
         }
         self.validate_topics()?;
         self.validate_limits()?;
@@ -544,15 +516,10 @@ impl Config {
             if name.is_empty() {
                 return Err(invalid(format!("{key}.name"), "must not be empty"));
             }
-            if let Some(c) = name
-                .chars()
-                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
-            {
+            if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
                 return Err(invalid(
                     format!("{key}.name"),
-                    format!(
-                        "invalid character {c:?} in {name:?}: only a-z, 0-9 and '-' are allowed"
-                    ),
+                    format!("invalid character {c:?} in {name:?}: only a-z, 0-9 and '-' are allowed"),
                 ));
             }
             if let Some(first) = names.insert(name, i) {
@@ -563,10 +530,7 @@ impl Config {
             }
             match (&listener.tls, listener.protocol.uses_tls()) {
                 (None, true) => {
-                    return Err(invalid(
-                        format!("{key}.tls"),
-                        format!("required for protocol {}", listener.protocol),
-                    ))
+                    return Err(invalid(format!("{key}.tls"), format!("required for protocol {}", listener.protocol)))
                 }
                 (Some(_), false) => {
                     return Err(invalid(
@@ -574,11 +538,7 @@ impl Config {
                         format!(
                             "not allowed for protocol {} (use {} for TLS)",
                             listener.protocol,
-                            if listener.protocol == Protocol::Ws {
-                                "wss"
-                            } else {
-                                "mqtts"
-                            }
+                            if listener.protocol == Protocol::Ws { "wss" } else { "mqtts" }
                         ),
                     ))
                 }
@@ -619,10 +579,7 @@ impl Config {
         if topics.retained == topics.sessions {
             return Err(invalid(
                 "topics.sessions",
-                format!(
-                    "{:?} is also topics.retained; they must differ",
-                    topics.sessions
-                ),
+                format!("{:?} is also topics.retained; they must differ", topics.sessions),
             ));
         }
         let message_topics = std::iter::once(("topics.default".to_owned(), &topics.default)).chain(
@@ -633,14 +590,13 @@ impl Config {
                 .map(|(i, r)| (format!("topics.mappings[{i}].kafkaTopic"), &r.kafka_topic)),
         );
         for (message_key, name) in message_topics {
-            for (key, compacted) in [
-                ("topics.retained", &topics.retained),
-                ("topics.sessions", &topics.sessions),
-            ] {
+            for (key, compacted) in [("topics.retained", &topics.retained), ("topics.sessions", &topics.sessions)] {
                 if name == compacted {
                     return Err(invalid(
                         key,
-                        format!("{compacted:?} is also used for messages by {message_key}; it must be a separate topic"),
+                        format!(
+                            "{compacted:?} is also used for messages by {message_key}; it must be a separate topic"
+                        ),
                     ));
                 }
             }
@@ -651,20 +607,14 @@ impl Config {
         }
         // Kafka encodes the replication factor as a 16-bit integer.
         if !(1..=i32::from(i16::MAX)).contains(&topics.replication_factor) {
-            return Err(invalid(
-                "topics.replicationFactor",
-                "must be between 1 and 32767",
-            ));
+            return Err(invalid("topics.replicationFactor", "must be between 1 and 32767"));
         }
         Ok(())
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {
         if !(1..=MAX_PACKET_SIZE).contains(&self.limits.max_packet_size) {
-            return Err(invalid(
-                "limits.maxPacketSize",
-                format!("must be between 1 and {MAX_PACKET_SIZE}"),
-            ));
+            return Err(invalid("limits.maxPacketSize", format!("must be between 1 and {MAX_PACKET_SIZE}")));
         }
         // The upper bound 65535 is enforced by the type (u16); MQTT forbids 0.
         if self.limits.max_inflight == 0 {
@@ -678,22 +628,11 @@ impl Config {
     /// Cannot fail on a validated configuration; on an unvalidated one, an invalid
     /// pattern is reported as `topics.mappings[i].mqttTopics[j]: ...`.
     pub fn mapping(&self) -> Result<TopicMapping, ConfigError> {
-        let rules = self
-            .topics
-            .mappings
-            .iter()
-            .map(|r| (r.kafka_topic.clone(), r.mqtt_topics.clone()))
-            .collect();
+        let rules = self.topics.mappings.iter().map(|r| (r.kafka_topic.clone(), r.mqtt_topics.clone())).collect();
         TopicMapping::new(rules, self.topics.default.clone()).map_err(|e| match e {
-            MappingError::InvalidPattern {
-                rule,
-                pattern,
-                reason,
-                ..
-            } => invalid(
-                format!("topics.mappings[{rule}].mqttTopics[{pattern}]"),
-                reason.to_string(),
-            ),
+            MappingError::InvalidPattern { rule, pattern, reason, .. } => {
+                invalid(format!("topics.mappings[{rule}].mqttTopics[{pattern}]"), reason.to_string())
+            }
         })
     }
 
@@ -706,10 +645,7 @@ impl Config {
     ///
     /// Returns the property names that were set, for logging (the values may be
     /// secrets and are not returned).
-    pub fn apply_env_overrides(
-        &mut self,
-        vars: impl Iterator<Item = (String, String)>,
-    ) -> Vec<String> {
+    pub fn apply_env_overrides(&mut self, vars: impl Iterator<Item = (String, String)>) -> Vec<String> {
         let mut set = Vec::new();
         for (name, value) in vars {
             let Some(key) = name.strip_prefix(KAFKA_ENV_PREFIX) else {
@@ -734,13 +670,10 @@ fn validate_tls(tls: &Tls, key: &str) -> Result<(), ConfigError> {
         return Err(invalid(format!("{key}.keyFile"), "must not be empty"));
     }
     match &tls.client_ca_file {
-        Some(ca) if ca.as_os_str().is_empty() => {
-            Err(invalid(format!("{key}.clientCaFile"), "must not be empty"))
+        Some(ca) if ca.as_os_str().is_empty() => Err(invalid(format!("{key}.clientCaFile"), "must not be empty")),
+        None if tls.require_client_cert => {
+            Err(invalid(format!("{key}.requireClientCert"), "needs clientCaFile to verify client certificates against"))
         }
-        None if tls.require_client_cert => Err(invalid(
-            format!("{key}.requireClientCert"),
-            "needs clientCaFile to verify client certificates against",
-        )),
         _ => Ok(()),
     }
 }
@@ -774,10 +707,7 @@ mod tests {
     }
 
     fn assert_starts_with(message: &str, prefix: &str) {
-        assert!(
-            message.starts_with(prefix),
-            "{message:?} should start with {prefix:?}"
-        );
+        assert!(message.starts_with(prefix), "{message:?} should start with {prefix:?}");
     }
 
     #[test]
@@ -793,10 +723,7 @@ mod tests {
         let tls = listener.tls.as_ref().expect("tls");
         assert_eq!(tls.cert_file, Path::new("/etc/tributary/tls/mqtts/tls.crt"));
         assert_eq!(tls.key_file, Path::new("/etc/tributary/tls/mqtts/tls.key"));
-        assert_eq!(
-            tls.client_ca_file.as_deref(),
-            Some(Path::new("/etc/tributary/tls/mqtts/ca.crt"))
-        );
+        assert_eq!(tls.client_ca_file.as_deref(), Some(Path::new("/etc/tributary/tls/mqtts/ca.crt")));
         assert!(!tls.require_client_cert);
         assert_eq!(config.admin.address, "0.0.0.0:9090".parse().expect("addr"));
         assert_eq!(config.kafka.bootstrap_servers, "127.0.0.1:9092");
@@ -804,14 +731,8 @@ mod tests {
         assert_eq!(
             config.topics.mappings,
             [
-                MappingRule {
-                    kafka_topic: "kafkaTopic1".into(),
-                    mqtt_topics: vec!["cars/speed/+".into()]
-                },
-                MappingRule {
-                    kafka_topic: "kafkaTopic2".into(),
-                    mqtt_topics: vec!["cars/#".into()]
-                },
+                MappingRule { kafka_topic: "kafkaTopic1".into(), mqtt_topics: vec!["cars/speed/+".into()] },
+                MappingRule { kafka_topic: "kafkaTopic2".into(), mqtt_topics: vec!["cars/#".into()] },
             ]
         );
         assert_eq!(config.topics.default, "mqtt-messages");
@@ -821,10 +742,7 @@ mod tests {
         assert_eq!(config.topics.replication_factor, 1);
         assert_eq!(config.limits, Limits::default());
         assert!(config.authentication.allow_anonymous);
-        assert_eq!(
-            config.authentication.password_file.as_deref(),
-            Some(Path::new("/etc/tributary/auth/passwords"))
-        );
+        assert_eq!(config.authentication.password_file.as_deref(), Some(Path::new("/etc/tributary/auth/passwords")));
         assert_eq!(config.authorization.default_effect, Effect::Allow);
         assert_eq!(
             config.authorization.rules,
@@ -871,10 +789,7 @@ mod tests {
         assert_eq!(config.authentication.password_file, None);
         assert_eq!(config.authorization.default_effect, Effect::Allow);
         assert!(config.authorization.rules.is_empty());
-        assert_eq!(
-            config.mapping().expect("mapping").all_kafka_topics(),
-            ["mqtt-messages"]
-        );
+        assert_eq!(config.mapping().expect("mapping").all_kafka_topics(), ["mqtt-messages"]);
 
         // The in-code default equals the parsed minimal file apart from the servers.
         let mut default = Config::default();
@@ -884,10 +799,9 @@ mod tests {
 
     #[test]
     fn partial_sections_keep_other_defaults() {
-        let config = Config::from_yaml_str(&format!(
-            "{MINIMAL}topics:\n  default: msgs\nlimits:\n  maxInflight: 100\n"
-        ))
-        .expect("config");
+        let config =
+            Config::from_yaml_str(&format!("{MINIMAL}topics:\n  default: msgs\nlimits:\n  maxInflight: 100\n"))
+                .expect("config");
         assert_eq!(config.topics.default, "msgs");
         assert_eq!(config.topics.retained, "mqtt-retained");
         assert_eq!(config.limits.max_inflight, 100);
@@ -904,18 +818,9 @@ mod tests {
     #[test]
     fn kafka_is_required() {
         assert_starts_with(&error(""), "missing field `kafka`");
-        assert_starts_with(
-            &error("kafka: {}"),
-            "kafka: missing field `bootstrapServers`",
-        );
-        assert_eq!(
-            error("kafka: {bootstrapServers: ''}"),
-            "kafka.bootstrapServers: must not be empty"
-        );
-        assert_eq!(
-            error("kafka: {bootstrapServers: '  '}"),
-            "kafka.bootstrapServers: must not be empty"
-        );
+        assert_starts_with(&error("kafka: {}"), "kafka: missing field `bootstrapServers`");
+        assert_eq!(error("kafka: {bootstrapServers: ''}"), "kafka.bootstrapServers: must not be empty");
+        assert_eq!(error("kafka: {bootstrapServers: '  '}"), "kafka.bootstrapServers: must not be empty");
     }
 
     #[test]
@@ -943,14 +848,11 @@ mod tests {
         assert_starts_with(&err, "limits: unknown field `maxPacketSise`");
         assert!(err.contains("line 4"), "{err}");
 
-        let err = error_with(
-            "listeners:\n  - {name: a, protocol: mqtt, address: '0.0.0.0:1', extra: 1}\n",
-        );
+        let err = error_with("listeners:\n  - {name: a, protocol: mqtt, address: '0.0.0.0:1', extra: 1}\n");
         assert_starts_with(&err, "listeners[0]: unknown field `extra`");
         assert!(err.contains("line 4"), "{err}");
 
-        let err =
-            error_with("topics:\n  mappings:\n    - {kafkaTopic: k, mqttTopics: [a], why: x}\n");
+        let err = error_with("topics:\n  mappings:\n    - {kafkaTopic: k, mqttTopics: [a], why: x}\n");
         assert_starts_with(&err, "topics.mappings[0]: unknown field `why`");
 
         // snake_case is not camelCase.
@@ -983,31 +885,18 @@ mod tests {
         let err = error_with(
             "topics:\n  mappings:\n    - {kafkaTopic: k1, mqttTopics: [a]}\n    - {kafkaTopic: k2, mqttTopics: ['a/#/b']}\n",
         );
-        assert_eq!(
-            err,
-            "topics.mappings[1].mqttTopics[0]: '#' must be the last level in \"a/#/b\""
-        );
-        let err =
-            error_with("topics:\n  mappings:\n    - {kafkaTopic: k1, mqttTopics: [a, 'b+']}\n");
-        assert_starts_with(
-            &err,
-            "topics.mappings[0].mqttTopics[1]: '+' must occupy a whole level",
-        );
+        assert_eq!(err, "topics.mappings[1].mqttTopics[0]: '#' must be the last level in \"a/#/b\"");
+        let err = error_with("topics:\n  mappings:\n    - {kafkaTopic: k1, mqttTopics: [a, 'b+']}\n");
+        assert_starts_with(&err, "topics.mappings[0].mqttTopics[1]: '+' must occupy a whole level");
         let err = error_with("topics:\n  mappings:\n    - {kafkaTopic: k1, mqttTopics: ['']}\n");
         assert_eq!(err, "topics.mappings[0].mqttTopics[0]: must not be empty");
         let err = error_with("topics:\n  mappings:\n    - {kafkaTopic: k1, mqttTopics: []}\n");
-        assert_eq!(
-            err,
-            "topics.mappings[0].mqttTopics: must list at least one MQTT topic filter"
-        );
+        assert_eq!(err, "topics.mappings[0].mqttTopics: must list at least one MQTT topic filter");
     }
 
     #[test]
     fn kafka_topic_names_are_validated() {
-        assert_eq!(
-            error_with("topics: {default: ''}\n"),
-            "topics.default: must not be empty"
-        );
+        assert_eq!(error_with("topics: {default: ''}\n"), "topics.default: must not be empty");
         assert_eq!(
             error_with("topics: {retained: '..'}\n"),
             "topics.retained: \"..\" is not allowed as a Kafka topic name"
@@ -1030,9 +919,7 @@ mod tests {
             "topics.default: Kafka topic name is 250 characters long, the maximum is 249"
         );
         let longest = "x".repeat(249);
-        assert!(
-            Config::from_yaml_str(&format!("{MINIMAL}topics: {{default: {longest}}}\n")).is_ok()
-        );
+        assert!(Config::from_yaml_str(&format!("{MINIMAL}topics: {{default: {longest}}}\n")).is_ok());
         assert_eq!(validate_kafka_topic_name("Ab.c_d-9"), Ok(()));
         assert!(validate_kafka_topic_name("ü").is_err());
     }
@@ -1060,10 +947,7 @@ mod tests {
 
     #[test]
     fn topic_creation_settings() {
-        assert_eq!(
-            error_with("topics: {partitions: 0}\n"),
-            "topics.partitions: must be at least 1"
-        );
+        assert_eq!(error_with("topics: {partitions: 0}\n"), "topics.partitions: must be at least 1");
         assert_eq!(
             error_with("topics: {replicationFactor: 0}\n"),
             "topics.replicationFactor: must be between 1 and 32767"
@@ -1076,18 +960,12 @@ mod tests {
 
     #[test]
     fn limits_are_validated() {
-        assert_eq!(
-            error_with("limits: {maxPacketSize: 0}\n"),
-            "limits.maxPacketSize: must be between 1 and 268435455"
-        );
+        assert_eq!(error_with("limits: {maxPacketSize: 0}\n"), "limits.maxPacketSize: must be between 1 and 268435455");
         assert_eq!(
             error_with("limits: {maxPacketSize: 268435456}\n"),
             "limits.maxPacketSize: must be between 1 and 268435455"
         );
-        assert_eq!(
-            error_with("limits: {maxInflight: 0}\n"),
-            "limits.maxInflight: must be between 1 and 65535"
-        );
+        assert_eq!(error_with("limits: {maxInflight: 0}\n"), "limits.maxInflight: must be between 1 and 65535");
         assert!(Config::from_yaml_str(&format!(
             "{MINIMAL}limits: {{maxPacketSize: 1, maxInflight: 65535, maxConnections: 10, maxKeepAlive: 65535}}\n"
         ))
@@ -1096,14 +974,9 @@ mod tests {
 
     #[test]
     fn listeners_are_validated() {
+        assert_eq!(error_with("listeners: []\n"), "listeners: at least one listener is required");
         assert_eq!(
-            error_with("listeners: []\n"),
-            "listeners: at least one listener is required"
-        );
-        assert_eq!(
-            error_with(
-                "listeners:\n  - {name: secure, protocol: mqtts, address: '0.0.0.0:8883'}\n"
-            ),
+            error_with("listeners:\n  - {name: secure, protocol: mqtts, address: '0.0.0.0:8883'}\n"),
             "listeners[0].tls: required for protocol mqtts"
         );
         assert_eq!(
@@ -1132,21 +1005,14 @@ mod tests {
             error_with("listeners:\n  - {name: '', protocol: mqtt, address: '0.0.0.0:1883'}\n"),
             "listeners[0].name: must not be empty"
         );
-        let err =
-            error_with("listeners:\n  - {name: a, protocol: mqtt, address: 'localhost:1883'}\n");
-        assert_starts_with(
-            &err,
-            "listeners[0].address: invalid address \"localhost:1883\"",
-        );
+        let err = error_with("listeners:\n  - {name: a, protocol: mqtt, address: 'localhost:1883'}\n");
+        assert_starts_with(&err, "listeners[0].address: invalid address \"localhost:1883\"");
         assert!(err.contains("line 4"), "{err}");
         assert_starts_with(
             &error_with("listeners:\n  - {name: a, protocol: mqtt, address: '0.0.0.0'}\n"),
             "listeners[0].address: invalid address \"0.0.0.0\"",
         );
-        assert_starts_with(
-            &error_with("admin: {address: ':9090'}\n"),
-            "admin.address: invalid address \":9090\"",
-        );
+        assert_starts_with(&error_with("admin: {address: ':9090'}\n"), "admin.address: invalid address \":9090\"");
         assert_starts_with(
             &error_with("listeners:\n  - {name: a, address: '0.0.0.0:1883'}\n"),
             "listeners[0]: missing field `protocol`",
@@ -1166,10 +1032,7 @@ admin: {{address: '127.0.0.1:0'}}
         ))
         .expect("config");
         let protocols: Vec<Protocol> = config.listeners.iter().map(|l| l.protocol).collect();
-        assert_eq!(
-            protocols,
-            [Protocol::Mqtt, Protocol::Mqtts, Protocol::Ws, Protocol::Wss]
-        );
+        assert_eq!(protocols, [Protocol::Mqtt, Protocol::Mqtts, Protocol::Ws, Protocol::Wss]);
         assert!(config.listeners[0].address.is_ipv6());
         assert_eq!(config.admin.address.port(), 0);
     }
@@ -1189,9 +1052,7 @@ admin: {{address: '127.0.0.1:0'}}
             "listeners[0].tls.certFile: must not be empty"
         );
         assert_starts_with(
-            &error_with(
-                "listeners:\n  - {name: s, protocol: mqtts, address: '0.0.0.0:8883', tls: {certFile: c}}\n"
-            ),
+            &error_with("listeners:\n  - {name: s, protocol: mqtts, address: '0.0.0.0:8883', tls: {certFile: c}}\n"),
             "listeners[0].tls: missing field `keyFile`",
         );
     }
@@ -1222,9 +1083,7 @@ admin: {{address: '127.0.0.1:0'}}
             "authorization.rules[1].principal: invalid principal \"group:x\"",
         );
         assert_starts_with(
-            &error_with(
-                "authorization:\n  rules:\n    - {principal: '*', action: read, topic: a, effect: allow}\n"
-            ),
+            &error_with("authorization:\n  rules:\n    - {principal: '*', action: read, topic: a, effect: allow}\n"),
             "authorization.rules[0].action: unknown variant `read`",
         );
 
@@ -1241,12 +1100,7 @@ admin: {{address: '127.0.0.1:0'}}
         ))
         .expect("config");
         assert_eq!(config.authorization.default_effect, Effect::Deny);
-        let principals: Vec<Principal> = config
-            .authorization
-            .rules
-            .iter()
-            .map(|r| r.principal.clone())
-            .collect();
+        let principals: Vec<Principal> = config.authorization.rules.iter().map(|r| r.principal.clone()).collect();
         assert_eq!(
             principals,
             [
@@ -1270,15 +1124,11 @@ admin: {{address: '127.0.0.1:0'}}
             error_with("authentication: {passwordFile: ''}\n"),
             "authentication.passwordFile: must not be empty"
         );
-        let config = Config::from_yaml_str(&format!(
-            "{MINIMAL}authentication: {{allowAnonymous: false, passwordFile: /p}}\n"
-        ))
-        .expect("config");
+        let config =
+            Config::from_yaml_str(&format!("{MINIMAL}authentication: {{allowAnonymous: false, passwordFile: /p}}\n"))
+                .expect("config");
         assert!(!config.authentication.allow_anonymous);
-        assert_eq!(
-            config.authentication.password_file.as_deref(),
-            Some(Path::new("/p"))
-        );
+        assert_eq!(config.authentication.password_file.as_deref(), Some(Path::new("/p")));
     }
 
     #[test]
@@ -1315,8 +1165,7 @@ admin: {{address: '127.0.0.1:0'}}
 
     #[test]
     fn load_reads_files_and_names_missing_ones() {
-        let dir =
-            std::env::temp_dir().join(format!("tributary-config-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("tributary-config-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("config.yaml");
         std::fs::write(&file, MINIMAL).expect("write");
@@ -1326,10 +1175,7 @@ admin: {{address: '127.0.0.1:0'}}
         let missing = dir.join("missing.yaml");
         let err = Config::load(&missing).expect_err("missing file");
         assert!(matches!(err, ConfigError::Read { .. }));
-        assert_starts_with(
-            &err.to_string(),
-            &format!("cannot read configuration file {}: ", missing.display()),
-        );
+        assert_starts_with(&err.to_string(), &format!("cannot read configuration file {}: ", missing.display()));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

@@ -63,7 +63,9 @@ async fn main() -> anyhow::Result<()> {
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
 
     for l in &broker.config.listeners {
-        let listener = TcpListener::bind(l.address).await.with_context(|| format!("binding listener {} on {}", l.name, l.address))?;
+        let listener = TcpListener::bind(l.address)
+            .await
+            .with_context(|| format!("binding listener {} on {}", l.name, l.address))?;
         tracing::info!(listener = %l.name, address = %listener.local_addr()?, "mqtt listener ready");
         tokio::spawn(server::accept_loop(listener, broker.clone(), shutdown.clone(), done_tx.clone()));
     }

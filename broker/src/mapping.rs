@@ -79,9 +79,7 @@ struct FilterAutomaton<'a> {
 
 impl<'a> FilterAutomaton<'a> {
     fn new(filter: &'a str) -> Self {
-        FilterAutomaton {
-            levels: filter.split('/').collect(),
-        }
+        FilterAutomaton { levels: filter.split('/').collect() }
     }
 
     /// The literal the next topic level must equal, if the next filter level is
@@ -90,10 +88,7 @@ impl<'a> FilterAutomaton<'a> {
         if state == DEAD {
             return None;
         }
-        self.levels
-            .get(state as usize)
-            .copied()
-            .filter(|l| *l != "+" && *l != "#")
+        self.levels.get(state as usize).copied().filter(|l| *l != "+" && *l != "#")
     }
 
     /// Whether the automaton sits on a trailing `#`, accepting now and (from the
@@ -174,9 +169,7 @@ impl TopicMapping {
         self.rules
             .iter()
             .find(|(_, patterns)| patterns.iter().any(|p| matches(p, mqtt_topic)))
-            .map_or(self.default.as_str(), |(kafka_topic, _)| {
-                kafka_topic.as_str()
-            })
+            .map_or(self.default.as_str(), |(kafka_topic, _)| kafka_topic.as_str())
     }
 
     /// Every Kafka topic the mapping can write to: rule topics in rule order, then
@@ -225,9 +218,7 @@ impl TopicMapping {
                 .rules
                 .iter()
                 .flat_map(|(kafka_topic, patterns)| {
-                    patterns
-                        .iter()
-                        .map(move |p| (kafka_topic.as_str(), FilterAutomaton::new(p.as_str())))
+                    patterns.iter().map(move |p| (kafka_topic.as_str(), FilterAutomaton::new(p.as_str())))
                 })
                 .collect(),
         };
@@ -238,11 +229,8 @@ impl TopicMapping {
         // so it is neither evaluated nor recorded as visited: e.g. filter `#` with
         // pattern `#` comes back to the same automata states after one level, and
         // that state must still be evaluated.
-        let start = SearchState {
-            filter: 0,
-            live: (0..search.patterns.len()).map(|i| (i, 0)).collect(),
-            empty_topic: false,
-        };
+        let start =
+            SearchState { filter: 0, live: (0..search.patterns.len()).map(|i| (i, 0)).collect(), empty_topic: false };
         let mut visited: HashSet<SearchState> = HashSet::new();
         let mut queue: VecDeque<SearchState> = VecDeque::new();
         let mut enqueue = |state: SearchState, queue: &mut VecDeque<SearchState>| {
@@ -273,10 +261,7 @@ impl TopicMapping {
             }
         }
 
-        all_topics
-            .into_iter()
-            .filter(|t| needed.contains(t.as_str()))
-            .collect()
+        all_topics.into_iter().filter(|t| needed.contains(t.as_str())).collect()
     }
 }
 
@@ -317,15 +302,11 @@ impl Search<'_> {
             // Any other level kills the filter, and nothing after that can match it.
             Some(literal) => vec![Symbol::Literal(literal)],
             None => {
-                let mut literals: Vec<&str> = state
-                    .live
-                    .iter()
-                    .filter_map(|&(i, s)| self.patterns[i].1.current_literal(s))
-                    .collect();
+                let mut literals: Vec<&str> =
+                    state.live.iter().filter_map(|&(i, s)| self.patterns[i].1.current_literal(s)).collect();
                 literals.sort_unstable();
                 literals.dedup();
-                let mut symbols: Vec<Symbol<'_>> =
-                    literals.into_iter().map(Symbol::Literal).collect();
+                let mut symbols: Vec<Symbol<'_>> = literals.into_iter().map(Symbol::Literal).collect();
                 symbols.push(Symbol::Fresh);
                 if first {
                     symbols.push(Symbol::FreshDollar);
@@ -354,11 +335,7 @@ impl Search<'_> {
                     break;
                 }
             }
-            next_states.push(SearchState {
-                filter,
-                live,
-                empty_topic: first && symbol == Symbol::Literal(""),
-            });
+            next_states.push(SearchState { filter, live, empty_topic: first && symbol == Symbol::Literal("") });
         }
         next_states
     }
@@ -369,10 +346,7 @@ mod tests {
     use super::*;
 
     fn mapping(rules: &[(&str, &[&str])], default: &str) -> TopicMapping {
-        let rules = rules
-            .iter()
-            .map(|(k, ps)| (k.to_string(), ps.iter().map(|p| p.to_string()).collect()))
-            .collect();
+        let rules = rules.iter().map(|(k, ps)| (k.to_string(), ps.iter().map(|p| p.to_string()).collect())).collect();
         TopicMapping::new(rules, default.to_string()).expect("valid test mapping")
     }
 
@@ -482,14 +456,7 @@ mod tests {
         // the first level and a pattern parked on `#` hides everything after it.
         let rules = (0..100)
             .map(|i| {
-                (
-                    format!("k{i}"),
-                    vec![
-                        format!("site{i}/+/temp"),
-                        format!("site{i}/dev/+/x/#"),
-                        format!("+/area{i}/#"),
-                    ],
-                )
+                (format!("k{i}"), vec![format!("site{i}/+/temp"), format!("site{i}/dev/+/x/#"), format!("+/area{i}/#")])
             })
             .collect();
         let m = TopicMapping::new(rules, "d".into()).expect("valid mapping");
@@ -523,10 +490,7 @@ mod tests {
     #[test]
     fn invalid_pattern_names_rule_and_pattern() {
         let err = TopicMapping::new(
-            vec![
-                ("k1".into(), vec!["a".into()]),
-                ("k2".into(), vec!["b".into(), "a/#/b".into()]),
-            ],
+            vec![("k1".into(), vec!["a".into()]), ("k2".into(), vec!["b".into(), "a/#/b".into()])],
             "d".into(),
         )
         .expect_err("invalid pattern");
@@ -536,15 +500,10 @@ mod tests {
                 rule: 1,
                 pattern: 1,
                 kafka_topic: "k2".into(),
-                reason: TopicError::HashNotLast {
-                    input: "a/#/b".into()
-                },
+                reason: TopicError::HashNotLast { input: "a/#/b".into() },
             }
         );
-        assert_eq!(
-            err.to_string(),
-            "rule 1 (kafka topic \"k2\"), pattern 1: '#' must be the last level in \"a/#/b\""
-        );
+        assert_eq!(err.to_string(), "rule 1 (kafka topic \"k2\"), pattern 1: '#' must be the last level in \"a/#/b\"");
         assert!(TopicMapping::new(vec![("k".into(), vec!["".into()])], "d".into()).is_err());
     }
 
@@ -612,15 +571,9 @@ mod tests {
     }
 
     fn brute_force(m: &TopicMapping, filter: &str, topics: &[String]) -> Vec<String> {
-        let needed: HashSet<&str> = topics
-            .iter()
-            .filter(|t| matches(filter, t))
-            .map(|t| m.kafka_topic_for(t))
-            .collect();
-        m.all_kafka_topics()
-            .into_iter()
-            .filter(|k| needed.contains(k.as_str()))
-            .collect()
+        let needed: HashSet<&str> =
+            topics.iter().filter(|t| matches(filter, t)).map(|t| m.kafka_topic_for(t)).collect();
+        m.all_kafka_topics().into_iter().filter(|k| needed.contains(k.as_str())).collect()
     }
 
     #[test]
@@ -633,9 +586,7 @@ mod tests {
             let rules: Vec<(String, Vec<String>)> = (0..rng.below(4))
                 .map(|_| {
                     let k = kafka[rng.below(3)].to_string();
-                    let patterns = (0..1 + rng.below(2))
-                        .map(|_| random_filter(&mut rng))
-                        .collect();
+                    let patterns = (0..1 + rng.below(2)).map(|_| random_filter(&mut rng)).collect();
                     (k, patterns)
                 })
                 .collect();

@@ -73,10 +73,7 @@ pub struct Message {
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl MessageProperties {
@@ -88,9 +85,7 @@ impl MessageProperties {
             content_type: props.content_type.clone(),
             response_topic: props.response_topic.clone(),
             correlation_data: props.correlation_data.clone(),
-            expires_at_ms: props
-                .message_expiry_interval
-                .map(|secs| now_ms.saturating_add(u64::from(secs) * 1000)),
+            expires_at_ms: props.message_expiry_interval.map(|secs| now_ms.saturating_add(u64::from(secs) * 1000)),
             user: props.user_properties.clone(),
         }
     }
@@ -126,10 +121,7 @@ impl Message {
         let qos = (self.qos as u8).to_string();
         let mut headers = OwnedHeaders::new_with_capacity(4 + self.properties.user.len())
             .insert(Header { key: HEADER_QOS, value: Some(qos.as_bytes()) })
-            .insert(Header {
-                key: HEADER_RETAIN,
-                value: Some(if self.retain { &b"true"[..] } else { &b"false"[..] }),
-            });
+            .insert(Header { key: HEADER_RETAIN, value: Some(if self.retain { &b"true"[..] } else { &b"false"[..] }) });
         if let Some(id) = &self.publisher {
             headers = headers.insert(Header { key: HEADER_CLIENT_ID, value: Some(id.as_bytes()) });
         }
@@ -139,27 +131,21 @@ impl Message {
         }
         if let Some(v) = p.payload_format {
             let v = v.to_string();
-            headers =
-                headers.insert(Header { key: HEADER_PAYLOAD_FORMAT, value: Some(v.as_bytes()) });
+            headers = headers.insert(Header { key: HEADER_PAYLOAD_FORMAT, value: Some(v.as_bytes()) });
         }
         if let Some(v) = &p.response_topic {
-            headers =
-                headers.insert(Header { key: HEADER_RESPONSE_TOPIC, value: Some(v.as_bytes()) });
+            headers = headers.insert(Header { key: HEADER_RESPONSE_TOPIC, value: Some(v.as_bytes()) });
         }
         if let Some(v) = &p.correlation_data {
-            headers =
-                headers.insert(Header { key: HEADER_CORRELATION_DATA, value: Some(v.as_ref()) });
+            headers = headers.insert(Header { key: HEADER_CORRELATION_DATA, value: Some(v.as_ref()) });
         }
         if let Some(v) = p.expires_at_ms {
             let v = v.to_string();
             headers = headers.insert(Header { key: HEADER_EXPIRES_AT, value: Some(v.as_bytes()) });
         }
         for (name, value) in &p.user {
-            let key = if name.starts_with(RESERVED_PREFIX) {
-                format!("{USER_ESCAPE_PREFIX}{name}")
-            } else {
-                name.clone()
-            };
+            let key =
+                if name.starts_with(RESERVED_PREFIX) { format!("{USER_ESCAPE_PREFIX}{name}") } else { name.clone() };
             headers = headers.insert(Header { key: &key, value: Some(value.as_bytes()) });
         }
         headers
@@ -193,7 +179,9 @@ impl Message {
                 HEADER_CLIENT_ID => msg.publisher = text(),
                 HEADER_CONTENT_TYPE => p.content_type = text(),
                 HEADER_PAYLOAD_FORMAT => p.payload_format = text().and_then(|t| t.parse().ok()),
-                HEADER_RESPONSE_TOPIC => p.response_topic = text().filter(|t| crate::topic::validate_topic_name(t).is_ok()),
+                HEADER_RESPONSE_TOPIC => {
+                    p.response_topic = text().filter(|t| crate::topic::validate_topic_name(t).is_ok())
+                }
                 HEADER_CORRELATION_DATA => p.correlation_data = Some(Bytes::copy_from_slice(raw)),
                 HEADER_EXPIRES_AT => p.expires_at_ms = text().and_then(|t| t.parse().ok()),
                 key => {

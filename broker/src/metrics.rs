@@ -40,11 +40,26 @@ impl Metrics {
         };
         gauge(&mut out, "tributary_connections", "Open MQTT connections.", self.connections.load(Ordering::Relaxed));
         counter(&mut out, "tributary_connections_total", "MQTT connections accepted.", &self.connections_total);
-        counter(&mut out, "tributary_publish_received_total", "PUBLISH packets received from clients.", &self.publish_received);
+        counter(
+            &mut out,
+            "tributary_publish_received_total",
+            "PUBLISH packets received from clients.",
+            &self.publish_received,
+        );
         counter(&mut out, "tributary_publish_sent_total", "PUBLISH packets sent to clients.", &self.publish_sent);
         counter(&mut out, "tributary_produce_failed_total", "Records Kafka did not accept.", &self.produce_failed);
-        counter(&mut out, "tributary_delivery_dropped_total", "Messages dropped because a client queue was full.", &self.delivery_dropped);
-        counter(&mut out, "tributary_protocol_errors_total", "Connections closed for protocol errors.", &self.protocol_errors);
+        counter(
+            &mut out,
+            "tributary_delivery_dropped_total",
+            "Messages dropped because a client queue was full.",
+            &self.delivery_dropped,
+        );
+        counter(
+            &mut out,
+            "tributary_protocol_errors_total",
+            "Connections closed for protocol errors.",
+            &self.protocol_errors,
+        );
         out
     }
 }

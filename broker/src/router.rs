@@ -209,10 +209,7 @@ mod tests {
     use bytes::Bytes;
 
     fn router() -> Arc<Router> {
-        Router::new(
-            Kafka { bootstrap_servers: "127.0.0.1:1".into(), properties: Default::default() },
-            Arc::default(),
-        )
+        Router::new(Kafka { bootstrap_servers: "127.0.0.1:1".into(), properties: Default::default() }, Arc::default())
     }
 
     fn sub(session: u64, mailbox: &Arc<Mailbox>, qos: QoS, id: Option<u32>) -> Subscriber {

@@ -57,9 +57,7 @@ pub enum TopicError {
     },
     /// A wildcard shares its level with other characters, as in `a/b#` or `a+`
     /// (MQTT-4.7.1-2 and MQTT-4.7.1-3).
-    #[error(
-        "'{wildcard}' must occupy a whole level, but level {level} is {level_text:?} in {input:?}"
-    )]
+    #[error("'{wildcard}' must occupy a whole level, but level {level} is {level_text:?} in {input:?}")]
     WildcardNotWholeLevel {
         /// The misplaced wildcard, `+` or `#`.
         wildcard: char,
@@ -85,9 +83,7 @@ pub enum TopicError {
         input: String,
     },
     /// `$share` or `$share/{group}` without a topic filter (MQTT-4.8.2-1).
-    #[error(
-        "shared subscription {input:?} has no topic filter; expected $share/{{group}}/{{filter}}"
-    )]
+    #[error("shared subscription {input:?} has no topic filter; expected $share/{{group}}/{{filter}}")]
     ShareMissingFilter {
         /// The rejected shared subscription.
         input: String,
@@ -112,10 +108,7 @@ fn validate_common(s: &str) -> Result<(), TopicError> {
         return Err(TopicError::TooLong { len: s.len() });
     }
     if let Some(pos) = s.find('\0') {
-        return Err(TopicError::NullChar {
-            pos,
-            input: s.to_owned(),
-        });
+        return Err(TopicError::NullChar { pos, input: s.to_owned() });
     }
     Ok(())
 }
@@ -127,11 +120,7 @@ fn validate_common(s: &str) -> Result<(), TopicError> {
 pub fn validate_topic_name(s: &str) -> Result<(), TopicError> {
     validate_common(s)?;
     if let Some((pos, wildcard)) = s.char_indices().find(|&(_, c)| c == '+' || c == '#') {
-        return Err(TopicError::WildcardInName {
-            wildcard,
-            pos,
-            input: s.to_owned(),
-        });
+        return Err(TopicError::WildcardInName { wildcard, pos, input: s.to_owned() });
     }
     Ok(())
 }
@@ -148,9 +137,7 @@ pub fn validate_filter(s: &str) -> Result<(), TopicError> {
     for (index, level) in s.split('/').enumerate() {
         if level == "#" {
             if index + 1 != level_count {
-                return Err(TopicError::HashNotLast {
-                    input: s.to_owned(),
-                });
+                return Err(TopicError::HashNotLast { input: s.to_owned() });
             }
         } else if level == "+" {
             // A whole-level `+` is fine anywhere.
@@ -217,11 +204,7 @@ pub struct SharedFilter<'a> {
 /// sending them certainly meant a shared subscription.
 pub fn parse_shared(s: &str) -> Result<Option<SharedFilter<'_>>, TopicError> {
     let rest = match s.strip_prefix(SHARE_PREFIX) {
-        Some("") => {
-            return Err(TopicError::ShareMissingFilter {
-                input: s.to_owned(),
-            })
-        }
+        Some("") => return Err(TopicError::ShareMissingFilter { input: s.to_owned() }),
         Some(rest) => match rest.strip_prefix('/') {
             Some(rest) => rest,
             // `$shared/...` or `$sharex`: an ordinary filter that merely looks similar.
@@ -232,30 +215,19 @@ pub fn parse_shared(s: &str) -> Result<Option<SharedFilter<'_>>, TopicError> {
     validate_common(s)?;
     // The group ends at the first '/', so it can never contain one.
     let Some((group, filter)) = rest.split_once('/') else {
-        return Err(TopicError::ShareMissingFilter {
-            input: s.to_owned(),
-        });
+        return Err(TopicError::ShareMissingFilter { input: s.to_owned() });
     };
     if group.is_empty() {
-        return Err(TopicError::ShareGroupEmpty {
-            input: s.to_owned(),
-        });
+        return Err(TopicError::ShareGroupEmpty { input: s.to_owned() });
     }
     if group.contains(['+', '#']) {
-        return Err(TopicError::ShareGroupWildcard {
-            group: group.to_owned(),
-            input: s.to_owned(),
-        });
+        return Err(TopicError::ShareGroupWildcard { group: group.to_owned(), input: s.to_owned() });
     }
     if filter.is_empty() {
-        return Err(TopicError::ShareMissingFilter {
-            input: s.to_owned(),
-        });
+        return Err(TopicError::ShareMissingFilter { input: s.to_owned() });
     }
-    validate_filter(filter).map_err(|reason| TopicError::ShareInvalidFilter {
-        input: s.to_owned(),
-        reason: Box::new(reason),
-    })?;
+    validate_filter(filter)
+        .map_err(|reason| TopicError::ShareInvalidFilter { input: s.to_owned(), reason: Box::new(reason) })?;
     Ok(Some(SharedFilter { group, filter }))
 }
 
@@ -265,19 +237,9 @@ mod tests {
 
     #[test]
     fn topic_names_valid() {
-        for name in [
-            "a",
-            "a/b/c",
-            "/",
-            "//",
-            "/a",
-            "a/",
-            "a//b",
-            "$SYS/broker",
-            " ",
-            "sport/tennis/player1",
-            "ünïcödé/😀",
-        ] {
+        for name in
+            ["a", "a/b/c", "/", "//", "/a", "a/", "a//b", "$SYS/broker", " ", "sport/tennis/player1", "ünïcödé/😀"]
+        {
             assert_eq!(validate_topic_name(name), Ok(()), "{name:?}");
         }
         let longest = "a".repeat(MAX_TOPIC_LEN);
@@ -288,41 +250,20 @@ mod tests {
     fn topic_names_invalid() {
         assert_eq!(validate_topic_name(""), Err(TopicError::Empty));
         let too_long = "a".repeat(MAX_TOPIC_LEN + 1);
-        assert_eq!(
-            validate_topic_name(&too_long),
-            Err(TopicError::TooLong { len: 65536 })
-        );
+        assert_eq!(validate_topic_name(&too_long), Err(TopicError::TooLong { len: 65536 }));
         assert_eq!(
             validate_topic_name("a/+/b"),
-            Err(TopicError::WildcardInName {
-                wildcard: '+',
-                pos: 2,
-                input: "a/+/b".into()
-            })
+            Err(TopicError::WildcardInName { wildcard: '+', pos: 2, input: "a/+/b".into() })
         );
         assert_eq!(
             validate_topic_name("a/b#"),
-            Err(TopicError::WildcardInName {
-                wildcard: '#',
-                pos: 3,
-                input: "a/b#".into()
-            })
+            Err(TopicError::WildcardInName { wildcard: '#', pos: 3, input: "a/b#".into() })
         );
         assert_eq!(
             validate_topic_name("#"),
-            Err(TopicError::WildcardInName {
-                wildcard: '#',
-                pos: 0,
-                input: "#".into()
-            })
+            Err(TopicError::WildcardInName { wildcard: '#', pos: 0, input: "#".into() })
         );
-        assert_eq!(
-            validate_topic_name("a\0b"),
-            Err(TopicError::NullChar {
-                pos: 1,
-                input: "a\0b".into()
-            })
-        );
+        assert_eq!(validate_topic_name("a\0b"), Err(TopicError::NullChar { pos: 1, input: "a\0b".into() }));
     }
 
     #[test]
@@ -351,20 +292,9 @@ mod tests {
     #[test]
     fn filters_invalid() {
         assert_eq!(validate_filter(""), Err(TopicError::Empty));
-        assert_eq!(
-            validate_filter(&"a".repeat(MAX_TOPIC_LEN + 1)),
-            Err(TopicError::TooLong { len: 65536 })
-        );
-        assert_eq!(
-            validate_filter("a/#/b"),
-            Err(TopicError::HashNotLast {
-                input: "a/#/b".into()
-            })
-        );
-        assert_eq!(
-            validate_filter("#/"),
-            Err(TopicError::HashNotLast { input: "#/".into() })
-        );
+        assert_eq!(validate_filter(&"a".repeat(MAX_TOPIC_LEN + 1)), Err(TopicError::TooLong { len: 65536 }));
+        assert_eq!(validate_filter("a/#/b"), Err(TopicError::HashNotLast { input: "a/#/b".into() }));
+        assert_eq!(validate_filter("#/"), Err(TopicError::HashNotLast { input: "#/".into() }));
         assert_eq!(
             validate_filter("a/b#"),
             Err(TopicError::WildcardNotWholeLevel {
@@ -389,35 +319,17 @@ mod tests {
         assert!(validate_filter("sport/tennis/#/ranking").is_err());
         assert!(validate_filter("++").is_err());
         assert!(validate_filter("##").is_err());
-        assert_eq!(
-            validate_filter("a/\0"),
-            Err(TopicError::NullChar {
-                pos: 2,
-                input: "a/\0".into()
-            })
-        );
+        assert_eq!(validate_filter("a/\0"), Err(TopicError::NullChar { pos: 2, input: "a/\0".into() }));
     }
 
     #[test]
     fn error_messages_say_what_and_where() {
         let msg = |r: Result<(), TopicError>| r.err().map(|e| e.to_string()).unwrap_or_default();
-        assert_eq!(
-            msg(validate_filter("a/#/b")),
-            "'#' must be the last level in \"a/#/b\""
-        );
-        assert_eq!(
-            msg(validate_filter("a/b#")),
-            "'#' must occupy a whole level, but level 1 is \"b#\" in \"a/b#\""
-        );
-        assert_eq!(
-            msg(validate_topic_name("x/+")),
-            "wildcard '+' at byte 2 is not allowed in a topic name \"x/+\""
-        );
+        assert_eq!(msg(validate_filter("a/#/b")), "'#' must be the last level in \"a/#/b\"");
+        assert_eq!(msg(validate_filter("a/b#")), "'#' must occupy a whole level, but level 1 is \"b#\" in \"a/b#\"");
+        assert_eq!(msg(validate_topic_name("x/+")), "wildcard '+' at byte 2 is not allowed in a topic name \"x/+\"");
         assert_eq!(msg(validate_topic_name("")), "must not be empty");
-        assert_eq!(
-            msg(validate_topic_name(&"a".repeat(70000))),
-            "is 70000 bytes long, the maximum is 65535"
-        );
+        assert_eq!(msg(validate_topic_name(&"a".repeat(70000))), "is 70000 bytes long, the maximum is 65535");
     }
 
     #[test]
@@ -505,49 +417,21 @@ mod tests {
         assert_eq!(parse_shared("$shares/x/y"), Ok(None));
         assert_eq!(
             parse_shared("$share/consumers/sport/tennis/+"),
-            Ok(Some(SharedFilter {
-                group: "consumers",
-                filter: "sport/tennis/+"
-            }))
+            Ok(Some(SharedFilter { group: "consumers", filter: "sport/tennis/+" }))
         );
-        assert_eq!(
-            parse_shared("$share/g/#"),
-            Ok(Some(SharedFilter {
-                group: "g",
-                filter: "#"
-            }))
-        );
+        assert_eq!(parse_shared("$share/g/#"), Ok(Some(SharedFilter { group: "g", filter: "#" })));
         // The filter may itself start with an empty level.
-        assert_eq!(
-            parse_shared("$share/g//a"),
-            Ok(Some(SharedFilter {
-                group: "g",
-                filter: "/a"
-            }))
-        );
-        assert_eq!(
-            parse_shared("$share//a"),
-            Err(TopicError::ShareGroupEmpty {
-                input: "$share//a".into()
-            })
-        );
+        assert_eq!(parse_shared("$share/g//a"), Ok(Some(SharedFilter { group: "g", filter: "/a" })));
+        assert_eq!(parse_shared("$share//a"), Err(TopicError::ShareGroupEmpty { input: "$share//a".into() }));
         assert_eq!(
             parse_shared("$share/g+/a"),
-            Err(TopicError::ShareGroupWildcard {
-                group: "g+".into(),
-                input: "$share/g+/a".into()
-            })
+            Err(TopicError::ShareGroupWildcard { group: "g+".into(), input: "$share/g+/a".into() })
         );
-        assert!(matches!(
-            parse_shared("$share/#/a"),
-            Err(TopicError::ShareGroupWildcard { .. })
-        ));
+        assert!(matches!(parse_shared("$share/#/a"), Err(TopicError::ShareGroupWildcard { .. })));
         for missing in ["$share", "$share/", "$share/g", "$share/g/"] {
             assert_eq!(
                 parse_shared(missing),
-                Err(TopicError::ShareMissingFilter {
-                    input: missing.into()
-                }),
+                Err(TopicError::ShareMissingFilter { input: missing.into() }),
                 "{missing:?}"
             );
         }
@@ -555,20 +439,12 @@ mod tests {
             parse_shared("$share/g/a/#/b"),
             Err(TopicError::ShareInvalidFilter {
                 input: "$share/g/a/#/b".into(),
-                reason: Box::new(TopicError::HashNotLast {
-                    input: "a/#/b".into()
-                })
+                reason: Box::new(TopicError::HashNotLast { input: "a/#/b".into() })
             })
         );
-        assert!(matches!(
-            parse_shared("$share/g\0/a"),
-            Err(TopicError::NullChar { pos: 8, .. })
-        ));
+        assert!(matches!(parse_shared("$share/g\0/a"), Err(TopicError::NullChar { pos: 8, .. })));
         assert_eq!(
-            parse_shared("$share/g/a/#/b")
-                .err()
-                .map(|e| e.to_string())
-                .unwrap_or_default(),
+            parse_shared("$share/g/a/#/b").err().map(|e| e.to_string()).unwrap_or_default(),
             "invalid filter in shared subscription \"$share/g/a/#/b\": '#' must be the last level in \"a/#/b\""
         );
     }

@@ -49,7 +49,12 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Durati
     // The topic may not exist yet; retry metadata until it does.
     let partitions = loop {
         if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
-            let ps: Vec<i32> = md.topics().iter().filter(|t| t.error().is_none()).flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+            let ps: Vec<i32> = md
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none())
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect();
             if !ps.is_empty() {
                 break ps;
             }
@@ -85,10 +90,8 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Durati
 
 /// Produces one record the way a Kafka application would.
 pub async fn produce(bootstrap: &str, topic: &str, key: &str, value: &[u8], headers: &[(&str, &str)]) {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .unwrap_or_else(|e| panic!("producer: {e}"));
+    let producer: FutureProducer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap_or_else(|e| panic!("producer: {e}"));
     let mut h = OwnedHeaders::new();
     for (k, v) in headers {
         h = h.insert(Header { key: k, value: Some(*v) });

@@ -18,7 +18,8 @@ fn broker_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TRIBUTARY_BROKER_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     target.join("debug/tributary-broker")
 }
 
@@ -56,7 +57,15 @@ impl KafkaServer {
         let url = format!("tcp://127.0.0.1:{}", self.port);
         let child = Command::new(&bin)
             .current_dir(self.dir.path())
-            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "sqlite://tansu.db"])
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
             .stdout(log_stdio())
             .stderr(log_stdio())
             .spawn()

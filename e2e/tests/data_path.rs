@@ -26,7 +26,11 @@ async fn subscriber_on_broker_1_receives_what_a_publisher_on_broker_2_sent() {
     assert_eq!(sub.subscribe("sensors/+/temp", QoS::AtLeastOnce).await.len(), 1);
     let publisher = Client::connect(options(b2.port, "pub")).await;
     for i in 0..20 {
-        publisher.client.publish(format!("sensors/{}/temp", i % 2), QoS::AtLeastOnce, false, format!("{i}")).await.unwrap();
+        publisher
+            .client
+            .publish(format!("sensors/{}/temp", i % 2), QoS::AtLeastOnce, false, format!("{i}"))
+            .await
+            .unwrap();
     }
     // Per-topic order is kept: each sensor's readings arrive in the order sent.
     let mut last = [-1i32; 2];
@@ -48,7 +52,22 @@ async fn publishes_land_in_the_mapped_kafka_topics_with_key_value_and_headers() 
     let port = b.port.to_string();
     for topic in ["cars/speed/1", "cars/location/1", "cars/speed/1/2", "trains/speed/1"] {
         let status = std::process::Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port, "-V", "mqttv5", "-q", "1", "-i", "car-7", "-t", topic, "-m", &format!("v-{topic}")])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-V",
+                "mqttv5",
+                "-q",
+                "1",
+                "-i",
+                "car-7",
+                "-t",
+                topic,
+                "-m",
+                &format!("v-{topic}"),
+            ])
             .args(["-D", "publish", "content-type", "text/plain"])
             .args(["-D", "publish", "user-property", "trace", "t-1"])
             .args(["-D", "publish", "response-topic", "replies/car-7"])
@@ -104,7 +123,7 @@ async fn records_produced_by_a_kafka_application_reach_mqtt_subscribers() {
     produce(&kafka.bootstrap, "k2", "cars/door/9", b"open", &[]).await;
     let p = speed.publish_received(T).await;
     assert_eq!((p.topic.as_str(), &p.payload[..], p.qos), ("cars/speed/9", &b"120"[..], QoS::AtLeastOnce));
-    let mut got = vec![all.publish_received(T).await, all.publish_received(T).await];
+    let mut got = [all.publish_received(T).await, all.publish_received(T).await];
     got.sort_by(|a, b| a.topic.cmp(&b.topic));
     assert_eq!(got[0].topic, "cars/door/9");
     assert_eq!(got[0].qos, QoS::AtMostOnce, "delivered QoS is min(published, granted)");

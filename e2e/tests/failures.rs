@@ -53,7 +53,10 @@ fn exchange(addr: &str, first: Option<Vec<u8>>, bad: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_packets_close_only_their_connection_with_the_reason_code() {
     let kafka = KafkaServer::start();
-    let b = BrokerProcess::start_with(&kafka, &BrokerOptions { limits: vec![("maxPacketSize".into(), "1024".into())], ..Default::default() });
+    let b = BrokerProcess::start_with(
+        &kafka,
+        &BrokerOptions { limits: vec![("maxPacketSize".into(), "1024".into())], ..Default::default() },
+    );
     let mut healthy = Client::connect(options(b.port, "healthy")).await;
     healthy.subscribe("ok/#", QoS::AtLeastOnce).await;
 
@@ -94,7 +97,8 @@ async fn malformed_packets_close_only_their_connection_with_the_reason_code() {
     let addr = b.addr();
     for (name, level, bad, reasons) in cases {
         let (addr, bad) = (addr.clone(), bad.to_vec());
-        let out = tokio::task::spawn_blocking(move || exchange(&addr, Some(connect(level, "bad")), &bad)).await.unwrap();
+        let out =
+            tokio::task::spawn_blocking(move || exchange(&addr, Some(connect(level, "bad")), &bad)).await.unwrap();
         if reasons.is_empty() {
             assert!(out.is_empty(), "{name}: expected a plain close, got {out:?}");
         } else {
@@ -148,7 +152,10 @@ async fn qos1_publishes_wait_out_a_kafka_outage_and_none_is_lost() {
     }
     let bootstrap = kafka.bootstrap.clone();
     let records = tokio::task::spawn_blocking(move || read_topic(&bootstrap, "mqtt-messages", 20, T)).await.unwrap();
-    let mut payloads: Vec<u32> = records.iter().map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).parse().unwrap()).collect();
+    let mut payloads: Vec<u32> = records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).parse().unwrap())
+        .collect();
     payloads.sort();
     payloads.dedup();
     assert_eq!(payloads, (0..20).collect::<Vec<_>>(), "every acknowledged message is in Kafka");

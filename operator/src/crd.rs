@@ -6,9 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint,
-};
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration, TopologySpreadConstraint};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -138,11 +136,7 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1))]
     pub target_connections_per_pod: Option<i64>,
     /// Optional average CPU utilization target in percent of the CPU request.
-    #[serde(
-        default,
-        rename = "targetCPUUtilization",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "targetCPUUtilization", skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub target_cpu_utilization: Option<i32>,
 }

@@ -23,20 +23,14 @@ pub struct KafkaCheck {
 pub async fn check_bootstrap(bootstrap_servers: &str, timeout: Duration) -> KafkaCheck {
     let mut reached = Vec::new();
     let mut failed = Vec::new();
-    for server in bootstrap_servers
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
+    for server in bootstrap_servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let outcome = match parse_host_port(server) {
             Err(e) => Err(e.to_string()),
-            Ok((host, port)) => {
-                match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err(format!("no answer within {}s", timeout.as_secs_f32())),
-                }
-            }
+            Ok((host, port)) => match tokio::time::timeout(timeout, TcpStream::connect((host, port))).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {}s", timeout.as_secs_f32())),
+            },
         };
         match outcome {
             Ok(()) => reached.push(server.to_string()),
@@ -45,23 +39,13 @@ pub async fn check_bootstrap(bootstrap_servers: &str, timeout: Duration) -> Kafk
     }
     let topics_note = "missing topics are created by the broker at start";
     if reached.is_empty() {
-        KafkaCheck {
-            reachable: false,
-            message: format!("no bootstrap server reachable: {}", failed.join(", ")),
-        }
+        KafkaCheck { reachable: false, message: format!("no bootstrap server reachable: {}", failed.join(", ")) }
     } else if failed.is_empty() {
-        KafkaCheck {
-            reachable: true,
-            message: format!("reached {}; {topics_note}", reached.join(", ")),
-        }
+        KafkaCheck { reachable: true, message: format!("reached {}; {topics_note}", reached.join(", ")) }
     } else {
         KafkaCheck {
             reachable: true,
-            message: format!(
-                "reached {}; unreachable: {}; {topics_note}",
-                reached.join(", "),
-                failed.join(", ")
-            ),
+            message: format!("reached {}; unreachable: {}; {topics_note}", reached.join(", "), failed.join(", ")),
         }
     }
 }

@@ -30,10 +30,7 @@ pub const KAFKA_ENV_PREFIX: &str = "TRIBUTARY_KAFKA_";
 
 /// Labels selecting the pods of one MqttBroker.
 pub fn selector_labels(instance: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (NAME_LABEL.to_string(), APP_NAME.to_string()),
-        (INSTANCE_LABEL.to_string(), instance.to_string()),
-    ])
+    BTreeMap::from([(NAME_LABEL.to_string(), APP_NAME.to_string()), (INSTANCE_LABEL.to_string(), instance.to_string())])
 }
 
 /// The standard labels every child carries.
@@ -45,11 +42,7 @@ pub fn standard_labels(instance: &str) -> BTreeMap<String, String> {
 
 /// The pod selector as a label selector string (`status.selector`, pod listing).
 pub fn selector_string(instance: &str) -> String {
-    selector_labels(instance)
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    selector_labels(instance).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// Directory a listener's TLS Secret is mounted at.
@@ -59,15 +52,10 @@ pub fn tls_dir(listener: &str) -> String {
 
 /// The default broker image: the broker release matching this operator's version.
 pub fn default_image() -> String {
-    format!(
-        "ghcr.io/tributary-io/tributary-broker:{}",
-        env!("CARGO_PKG_VERSION")
-    )
+    format!("ghcr.io/tributary-io/tributary-broker:{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// 64-bit FNV-1a hash, stable across Rust releases (used for the config hash annotation).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |hash, b| (hash ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3))
 }

@@ -1,4 +1,5 @@
 //! tributary-operator: reconciles `MqttBroker` resources into Tributary broker deployments.
+#![warn(missing_docs)]
 
 pub mod crd;
 pub mod desired;

@@ -46,13 +46,7 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", tributary_operator::crd_yaml()?);
             Ok(())
         }
-        Command::Run {
-            namespace,
-            broker_image,
-            kafka_timeout_secs,
-            no_scrape_metrics,
-            resync_secs,
-        } => {
+        Command::Run { namespace, broker_image, kafka_timeout_secs, no_scrape_metrics, resync_secs } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
@@ -62,9 +56,8 @@ async fn main() -> anyhow::Result<()> {
             rustls::crypto::ring::default_provider()
                 .install_default()
                 .map_err(|_| anyhow::anyhow!("a rustls CryptoProvider was already installed"))?;
-            let client = kube::Client::try_default()
-                .await
-                .context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;
+            let client =
+                kube::Client::try_default().await.context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;
             let mut settings = Settings {
                 kafka_timeout: Duration::from_secs(kafka_timeout_secs),
                 scrape_metrics: !no_scrape_metrics,
@@ -74,9 +67,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(image) = broker_image {
                 settings.default_image = image;
             }
-            run(client, settings, namespace)
-                .await
-                .context("controller failed")
+            run(client, settings, namespace).await.context("controller failed")
         }
     }
 }

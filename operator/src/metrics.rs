@@ -55,32 +55,23 @@ pub fn parse_connections(body: &str) -> Option<i64> {
 }
 
 /// GETs `http://ip:port/metrics` and returns the pod's connection count.
-pub async fn scrape_connections(
-    ip: &str,
-    port: u16,
-    timeout: Duration,
-) -> Result<i64, ScrapeError> {
+pub async fn scrape_connections(ip: &str, port: u16, timeout: Duration) -> Result<i64, ScrapeError> {
     let fetch = async {
         let mut stream = TcpStream::connect((ip, port)).await?;
-        let request = format!(
-            "GET /metrics HTTP/1.0\r\nHost: {ip}:{port}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n"
-        );
+        let request =
+            format!("GET /metrics HTTP/1.0\r\nHost: {ip}:{port}\r\nAccept: text/plain\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await?;
         let mut response = Vec::new();
         stream.take(MAX_RESPONSE).read_to_end(&mut response).await?;
         Ok::<_, std::io::Error>(response)
     };
-    let response = tokio::time::timeout(timeout, fetch)
-        .await
-        .map_err(|_| ScrapeError::Timeout)??;
+    let response = tokio::time::timeout(timeout, fetch).await.map_err(|_| ScrapeError::Timeout)??;
     let text = String::from_utf8_lossy(&response);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| ScrapeError::BadResponse("no HTTP header terminator".to_string()))?;
+    let (head, body) =
+        text.split_once("\r\n\r\n").ok_or_else(|| ScrapeError::BadResponse("no HTTP header terminator".to_string()))?;
     let status_line = head.lines().next().unwrap_or_default();
     if status_line.split_whitespace().nth(1) != Some("200") {
         return Err(ScrapeError::BadResponse(status_line.to_string()));
     }
-    parse_connections(body)
-        .ok_or_else(|| ScrapeError::BadResponse(format!("no {CONNECTIONS_METRIC} sample")))
+    parse_connections(body).ok_or_else(|| ScrapeError::BadResponse(format!("no {CONNECTIONS_METRIC} sample")))
 }

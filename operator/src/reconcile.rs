@@ -73,10 +73,7 @@ pub struct Context {
 impl Context {
     /// A context reporting events as `tributary-operator` (instance from `POD_NAME` if set).
     pub fn new(client: Client, settings: Settings) -> Self {
-        let reporter = Reporter {
-            controller: MANAGER.to_string(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let reporter = Reporter { controller: MANAGER.to_string(), instance: std::env::var("POD_NAME").ok() };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -109,11 +106,7 @@ pub fn backoff_delay(failures: u32) -> Duration {
 }
 
 fn key_of(broker: &MqttBroker) -> String {
-    format!(
-        "{}/{}",
-        broker.namespace().unwrap_or_default(),
-        broker.name_any()
-    )
+    format!("{}/{}", broker.namespace().unwrap_or_default(), broker.name_any())
 }
 
 /// Reconciles one MqttBroker. A spec failing validation only updates the status (nothing
@@ -128,13 +121,8 @@ pub async fn reconcile(broker: Arc<MqttBroker>, ctx: Arc<Context>) -> Result<Act
     if !errors.is_empty() {
         info!(broker = %key_of(&broker), ?errors, "invalid spec; children left unchanged");
         let updates = status::invalid_spec_conditions(&errors);
-        let conditions =
-            status::merge_conditions(&previous.conditions, &updates, generation, Timestamp::now());
-        let new_status = MqttBrokerStatus {
-            observed_generation: generation,
-            conditions,
-            ..previous.clone()
-        };
+        let conditions = status::merge_conditions(&previous.conditions, &updates, generation, Timestamp::now());
+        let new_status = MqttBrokerStatus { observed_generation: generation, conditions, ..previous.clone() };
         patch_status(&api, &owner.name, &new_status).await?;
         publish_transitions(&ctx, &broker, &previous.conditions, &new_status.conditions).await;
         ctx.reset_failures(&key_of(&broker));
@@ -144,20 +132,11 @@ pub async fn reconcile(broker: Arc<MqttBroker>, ctx: Arc<Context>) -> Result<Act
     let children = desired::children(&broker, &ctx.settings.default_image)?;
     let (deployment, service) = apply_children(&ctx.client, &owner.namespace, &children).await?;
 
-    let kafka = check_bootstrap(
-        &broker.spec.kafka.bootstrap_servers,
-        ctx.settings.kafka_timeout,
-    )
-    .await;
+    let kafka = check_bootstrap(&broker.spec.kafka.bootstrap_servers, ctx.settings.kafka_timeout).await;
     let rollout = Rollout::of(&deployment);
-    let connections = if ctx.settings.scrape_metrics {
-        pod_connections(&ctx, &owner).await?
-    } else {
-        None
-    };
+    let connections = if ctx.settings.scrape_metrics { pod_connections(&ctx, &owner).await? } else { None };
     let updates: Vec<ConditionUpdate> = status::applied_conditions(&rollout, &kafka);
-    let conditions =
-        status::merge_conditions(&previous.conditions, &updates, generation, Timestamp::now());
+    let conditions = status::merge_conditions(&previous.conditions, &updates, generation, Timestamp::now());
     let new_status = status::applied_status(
         &owner.name,
         &rollout,
@@ -191,17 +170,11 @@ pub fn error_policy(broker: Arc<MqttBroker>, error: &Error, ctx: Arc<Context>) -
 /// Server-side applies `object` under the operator's field manager.
 async fn apply<K>(client: &Client, namespace: &str, object: &K) -> Result<K, Error>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Serialize,
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Clone + Debug + DeserializeOwned + Serialize,
 {
     let api: Api<K> = Api::namespaced(client.clone(), namespace);
     let params = PatchParams::apply(MANAGER).force();
-    Ok(api
-        .patch(&object.name_any(), &params, &Patch::Apply(object))
-        .await?)
+    Ok(api.patch(&object.name_any(), &params, &Patch::Apply(object)).await?)
 }
 
 /// Applies every child; returns the Deployment and Service as the API server answered.
@@ -221,10 +194,7 @@ pub async fn apply_children(
         }
         None => {
             let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), namespace);
-            match api
-                .delete(&children.deployment.name_any(), &DeleteParams::default())
-                .await
-            {
+            match api.delete(&children.deployment.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {}
                 Err(kube::Error::Api(status)) if status.is_not_found() => {}
                 Err(e) => return Err(e.into()),
@@ -234,31 +204,20 @@ pub async fn apply_children(
     Ok((deployment, service))
 }
 
-async fn patch_status(
-    api: &Api<MqttBroker>,
-    name: &str,
-    status: &MqttBrokerStatus,
-) -> Result<(), Error> {
+async fn patch_status(api: &Api<MqttBroker>, name: &str, status: &MqttBrokerStatus) -> Result<(), Error> {
     let patch = serde_json::json!({
         "apiVersion": MqttBroker::api_version(&()),
         "kind": MqttBroker::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        name,
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    api.patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
     Ok(())
 }
 
 /// Sums `tributary_connections` over the ready pods. `None` when no ready pod answered.
 async fn pod_connections(ctx: &Context, owner: &Owner) -> Result<Option<i64>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &owner.namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&selector_string(&owner.name)))
-        .await?;
+    let list = pods.list(&ListParams::default().labels(&selector_string(&owner.name))).await?;
     let ips: Vec<String> = list
         .items
         .iter()
@@ -269,11 +228,8 @@ async fn pod_connections(ctx: &Context, owner: &Owner) -> Result<Option<i64>, Er
         return Ok(Some(0));
     }
     let timeout = ctx.settings.scrape_timeout;
-    let results = futures::future::join_all(
-        ips.iter()
-            .map(|ip| scrape_connections(ip, ADMIN_PORT as u16, timeout)),
-    )
-    .await;
+    let results =
+        futures::future::join_all(ips.iter().map(|ip| scrape_connections(ip, ADMIN_PORT as u16, timeout))).await;
     let mut total = None;
     for (ip, result) in ips.iter().zip(results) {
         match result {
@@ -293,12 +249,7 @@ fn is_ready(pod: &Pod) -> bool {
 
 /// Records an event for each change of `Ready` or `KafkaReachable` (status or reason).
 /// Event failures are logged, never fatal.
-async fn publish_transitions(
-    ctx: &Context,
-    broker: &MqttBroker,
-    previous: &[Condition],
-    current: &[Condition],
-) {
+async fn publish_transitions(ctx: &Context, broker: &MqttBroker, previous: &[Condition], current: &[Condition]) {
     for type_ in [READY, KAFKA_REACHABLE] {
         let Some(new) = current.iter().find(|c| c.type_ == type_) else {
             continue;
@@ -317,11 +268,7 @@ async fn publish_transitions(
             note.truncate(cut);
         }
         let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
+            type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: new.reason.clone(),
             note: Some(note),
             action: "Reconcile".to_string(),
@@ -335,11 +282,7 @@ async fn publish_transitions(
 
 /// Runs the controller until SIGTERM/SIGINT. Watches MqttBrokers in `namespace` (all
 /// namespaces when `None`) and the Deployments, Services and ConfigMaps they own.
-pub async fn run(
-    client: Client,
-    settings: Settings,
-    namespace: Option<String>,
-) -> Result<(), Error> {
+pub async fn run(client: Client, settings: Settings, namespace: Option<String>) -> Result<(), Error> {
     fn api<K>(client: &Client, namespace: &Option<String>) -> Api<K>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
@@ -354,10 +297,7 @@ pub async fn run(
     brokers.list(&ListParams::default().limit(1)).await?;
     let owned = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGER}"));
     let ctx = Arc::new(Context::new(client.clone(), settings));
-    info!(
-        namespace = namespace.as_deref().unwrap_or("<all>"),
-        "controller started"
-    );
+    info!(namespace = namespace.as_deref().unwrap_or("<all>"), "controller started");
     Controller::new(brokers, watcher::Config::default())
         .owns(api::<Deployment>(&client, &namespace), owned.clone())
         .owns(api::<Service>(&client, &namespace), owned.clone())

@@ -36,12 +36,7 @@ pub struct ConditionUpdate {
 
 impl ConditionUpdate {
     fn new(type_: &'static str, ok: bool, reason: &'static str, message: String) -> Self {
-        ConditionUpdate {
-            type_,
-            status: if ok { "True" } else { "False" },
-            reason,
-            message,
-        }
+        ConditionUpdate { type_, status: if ok { "True" } else { "False" }, reason, message }
     }
 }
 
@@ -53,11 +48,8 @@ pub fn merge_conditions(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Vec<Condition> {
-    let mut out: Vec<Condition> = previous
-        .iter()
-        .filter(|c| !updates.iter().any(|u| u.type_ == c.type_))
-        .cloned()
-        .collect();
+    let mut out: Vec<Condition> =
+        previous.iter().filter(|c| !updates.iter().any(|u| u.type_ == c.type_)).cloned().collect();
     for update in updates {
         let old = previous.iter().find(|c| c.type_ == update.type_);
         let last_transition_time = match old {
@@ -73,22 +65,14 @@ pub fn merge_conditions(
             last_transition_time,
         });
     }
-    let order = |t: &str| {
-        [READY, RECONCILING, KAFKA_REACHABLE]
-            .iter()
-            .position(|x| *x == t)
-    };
+    let order = |t: &str| [READY, RECONCILING, KAFKA_REACHABLE].iter().position(|x| *x == t);
     out.sort_by_key(|c| order(&c.type_).unwrap_or(usize::MAX));
     out
 }
 
 /// Conditions for a spec that failed validation: `Ready=False/InvalidSpec` naming the fields.
 pub fn invalid_spec_conditions(errors: &[FieldError]) -> Vec<ConditionUpdate> {
-    let message = errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ");
+    let message = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
     vec![
         ConditionUpdate::new(
             READY,
@@ -131,22 +115,14 @@ impl Rollout {
 
     /// The rollout or scaling is still in progress.
     pub fn in_progress(&self) -> bool {
-        !self.observed
-            || self.updated < self.desired
-            || self.ready < self.desired
-            || self.replicas > self.desired
+        !self.observed || self.updated < self.desired || self.ready < self.desired || self.replicas > self.desired
     }
 }
 
 /// Conditions for a valid, applied spec.
 pub fn applied_conditions(rollout: &Rollout, kafka: &KafkaCheck) -> Vec<ConditionUpdate> {
     let ready = if rollout.desired == 0 {
-        ConditionUpdate::new(
-            READY,
-            false,
-            "ScaledToZero",
-            "spec.replicas is 0".to_string(),
-        )
+        ConditionUpdate::new(READY, false, "ScaledToZero", "spec.replicas is 0".to_string())
     } else if rollout.ready >= 1 {
         ConditionUpdate::new(
             READY,
@@ -155,39 +131,22 @@ pub fn applied_conditions(rollout: &Rollout, kafka: &KafkaCheck) -> Vec<Conditio
             format!("{}/{} broker pods ready", rollout.ready, rollout.desired),
         )
     } else {
-        ConditionUpdate::new(
-            READY,
-            false,
-            "NoBrokerReady",
-            format!("0/{} broker pods ready", rollout.desired),
-        )
+        ConditionUpdate::new(READY, false, "NoBrokerReady", format!("0/{} broker pods ready", rollout.desired))
     };
     let reconciling = if rollout.in_progress() {
         ConditionUpdate::new(
             RECONCILING,
             true,
             "RollingOut",
-            format!(
-                "{} updated, {} ready of {} desired",
-                rollout.updated, rollout.ready, rollout.desired
-            ),
+            format!("{} updated, {} ready of {} desired", rollout.updated, rollout.ready, rollout.desired),
         )
     } else {
-        ConditionUpdate::new(
-            RECONCILING,
-            false,
-            "Reconciled",
-            "all children match the spec".to_string(),
-        )
+        ConditionUpdate::new(RECONCILING, false, "Reconciled", "all children match the spec".to_string())
     };
     let kafka = ConditionUpdate::new(
         KAFKA_REACHABLE,
         kafka.reachable,
-        if kafka.reachable {
-            "Connected"
-        } else {
-            "Unreachable"
-        },
+        if kafka.reachable { "Connected" } else { "Unreachable" },
         kafka.message.clone(),
     );
     vec![ready, reconciling, kafka]
@@ -208,11 +167,7 @@ pub fn endpoints(spec: &MqttBrokerSpec, service: &Service) -> Vec<String> {
         .filter_map(|i| i.hostname.clone().or_else(|| i.ip.clone()))
         .flat_map(|addr| {
             listeners.iter().map(move |l| {
-                let host = if addr.contains(':') {
-                    format!("[{addr}]")
-                } else {
-                    addr.clone()
-                };
+                let host = if addr.contains(':') { format!("[{addr}]") } else { addr.clone() };
                 format!("{}://{host}:{}", l.protocol.as_str(), l.port)
             })
         })

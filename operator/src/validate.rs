@@ -30,10 +30,7 @@ struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError {
-            field: field.into(),
-            message: message.into(),
-        });
+        self.0.push(FieldError { field: field.into(), message: message.into() });
     }
 }
 
@@ -50,10 +47,7 @@ pub fn validate(spec: &MqttBrokerSpec) -> Vec<FieldError> {
             errors.push("spec.replicas", "must not be negative");
         }
         if spec.autoscaling.is_some() {
-            errors.push(
-                "spec.replicas",
-                "replicas and autoscaling are mutually exclusive",
-            );
+            errors.push("spec.replicas", "replicas and autoscaling are mutually exclusive");
         }
     }
     if let Some(autoscaling) = &spec.autoscaling {
@@ -69,10 +63,7 @@ pub fn validate(spec: &MqttBrokerSpec) -> Vec<FieldError> {
     if let Some(service) = &spec.service {
         let lb = matches!(service.type_.unwrap_or_default(), ServiceType::LoadBalancer);
         if service.load_balancer_class.is_some() && !lb {
-            errors.push(
-                "spec.service.loadBalancerClass",
-                "only allowed with service type LoadBalancer",
-            );
+            errors.push("spec.service.loadBalancerClass", "only allowed with service type LoadBalancer");
         }
     }
     errors.0
@@ -89,23 +80,14 @@ fn validate_autoscaling(a: &AutoscalingSpec, errors: &mut Errors) {
     if min > a.max_replicas {
         errors.push(
             "spec.autoscaling.minReplicas",
-            format!(
-                "must be less than or equal to maxReplicas ({} > {})",
-                min, a.max_replicas
-            ),
+            format!("must be less than or equal to maxReplicas ({} > {})", min, a.max_replicas),
         );
     }
     if matches!(a.target_connections_per_pod, Some(t) if t < 1) {
-        errors.push(
-            "spec.autoscaling.targetConnectionsPerPod",
-            "must be at least 1",
-        );
+        errors.push("spec.autoscaling.targetConnectionsPerPod", "must be at least 1");
     }
     if matches!(a.target_cpu_utilization, Some(t) if !(1..=100).contains(&t)) {
-        errors.push(
-            "spec.autoscaling.targetCPUUtilization",
-            "must be between 1 and 100 (percent)",
-        );
+        errors.push("spec.autoscaling.targetCPUUtilization", "must be between 1 and 100 (percent)");
     }
 }
 
@@ -147,10 +129,7 @@ fn validate_kafka(spec: &MqttBrokerSpec, errors: &mut Errors) {
 /// Splits `host:port` (IPv6 as `[addr]:port`); the error says what is wrong.
 pub fn parse_host_port(server: &str) -> Result<(&str, u16), &'static str> {
     let (host, port) = server.rsplit_once(':').ok_or("expected host:port")?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
     if host.is_empty() {
         return Err("host is empty");
     }
@@ -166,9 +145,7 @@ pub fn is_valid_kafka_topic(name: &str) -> bool {
         && name.len() <= 249
         && name != "."
         && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Whether `filter` is a valid MQTT topic filter: non-empty, `+` only as a whole level, `#` only
@@ -204,11 +181,9 @@ fn validate_topics(topics: &TopicsSpec, errors: &mut Errors) {
     let default = topics.default.as_deref().unwrap_or(DEFAULT_TOPIC);
     let retained = topics.retained.as_deref().unwrap_or(RETAINED_TOPIC);
     let sessions = topics.sessions.as_deref().unwrap_or(SESSIONS_TOPIC);
-    for (field, name) in [
-        ("spec.topics.default", default),
-        ("spec.topics.retained", retained),
-        ("spec.topics.sessions", sessions),
-    ] {
+    for (field, name) in
+        [("spec.topics.default", default), ("spec.topics.retained", retained), ("spec.topics.sessions", sessions)]
+    {
         if !is_valid_kafka_topic(name) {
             errors.push(field, format!("{name:?} is not a valid Kafka topic name"));
         }
@@ -219,15 +194,9 @@ fn validate_topics(topics: &TopicsSpec, errors: &mut Errors) {
             "must differ from topics.retained: each state topic needs its own compacted topic",
         );
     }
-    for (field, state) in [
-        ("spec.topics.retained", retained),
-        ("spec.topics.sessions", sessions),
-    ] {
+    for (field, state) in [("spec.topics.retained", retained), ("spec.topics.sessions", sessions)] {
         if default == state {
-            errors.push(
-                field,
-                "a compacted state topic must not be the default message topic",
-            );
+            errors.push(field, "a compacted state topic must not be the default message topic");
         }
     }
     for (i, mapping) in topics.mappings.iter().enumerate() {
@@ -238,23 +207,14 @@ fn validate_topics(topics: &TopicsSpec, errors: &mut Errors) {
                 format!("{:?} is not a valid Kafka topic name", mapping.kafka_topic),
             );
         } else if mapping.kafka_topic == retained || mapping.kafka_topic == sessions {
-            errors.push(
-                format!("{field}.kafkaTopic"),
-                "must not be a compacted state topic (retained/sessions)",
-            );
+            errors.push(format!("{field}.kafkaTopic"), "must not be a compacted state topic (retained/sessions)");
         }
         if mapping.mqtt_topics.is_empty() {
-            errors.push(
-                format!("{field}.mqttTopics"),
-                "must list at least one filter",
-            );
+            errors.push(format!("{field}.mqttTopics"), "must list at least one filter");
         }
         for (j, filter) in mapping.mqtt_topics.iter().enumerate() {
             if !is_valid_topic_filter(filter) {
-                errors.push(
-                    format!("{field}.mqttTopics[{j}]"),
-                    format!("{filter:?} is not a valid MQTT topic filter"),
-                );
+                errors.push(format!("{field}.mqttTopics[{j}]"), format!("{filter:?} is not a valid MQTT topic filter"));
             }
         }
     }
@@ -262,10 +222,7 @@ fn validate_topics(topics: &TopicsSpec, errors: &mut Errors) {
         errors.push("spec.topics.partitions", "must be at least 1");
     }
     if matches!(topics.replication_factor, Some(r) if !(1..=i32::from(i16::MAX)).contains(&r)) {
-        errors.push(
-            "spec.topics.replicationFactor",
-            "must be between 1 and 32767",
-        );
+        errors.push("spec.topics.replicationFactor", "must be between 1 and 32767");
     }
 }
 
@@ -274,9 +231,7 @@ fn is_valid_listener_name(name: &str) -> bool {
     // no leading, trailing or doubled '-'.
     !name.is_empty()
         && name.len() <= 15
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && name.chars().any(|c| c.is_ascii_lowercase())
         && !name.starts_with('-')
         && !name.ends_with('-')
@@ -291,16 +246,10 @@ fn validate_listeners(listeners: &[ListenerSpec], errors: &mut Errors) {
         if !is_valid_listener_name(&listener.name) {
             errors.push(
                 format!("{field}.name"),
-                format!(
-                    "{:?} must be 1-15 characters of [a-z0-9-] with at least one letter",
-                    listener.name
-                ),
+                format!("{:?} must be 1-15 characters of [a-z0-9-] with at least one letter", listener.name),
             );
         } else if listener.name == "admin" {
-            errors.push(
-                format!("{field}.name"),
-                "\"admin\" is reserved for the broker's admin port",
-            );
+            errors.push(format!("{field}.name"), "\"admin\" is reserved for the broker's admin port");
         }
         if !names.insert(listener.name.as_str()) {
             errors.push(format!("{field}.name"), "duplicate listener name");
@@ -308,20 +257,15 @@ fn validate_listeners(listeners: &[ListenerSpec], errors: &mut Errors) {
         if !(1..=65535).contains(&listener.port) {
             errors.push(format!("{field}.port"), "must be between 1 and 65535");
         } else if listener.port == ADMIN_PORT {
-            errors.push(
-                format!("{field}.port"),
-                format!("{ADMIN_PORT} is the broker's admin port"),
-            );
+            errors.push(format!("{field}.port"), format!("{ADMIN_PORT} is the broker's admin port"));
         }
         if !ports.insert(listener.port) {
             errors.push(format!("{field}.port"), "duplicate listener port");
         }
         let tls = listener.protocol.is_tls();
         match (&listener.tls_secret_ref, tls) {
-            (None, true) => errors.push(
-                format!("{field}.tlsSecretRef"),
-                format!("required for protocol {}", listener.protocol.as_str()),
-            ),
+            (None, true) => errors
+                .push(format!("{field}.tlsSecretRef"), format!("required for protocol {}", listener.protocol.as_str())),
             (Some(_), false) => errors.push(
                 format!("{field}.tlsSecretRef"),
                 format!("not allowed for protocol {}", listener.protocol.as_str()),
@@ -332,10 +276,7 @@ fn validate_listeners(listeners: &[ListenerSpec], errors: &mut Errors) {
             _ => {}
         }
         if listener.require_client_cert == Some(true) && !tls {
-            errors.push(
-                format!("{field}.requireClientCert"),
-                "client certificates need a TLS protocol (mqtts or wss)",
-            );
+            errors.push(format!("{field}.requireClientCert"), "client certificates need a TLS protocol (mqtts or wss)");
         }
     }
 }
@@ -345,10 +286,7 @@ fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
         return;
     };
     if matches!(limits.max_packet_size, Some(v) if !(1..=268_435_455).contains(&v)) {
-        errors.push(
-            "spec.limits.maxPacketSize",
-            "must be between 1 and 268435455",
-        );
+        errors.push("spec.limits.maxPacketSize", "must be between 1 and 268435455");
     }
     if matches!(limits.max_inflight, Some(v) if !(1..=65535).contains(&v)) {
         errors.push("spec.limits.maxInflight", "must be between 1 and 65535");
@@ -365,22 +303,13 @@ fn validate_auth(spec: &MqttBrokerSpec, errors: &mut Errors) {
     let authn = spec.authentication.clone().unwrap_or_default();
     if let Some(secret) = &authn.password_secret_ref {
         if secret.name.trim().is_empty() {
-            errors.push(
-                "spec.authentication.passwordSecretRef.name",
-                "must not be empty",
-            );
+            errors.push("spec.authentication.passwordSecretRef.name", "must not be empty");
         }
         if matches!(&secret.key, Some(k) if k.trim().is_empty()) {
-            errors.push(
-                "spec.authentication.passwordSecretRef.key",
-                "must not be empty",
-            );
+            errors.push("spec.authentication.passwordSecretRef.key", "must not be empty");
         }
     }
-    let mtls = spec
-        .listeners
-        .iter()
-        .any(|l| l.require_client_cert == Some(true));
+    let mtls = spec.listeners.iter().any(|l| l.require_client_cert == Some(true));
     if authn.allow_anonymous == Some(false) && authn.password_secret_ref.is_none() && !mtls {
         errors.push(
             "spec.authentication.allowAnonymous",
@@ -395,17 +324,11 @@ fn validate_auth(spec: &MqttBrokerSpec, errors: &mut Errors) {
         if !is_valid_principal(&rule.principal) {
             errors.push(
                 format!("{field}.principal"),
-                format!(
-                    "{:?} must be *, anonymous, user:<name>, client:<id> or cn:<name>",
-                    rule.principal
-                ),
+                format!("{:?} must be *, anonymous, user:<name>, client:<id> or cn:<name>", rule.principal),
             );
         }
         if !is_valid_topic_filter(&rule.topic) {
-            errors.push(
-                format!("{field}.topic"),
-                format!("{:?} is not a valid MQTT topic filter", rule.topic),
-            );
+            errors.push(format!("{field}.topic"), format!("{:?} is not a valid MQTT topic filter", rule.topic));
         }
     }
 }

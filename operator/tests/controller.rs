@@ -42,11 +42,7 @@ const NS: &str = "/api/v1/namespaces/iot";
 const APPS: &str = "/apis/apps/v1/namespaces/iot";
 
 fn step(method: Method, path: impl Into<String>, respond: Responder) -> Step {
-    Step {
-        method,
-        path: path.into(),
-        respond,
-    }
+    Step { method, path: path.into(), respond }
 }
 
 /// Answers with the request body, merged with `extra` (e.g. a status the server adds).
@@ -95,12 +91,7 @@ async fn serve(mut handle: Handle, steps: Vec<Step>) -> Vec<Seen> {
     for expected in steps {
         let (request, send) = tokio::time::timeout(Duration::from_secs(10), handle.next_request())
             .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "timed out waiting for {} {}",
-                    expected.method, expected.path
-                )
-            })
+            .unwrap_or_else(|_| panic!("timed out waiting for {} {}", expected.method, expected.path))
             .unwrap_or_else(|| panic!("client gone before {} {}", expected.method, expected.path));
         let method = request.method().clone();
         let path = request.uri().path().to_string();
@@ -110,31 +101,17 @@ async fn serve(mut handle: Handle, steps: Vec<Step>) -> Vec<Seen> {
             (&expected.method, expected.path.as_str()),
             "unexpected request (query {query})"
         );
-        let bytes = request
-            .into_body()
-            .collect_bytes()
-            .await
-            .expect("request body");
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).expect("request body is JSON")
-        };
+        let bytes = request.into_body().collect_bytes().await.expect("request body");
+        let body: Value =
+            if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("request body is JSON") };
         let (status, response) = (expected.respond)(&body);
         send.send_response(
             Response::builder()
                 .status(status)
-                .body(Body::from(
-                    serde_json::to_vec(&response).expect("response JSON"),
-                ))
+                .body(Body::from(serde_json::to_vec(&response).expect("response JSON")))
                 .expect("response"),
         );
-        seen.push(Seen {
-            method,
-            path,
-            query,
-            body,
-        });
+        seen.push(Seen { method, path, query, body });
     }
     seen
 }
@@ -163,11 +140,7 @@ fn context(client: Client) -> Arc<Context> {
 async fn run(
     b: MqttBroker,
     steps: Vec<Step>,
-) -> (
-    Result<kube::runtime::controller::Action, Error>,
-    Vec<Seen>,
-    Arc<Context>,
-) {
+) -> (Result<kube::runtime::controller::Action, Error>, Vec<Seen>, Arc<Context>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let ctx = context(Client::new(service, "default"));
     let server = tokio::spawn(serve(handle, steps));
@@ -190,31 +163,11 @@ fn lb_service() -> Value {
 /// The requests of a full reconcile of a valid spec, up to and including the pod listing.
 fn apply_steps(deployment_status: Value, autoscaled: bool) -> Vec<Step> {
     let mut steps = vec![
-        step(
-            Method::PATCH,
-            format!("{NS}/serviceaccounts/cars"),
-            echo(json!({})),
-        ),
-        step(
-            Method::PATCH,
-            format!("{NS}/configmaps/cars"),
-            echo(json!({})),
-        ),
-        step(
-            Method::PATCH,
-            format!("{APPS}/deployments/cars"),
-            echo(deployment_status),
-        ),
-        step(
-            Method::PATCH,
-            format!("{NS}/services/cars"),
-            echo(lb_service()),
-        ),
-        step(
-            Method::PATCH,
-            "/apis/policy/v1/namespaces/iot/poddisruptionbudgets/cars",
-            echo(json!({})),
-        ),
+        step(Method::PATCH, format!("{NS}/serviceaccounts/cars"), echo(json!({}))),
+        step(Method::PATCH, format!("{NS}/configmaps/cars"), echo(json!({}))),
+        step(Method::PATCH, format!("{APPS}/deployments/cars"), echo(deployment_status)),
+        step(Method::PATCH, format!("{NS}/services/cars"), echo(lb_service())),
+        step(Method::PATCH, "/apis/policy/v1/namespaces/iot/poddisruptionbudgets/cars", echo(json!({}))),
     ];
     let hpa = "/apis/autoscaling/v2/namespaces/iot/horizontalpodautoscalers/cars";
     steps.push(if autoscaled {
@@ -225,10 +178,7 @@ fn apply_steps(deployment_status: Value, autoscaled: bool) -> Vec<Step> {
     steps.push(step(
         Method::GET,
         format!("{NS}/pods"),
-        reply(
-            StatusCode::OK,
-            json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []}),
-        ),
+        reply(StatusCode::OK, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": []})),
     ));
     steps
 }
@@ -272,8 +222,7 @@ fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
 async fn first_reconcile_creates_children_and_writes_status() {
     let (_kafka, kafka_addr) = fake_kafka().await;
     let b = broker("cars", spec_with_kafka(MINIMAL_SPEC, &kafka_addr));
-    let expected_children =
-        tributary_operator::desired::children(&b, "example/broker:test").expect("children");
+    let expected_children = tributary_operator::desired::children(&b, "example/broker:test").expect("children");
 
     let mut steps = apply_steps(json!({"metadata": {"generation": 1}, "status": {}}), false);
     steps.push(status_step());
@@ -284,76 +233,44 @@ async fn first_reconcile_creates_children_and_writes_status() {
 
     // Server-side apply, one field manager, forced.
     for s in seen.iter().filter(|s| s.method == Method::PATCH) {
-        assert!(
-            s.query.contains("fieldManager=tributary-operator"),
-            "{}: {}",
-            s.path,
-            s.query
-        );
+        assert!(s.query.contains("fieldManager=tributary-operator"), "{}: {}", s.path, s.query);
         assert!(s.query.contains("force=true"), "{}: {}", s.path, s.query);
     }
     // Exactly the desired objects were applied.
-    assert_eq!(
-        seen[0].body,
-        serde_json::to_value(&expected_children.service_account).expect("json")
-    );
-    assert_eq!(
-        seen[1].body,
-        serde_json::to_value(&expected_children.config_map).expect("json")
-    );
-    assert_eq!(
-        seen[2].body,
-        serde_json::to_value(&expected_children.deployment).expect("json")
-    );
-    assert_eq!(
-        seen[3].body,
-        serde_json::to_value(&expected_children.service).expect("json")
-    );
-    assert_eq!(
-        seen[4].body,
-        serde_json::to_value(&expected_children.pod_disruption_budget).expect("json")
-    );
+    assert_eq!(seen[0].body, serde_json::to_value(&expected_children.service_account).expect("json"));
+    assert_eq!(seen[1].body, serde_json::to_value(&expected_children.config_map).expect("json"));
+    assert_eq!(seen[2].body, serde_json::to_value(&expected_children.deployment).expect("json"));
+    assert_eq!(seen[3].body, serde_json::to_value(&expected_children.service).expect("json"));
+    assert_eq!(seen[4].body, serde_json::to_value(&expected_children.pod_disruption_budget).expect("json"));
     assert_eq!(seen[1].body["kind"], "ConfigMap");
     assert_eq!(seen[1].body["apiVersion"], "v1");
-    assert!(seen[6].query.contains("labelSelector=app.kubernetes.io%2Finstance%3Dcars%2Capp.kubernetes.io%2Fname%3Dtributary"), "{}", seen[6].query);
+    assert!(
+        seen[6]
+            .query
+            .contains("labelSelector=app.kubernetes.io%2Finstance%3Dcars%2Capp.kubernetes.io%2Fname%3Dtributary"),
+        "{}",
+        seen[6].query
+    );
 
     let status = &seen[7].body["status"];
     assert_eq!(seen[7].body["kind"], "MqttBroker");
     assert_eq!(status["observedGeneration"], 1);
-    assert_eq!(
-        status["selector"],
-        "app.kubernetes.io/instance=cars,app.kubernetes.io/name=tributary"
-    );
+    assert_eq!(status["selector"], "app.kubernetes.io/instance=cars,app.kubernetes.io/name=tributary");
     assert_eq!(status["replicas"], 0);
     assert_eq!(status["readyReplicas"], 0);
     assert_eq!(status["connections"], 0);
     assert_eq!(status["endpoints"], json!(["mqtt://203.0.113.7:1883"]));
     let ready = condition(status, "Ready");
-    assert_eq!(
-        (ready["status"].as_str(), ready["reason"].as_str()),
-        (Some("False"), Some("NoBrokerReady"))
-    );
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("NoBrokerReady")));
     assert_eq!(ready["observedGeneration"], 1);
     assert!(ready["lastTransitionTime"].is_string());
     let reconciling = condition(status, "Reconciling");
-    assert_eq!(
-        (
-            reconciling["status"].as_str(),
-            reconciling["reason"].as_str()
-        ),
-        (Some("True"), Some("RollingOut"))
-    );
+    assert_eq!((reconciling["status"].as_str(), reconciling["reason"].as_str()), (Some("True"), Some("RollingOut")));
     let kafka = condition(status, "KafkaReachable");
     assert_eq!(kafka["status"], "True");
-    assert!(kafka["message"]
-        .as_str()
-        .expect("message")
-        .contains("created by the broker"));
+    assert!(kafka["message"].as_str().expect("message").contains("created by the broker"));
 
-    let reasons: Vec<&str> = seen[8..]
-        .iter()
-        .map(|s| s.body["reason"].as_str().unwrap_or_default())
-        .collect();
+    let reasons: Vec<&str> = seen[8..].iter().map(|s| s.body["reason"].as_str().unwrap_or_default()).collect();
     assert_eq!(reasons, vec!["NoBrokerReady", "Connected"]);
     assert_eq!(seen[8].body["type"], "Warning");
     assert_eq!(seen[8].body["regarding"]["kind"], "MqttBroker");
@@ -387,114 +304,58 @@ fn config_hash(seen: &[Seen]) -> String {
 #[tokio::test]
 async fn spec_changes_patch_the_children() {
     let (_kafka, k) = fake_kafka().await;
-    let before = reconcile_spec(
-        &k,
-        MINIMAL_SPEC,
-        None,
-        false,
-        vec![status_step(), event_step(), event_step()],
-    )
-    .await;
+    let before = reconcile_spec(&k, MINIMAL_SPEC, None, false, vec![status_step(), event_step(), event_step()]).await;
     let ready = condition(&before[7].body["status"], "Ready");
-    assert_eq!(
-        (ready["status"].as_str(), ready["reason"].as_str()),
-        (Some("True"), Some("BrokersReady"))
-    );
-    let previous: MqttBrokerStatus =
-        serde_json::from_value(before[7].body["status"].clone()).expect("status");
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("True"), Some("BrokersReady")));
+    let previous: MqttBrokerStatus = serde_json::from_value(before[7].body["status"].clone()).expect("status");
 
     // A mapping edit: the ConfigMap changes, the pods are not rolled.
-    let mapping = format!("{MINIMAL_SPEC}\ntopics: {{ mappings: [{{ kafkaTopic: k1, mqttTopics: ['cars/speed/+'] }}] }}");
+    let mapping =
+        format!("{MINIMAL_SPEC}\ntopics: {{ mappings: [{{ kafkaTopic: k1, mqttTopics: ['cars/speed/+'] }}] }}");
     let after = reconcile_spec(&k, &mapping, Some(previous.clone()), false, vec![]).await;
     assert_ne!(after[1].body["data"], before[1].body["data"]);
-    assert!(after[1].body["data"]["broker.yaml"]
-        .as_str()
-        .expect("yaml")
-        .contains("cars/speed/+"));
-    assert_eq!(
-        config_hash(&after),
-        config_hash(&before),
-        "hot-reloadable: no roll"
-    );
+    assert!(after[1].body["data"]["broker.yaml"].as_str().expect("yaml").contains("cars/speed/+"));
+    assert_eq!(config_hash(&after), config_hash(&before), "hot-reloadable: no roll");
     // Status did not change, so it was not written and no event was recorded (script ended).
     assert_eq!(after.len(), 7);
 
     // A listener edit rolls the pods.
-    let listener =
-        format!("{MINIMAL_SPEC}\nlisteners: [{{ name: mqtt, protocol: mqtt, port: 1884 }}]");
-    let after = reconcile_spec(
-        &k,
-        &listener,
-        Some(previous.clone()),
-        false,
-        vec![status_step()],
-    )
-    .await;
-    assert_ne!(
-        config_hash(&after),
-        config_hash(&before),
-        "listener change rolls"
-    );
+    let listener = format!("{MINIMAL_SPEC}\nlisteners: [{{ name: mqtt, protocol: mqtt, port: 1884 }}]");
+    let after = reconcile_spec(&k, &listener, Some(previous.clone()), false, vec![status_step()]).await;
+    assert_ne!(config_hash(&after), config_hash(&before), "listener change rolls");
     assert_eq!(after[3].body["spec"]["ports"][0]["port"], 1884);
-    assert_eq!(
-        after[7].body["status"]["endpoints"],
-        json!(["mqtt://203.0.113.7:1884"])
-    );
+    assert_eq!(after[7].body["status"]["endpoints"], json!(["mqtt://203.0.113.7:1884"]));
 
     // An image edit changes the pod template.
     let image = format!("{MINIMAL_SPEC}\nimage: example/broker:next");
     let after = reconcile_spec(&k, &image, Some(previous.clone()), false, vec![]).await;
-    assert_eq!(
-        after[2].body["spec"]["template"]["spec"]["containers"][0]["image"],
-        "example/broker:next"
-    );
+    assert_eq!(after[2].body["spec"]["template"]["spec"]["containers"][0]["image"], "example/broker:next");
 
     // Autoscaling applies an HPA and leaves replicas to it.
     let full = reconcile_spec(&k, FULL_SPEC, Some(previous), true, vec![status_step()]).await;
     assert_eq!(full[5].body["kind"], "HorizontalPodAutoscaler");
-    assert_eq!(
-        full[5].body["spec"]["metrics"][0]["pods"]["metric"]["name"],
-        "tributary_connections"
-    );
+    assert_eq!(full[5].body["spec"]["metrics"][0]["pods"]["metric"]["name"], "tributary_connections");
     assert!(full[2].body["spec"].get("replicas").is_none());
 }
 
 #[tokio::test]
 async fn invalid_spec_sets_invalid_spec_without_touching_children() {
-    let mut b = broker(
-        "cars",
-        spec(
-            "kafka: { bootstrapServers: 'kafka' }\nautoscaling: { minReplicas: 4, maxReplicas: 2 }",
-        ),
-    );
+    let mut b =
+        broker("cars", spec("kafka: { bootstrapServers: 'kafka' }\nautoscaling: { minReplicas: 4, maxReplicas: 2 }"));
     b.metadata.generation = Some(3);
-    b.status = Some(MqttBrokerStatus {
-        replicas: Some(2),
-        ready_replicas: Some(2),
-        ..MqttBrokerStatus::default()
-    });
+    b.status = Some(MqttBrokerStatus { replicas: Some(2), ready_replicas: Some(2), ..MqttBrokerStatus::default() });
     let (result, seen, _) = run(b, vec![status_step(), event_step()]).await;
     result.expect("an invalid spec is not a reconcile error");
-    assert_eq!(
-        seen.len(),
-        2,
-        "only the status and an event: no child was touched"
-    );
+    assert_eq!(seen.len(), 2, "only the status and an event: no child was touched");
     let status = &seen[0].body["status"];
     assert_eq!(status["observedGeneration"], 3);
-    assert_eq!(
-        status["readyReplicas"], 2,
-        "the running pods are still reported"
-    );
+    assert_eq!(status["readyReplicas"], 2, "the running pods are still reported");
     let ready = condition(status, "Ready");
     assert_eq!(ready["status"], "False");
     assert_eq!(ready["reason"], "InvalidSpec");
     let message = ready["message"].as_str().expect("message");
     assert!(message.contains("spec.kafka.bootstrapServers"), "{message}");
-    assert!(
-        message.contains("spec.autoscaling.minReplicas"),
-        "{message}"
-    );
+    assert!(message.contains("spec.autoscaling.minReplicas"), "{message}");
     assert_eq!(condition(status, "Reconciling")["reason"], "InvalidSpec");
     assert_eq!(seen[1].body["reason"], "InvalidSpec");
     assert_eq!(seen[1].body["type"], "Warning");
@@ -513,16 +374,10 @@ async fn unreachable_kafka_is_a_condition_not_an_error() {
     let (result, seen, _) = run(b, steps).await;
     let action = result.expect("reconcile succeeds");
     let kafka = condition(&seen[7].body["status"], "KafkaReachable");
-    assert_eq!(
-        (kafka["status"].as_str(), kafka["reason"].as_str()),
-        (Some("False"), Some("Unreachable"))
-    );
+    assert_eq!((kafka["status"].as_str(), kafka["reason"].as_str()), (Some("False"), Some("Unreachable")));
     assert!(kafka["message"].as_str().expect("message").contains(&addr));
     assert_eq!(seen[9].body["type"], "Warning");
-    assert_eq!(
-        action,
-        kube::runtime::controller::Action::requeue(Duration::from_secs(15))
-    );
+    assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(15)));
 }
 
 #[tokio::test]
@@ -530,21 +385,9 @@ async fn api_errors_fail_the_reconcile_and_back_off() {
     let (_kafka, kafka_addr) = fake_kafka().await;
     let b = broker("cars", spec_with_kafka(MINIMAL_SPEC, &kafka_addr));
     let steps = vec![
-        step(
-            Method::PATCH,
-            format!("{NS}/serviceaccounts/cars"),
-            echo(json!({})),
-        ),
-        step(
-            Method::PATCH,
-            format!("{NS}/configmaps/cars"),
-            echo(json!({})),
-        ),
-        step(
-            Method::PATCH,
-            format!("{APPS}/deployments/cars"),
-            server_error(),
-        ),
+        step(Method::PATCH, format!("{NS}/serviceaccounts/cars"), echo(json!({}))),
+        step(Method::PATCH, format!("{NS}/configmaps/cars"), echo(json!({}))),
+        step(Method::PATCH, format!("{APPS}/deployments/cars"), server_error()),
     ];
     let (result, seen, ctx) = run(b.clone(), steps).await;
     let error = result.expect_err("a 500 fails the reconcile");
@@ -552,9 +395,7 @@ async fn api_errors_fail_the_reconcile_and_back_off() {
     assert_eq!(seen.len(), 3, "nothing after the failed apply");
 
     let b = Arc::new(b);
-    let delays: Vec<_> = (0..3)
-        .map(|_| error_policy(b.clone(), &error, ctx.clone()))
-        .collect();
+    let delays: Vec<_> = (0..3).map(|_| error_policy(b.clone(), &error, ctx.clone())).collect();
     assert_eq!(
         delays,
         vec![

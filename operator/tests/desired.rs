@@ -12,9 +12,7 @@ use tributary_operator::crd::MqttBrokerSpec;
 use tributary_operator::desired::configmap::{broker_config, restart_hash};
 use tributary_operator::desired::{children, Children};
 use tributary_operator::labels::default_image;
-use tributary_operator::validate::{
-    is_valid_principal, is_valid_topic_filter, parse_host_port, validate,
-};
+use tributary_operator::validate::{is_valid_principal, is_valid_topic_filter, parse_host_port, validate};
 
 fn render(spec_yaml: &str) -> Children {
     children(&broker("cars", spec(spec_yaml)), "default/broker:1").expect("children render")
@@ -22,15 +20,9 @@ fn render(spec_yaml: &str) -> Children {
 
 fn labels() -> BTreeMap<String, String> {
     BTreeMap::from([
-        (
-            "app.kubernetes.io/name".to_string(),
-            "tributary".to_string(),
-        ),
+        ("app.kubernetes.io/name".to_string(), "tributary".to_string()),
         ("app.kubernetes.io/instance".to_string(), "cars".to_string()),
-        (
-            "app.kubernetes.io/managed-by".to_string(),
-            "tributary-operator".to_string(),
-        ),
+        ("app.kubernetes.io/managed-by".to_string(), "tributary-operator".to_string()),
     ])
 }
 
@@ -75,10 +67,7 @@ fn every_child_is_owned_labelled_and_named_after_the_broker() {
         assert_eq!(owners[0].controller, Some(true));
         assert_eq!(owners[0].uid, "7f6c1e2a-0000-4000-8000-000000000001");
     }
-    assert_eq!(
-        c.service_account.automount_service_account_token,
-        Some(false)
-    );
+    assert_eq!(c.service_account.automount_service_account_token, Some(false));
 }
 
 #[test]
@@ -114,11 +103,7 @@ authorization:
 "#;
     let expected: serde_yaml::Value = serde_yaml::from_str(expected).expect("expected parses");
     assert_eq!(yaml(&c), expected);
-    assert_eq!(
-        c.config_map.data.as_ref().map(|d| d.len()),
-        Some(1),
-        "only broker.yaml"
-    );
+    assert_eq!(c.config_map.data.as_ref().map(|d| d.len()), Some(1), "only broker.yaml");
 }
 
 #[test]
@@ -133,18 +118,9 @@ fn full_spec_renders_every_config_field() {
     assert_eq!(listeners[0]["address"], "0.0.0.0:1883");
     assert!(listeners[0].get("tls").is_none(), "plain mqtt has no tls");
     assert_eq!(listeners[1]["protocol"], "mqtts");
-    assert_eq!(
-        listeners[1]["tls"]["certFile"],
-        "/etc/tributary/tls/mqtts/tls.crt"
-    );
-    assert_eq!(
-        listeners[1]["tls"]["keyFile"],
-        "/etc/tributary/tls/mqtts/tls.key"
-    );
-    assert_eq!(
-        listeners[1]["tls"]["clientCaFile"],
-        "/etc/tributary/tls/mqtts/ca.crt"
-    );
+    assert_eq!(listeners[1]["tls"]["certFile"], "/etc/tributary/tls/mqtts/tls.crt");
+    assert_eq!(listeners[1]["tls"]["keyFile"], "/etc/tributary/tls/mqtts/tls.key");
+    assert_eq!(listeners[1]["tls"]["clientCaFile"], "/etc/tributary/tls/mqtts/ca.crt");
     assert_eq!(listeners[1]["tls"]["requireClientCert"], true);
     assert!(listeners[2].get("tls").is_none(), "ws has no tls");
     assert_eq!(listeners[3]["tls"]["requireClientCert"], false);
@@ -162,10 +138,7 @@ fn full_spec_renders_every_config_field() {
     assert_eq!(y["limits"]["maxConnections"], 50000);
     assert_eq!(y["limits"]["maxKeepAlive"], 600);
     assert_eq!(y["authentication"]["allowAnonymous"], false);
-    assert_eq!(
-        y["authentication"]["passwordFile"],
-        "/etc/tributary/auth/passwords"
-    );
+    assert_eq!(y["authentication"]["passwordFile"], "/etc/tributary/auth/passwords");
     assert_eq!(y["authorization"]["defaultEffect"], "deny");
     let rules = y["authorization"]["rules"].as_sequence().expect("rules");
     assert_eq!(rules.len(), 3);
@@ -189,16 +162,7 @@ fn kafka_credentials_are_env_from_the_secret_never_in_the_configmap() {
     assert_eq!(secret.optional, Some(false));
     let text = &c.config_map.data.as_ref().expect("data")["broker.yaml"];
     assert!(!text.contains("kafka-creds"));
-    assert!(render(MINIMAL_SPEC)
-        .deployment
-        .spec
-        .template
-        .spec
-        .as_ref()
-        .expect("pod")
-        .containers[0]
-        .env_from
-        .is_none());
+    assert!(render(MINIMAL_SPEC).deployment.spec.template.spec.as_ref().expect("pod").containers[0].env_from.is_none());
 }
 
 #[test]
@@ -229,21 +193,11 @@ fn deployment_defaults() {
         .affinity
         .as_ref()
         .and_then(|a| a.pod_anti_affinity.as_ref())
-        .and_then(|a| {
-            a.preferred_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
+        .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
         .expect("default anti-affinity");
+    assert_eq!(anti[0].pod_affinity_term.topology_key, "kubernetes.io/hostname");
     assert_eq!(
-        anti[0].pod_affinity_term.topology_key,
-        "kubernetes.io/hostname"
-    );
-    assert_eq!(
-        anti[0]
-            .pod_affinity_term
-            .label_selector
-            .as_ref()
-            .and_then(|s| s.match_labels.as_ref()),
+        anti[0].pod_affinity_term.label_selector.as_ref().and_then(|s| s.match_labels.as_ref()),
         Some(&selector())
     );
     let spread = pod.topology_spread_constraints.as_ref().expect("spread");
@@ -255,13 +209,7 @@ fn deployment_defaults() {
     let ctr = container(&c);
     assert_eq!(ctr.name, "broker");
     assert_eq!(ctr.image.as_deref(), Some("default/broker:1"));
-    assert_eq!(
-        ctr.args.as_ref(),
-        Some(&vec![
-            "--config".to_string(),
-            "/etc/tributary/broker.yaml".to_string()
-        ])
-    );
+    assert_eq!(ctr.args.as_ref(), Some(&vec!["--config".to_string(), "/etc/tributary/broker.yaml".to_string()]));
     let ports: Vec<(String, i32)> = ctr
         .ports
         .as_ref()
@@ -270,29 +218,15 @@ fn deployment_defaults() {
         .map(|p| (p.name.clone().unwrap_or_default(), p.container_port))
         .collect();
     assert_eq!(ports, vec![("mqtt".into(), 1883), ("admin".into(), 9090)]);
-    let readiness = ctr
-        .readiness_probe
-        .as_ref()
-        .and_then(|p| p.http_get.as_ref())
-        .expect("readiness");
+    let readiness = ctr.readiness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("readiness");
     assert_eq!(readiness.path.as_deref(), Some("/readyz"));
     assert_eq!(readiness.port, IntOrString::String("admin".into()));
-    let liveness = ctr
-        .liveness_probe
-        .as_ref()
-        .and_then(|p| p.http_get.as_ref())
-        .expect("liveness");
+    let liveness = ctr.liveness_probe.as_ref().and_then(|p| p.http_get.as_ref()).expect("liveness");
     assert_eq!(liveness.path.as_deref(), Some("/healthz"));
     assert!(ctr.startup_probe.is_some());
     let resources = ctr.resources.as_ref().expect("resources");
-    assert_eq!(
-        resources.requests.as_ref().expect("requests")["cpu"].0,
-        "250m"
-    );
-    assert_eq!(
-        resources.limits.as_ref().expect("limits")["memory"].0,
-        "512Mi"
-    );
+    assert_eq!(resources.requests.as_ref().expect("requests")["cpu"].0, "250m");
+    assert_eq!(resources.limits.as_ref().expect("limits")["memory"].0, "512Mi");
     let mounts = ctr.volume_mounts.as_ref().expect("mounts");
     assert_eq!(mounts[0].mount_path, "/etc/tributary");
     assert_eq!(mounts[0].read_only, Some(true));
@@ -301,16 +235,8 @@ fn deployment_defaults() {
     assert_eq!(sc.allow_privilege_escalation, Some(false));
 
     let volumes = pod.volumes.as_ref().expect("volumes");
-    let sources = volumes[0]
-        .projected
-        .as_ref()
-        .and_then(|p| p.sources.as_ref())
-        .expect("projected sources");
-    assert_eq!(
-        sources.len(),
-        1,
-        "only the ConfigMap without TLS or passwords"
-    );
+    let sources = volumes[0].projected.as_ref().and_then(|p| p.sources.as_ref()).expect("projected sources");
+    assert_eq!(sources.len(), 1, "only the ConfigMap without TLS or passwords");
     let cm = sources[0].config_map.as_ref().expect("configmap source");
     assert_eq!(cm.name, "cars");
     assert_eq!(cm.items.as_ref().expect("items")[0].path, "broker.yaml");
@@ -321,118 +247,50 @@ fn default_image_is_the_matching_broker_release() {
     let c = children(&broker("cars", spec(MINIMAL_SPEC)), &default_image()).expect("render");
     assert_eq!(
         container(&c).image.as_deref(),
-        Some(concat!(
-            "ghcr.io/tributary-io/tributary-broker:",
-            env!("CARGO_PKG_VERSION")
-        ))
+        Some(concat!("ghcr.io/tributary-io/tributary-broker:", env!("CARGO_PKG_VERSION")))
     );
 }
 
 #[test]
 fn deployment_honours_every_override() {
     let c = render(FULL_SPEC);
-    assert_eq!(
-        c.deployment.spec.replicas, None,
-        "autoscaled: the HPA owns replicas"
-    );
+    assert_eq!(c.deployment.spec.replicas, None, "autoscaled: the HPA owns replicas");
     let template = c.deployment.spec.template.metadata.as_ref().expect("meta");
     let pod_labels = template.labels.as_ref().expect("labels");
     assert_eq!(pod_labels["team"], "iot");
-    assert_eq!(
-        pod_labels["app.kubernetes.io/name"], "tributary",
-        "standard labels win over overrides"
-    );
-    assert_eq!(
-        template.annotations.as_ref().expect("annotations")["example.com/owner"],
-        "iot"
-    );
+    assert_eq!(pod_labels["app.kubernetes.io/name"], "tributary", "standard labels win over overrides");
+    assert_eq!(template.annotations.as_ref().expect("annotations")["example.com/owner"], "iot");
     let pod = pod_spec(&c);
-    assert_eq!(
-        pod.node_selector.as_ref().expect("nodeSelector")["pool"],
-        "mqtt"
-    );
-    assert_eq!(
-        pod.tolerations.as_ref().expect("tolerations")[0]
-            .key
-            .as_deref(),
-        Some("dedicated")
-    );
+    assert_eq!(pod.node_selector.as_ref().expect("nodeSelector")["pool"], "mqtt");
+    assert_eq!(pod.tolerations.as_ref().expect("tolerations")[0].key.as_deref(), Some("dedicated"));
     let affinity = pod.affinity.as_ref().expect("affinity");
     assert!(affinity.node_affinity.is_some());
-    assert!(
-        affinity.pod_anti_affinity.is_none(),
-        "override replaces the default"
-    );
+    assert!(affinity.pod_anti_affinity.is_none(), "override replaces the default");
     let spread = pod.topology_spread_constraints.as_ref().expect("spread");
     assert_eq!(spread.len(), 1);
     assert_eq!(spread[0].max_skew, 2);
-    let sysctls = pod
-        .security_context
-        .as_ref()
-        .and_then(|s| s.sysctls.as_ref())
-        .expect("port 443 needs the sysctl");
+    let sysctls = pod.security_context.as_ref().and_then(|s| s.sysctls.as_ref()).expect("port 443 needs the sysctl");
     assert_eq!(sysctls[0].name, "net.ipv4.ip_unprivileged_port_start");
 
     let ctr = container(&c);
-    assert_eq!(
-        ctr.image.as_deref(),
-        Some("registry.example.com/tributary-broker:dev")
-    );
-    assert_eq!(
-        ctr.resources
-            .as_ref()
-            .expect("resources")
-            .requests
-            .as_ref()
-            .expect("req")["cpu"]
-            .0,
-        "1"
-    );
-    let ports: Vec<i32> = ctr
-        .ports
-        .as_ref()
-        .expect("ports")
-        .iter()
-        .map(|p| p.container_port)
-        .collect();
+    assert_eq!(ctr.image.as_deref(), Some("registry.example.com/tributary-broker:dev"));
+    assert_eq!(ctr.resources.as_ref().expect("resources").requests.as_ref().expect("req")["cpu"].0, "1");
+    let ports: Vec<i32> = ctr.ports.as_ref().expect("ports").iter().map(|p| p.container_port).collect();
     assert_eq!(ports, vec![1883, 8883, 8080, 443, 9090]);
 
-    let sources = pod.volumes.as_ref().expect("volumes")[0]
-        .projected
-        .as_ref()
-        .and_then(|p| p.sources.as_ref())
-        .expect("sources");
-    assert_eq!(
-        sources.len(),
-        4,
-        "configmap, two TLS secrets, password secret"
-    );
+    let sources =
+        pod.volumes.as_ref().expect("volumes")[0].projected.as_ref().and_then(|p| p.sources.as_ref()).expect("sources");
+    assert_eq!(sources.len(), 4, "configmap, two TLS secrets, password secret");
     let tls_a = sources[1].secret.as_ref().expect("tls-a");
     assert_eq!(tls_a.name, "tls-a");
-    let paths: Vec<&str> = tls_a
-        .items
-        .as_ref()
-        .expect("items")
-        .iter()
-        .map(|i| i.path.as_str())
-        .collect();
-    assert_eq!(
-        paths,
-        vec!["tls/mqtts/tls.crt", "tls/mqtts/tls.key", "tls/mqtts/ca.crt"]
-    );
+    let paths: Vec<&str> = tls_a.items.as_ref().expect("items").iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(paths, vec!["tls/mqtts/tls.crt", "tls/mqtts/tls.key", "tls/mqtts/ca.crt"]);
     let tls_b = sources[2].secret.as_ref().expect("tls-b");
-    assert_eq!(
-        tls_b.items.as_ref().expect("items").len(),
-        2,
-        "no ca.crt without mTLS"
-    );
+    assert_eq!(tls_b.items.as_ref().expect("items").len(), 2, "no ca.crt without mTLS");
     let passwords = sources[3].secret.as_ref().expect("passwords");
     assert_eq!(passwords.name, "mqtt-passwords");
     let item = &passwords.items.as_ref().expect("items")[0];
-    assert_eq!(
-        (item.key.as_str(), item.path.as_str()),
-        ("users", "auth/passwords")
-    );
+    assert_eq!((item.key.as_str(), item.path.as_str()), ("users", "auth/passwords"));
 }
 
 #[test]
@@ -452,38 +310,19 @@ fn service_exposes_listeners_not_admin() {
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0].name.as_deref(), Some("mqtt"));
     assert_eq!(ports[0].port, 1883);
-    assert_eq!(
-        ports[0].target_port,
-        Some(IntOrString::String("mqtt".into()))
-    );
+    assert_eq!(ports[0].target_port, Some(IntOrString::String("mqtt".into())));
     assert!(svc.load_balancer_class.is_none());
     assert!(c.service.metadata.annotations.is_none());
 
     let c = render(FULL_SPEC);
     let svc = c.service.spec.as_ref().expect("service spec");
-    let names: Vec<_> = svc
-        .ports
-        .as_ref()
-        .expect("ports")
-        .iter()
-        .map(|p| p.name.clone().unwrap_or_default())
-        .collect();
+    let names: Vec<_> = svc.ports.as_ref().expect("ports").iter().map(|p| p.name.clone().unwrap_or_default()).collect();
     assert_eq!(names, vec!["mqtt", "mqtts", "ws", "wss"]);
     assert_eq!(svc.load_balancer_class.as_deref(), Some("example.com/lb"));
-    assert_eq!(
-        c.service
-            .metadata
-            .annotations
-            .as_ref()
-            .expect("annotations")["lb.example.com/internal"],
-        "true"
-    );
+    assert_eq!(c.service.metadata.annotations.as_ref().expect("annotations")["lb.example.com/internal"], "true");
 
     let c = render("kafka: { bootstrapServers: 'k:9092' }\nservice: { type: ClusterIP }");
-    assert_eq!(
-        c.service.spec.as_ref().and_then(|s| s.type_.as_deref()),
-        Some("ClusterIP")
-    );
+    assert_eq!(c.service.spec.as_ref().and_then(|s| s.type_.as_deref()), Some("ClusterIP"));
 }
 
 #[test]
@@ -503,17 +342,11 @@ fn hpa_scales_on_connections_and_optionally_cpu() {
     assert_eq!(metrics[0].type_, "Pods");
     assert_eq!(pods.metric.name, "tributary_connections");
     assert_eq!(pods.target.type_, "AverageValue");
-    assert_eq!(
-        pods.target.average_value.as_ref().map(|q| q.0.as_str()),
-        Some("2000")
-    );
+    assert_eq!(pods.target.average_value.as_ref().map(|q| q.0.as_str()), Some("2000"));
     let cpu = metrics[1].resource.as_ref().expect("cpu metric");
     assert_eq!(cpu.name, "cpu");
     assert_eq!(cpu.target.average_utilization, Some(75));
-    let down = s
-        .behavior
-        .and_then(|b| b.scale_down)
-        .expect("scale down behaviour");
+    let down = s.behavior.and_then(|b| b.scale_down).expect("scale down behaviour");
     assert_eq!(down.stabilization_window_seconds, Some(300));
 
     let c = render("autoscaling: { maxReplicas: 4 }\nkafka: { bootstrapServers: 'k:9092' }");
@@ -522,11 +355,7 @@ fn hpa_scales_on_connections_and_optionally_cpu() {
     let metrics = s.metrics.expect("metrics");
     assert_eq!(metrics.len(), 1, "no CPU metric unless asked");
     assert_eq!(
-        metrics[0]
-            .pods
-            .as_ref()
-            .and_then(|p| p.target.average_value.as_ref())
-            .map(|q| q.0.as_str()),
+        metrics[0].pods.as_ref().and_then(|p| p.target.average_value.as_ref()).map(|q| q.0.as_str()),
         Some("1000")
     );
 }
@@ -596,19 +425,13 @@ fn children_need_namespace_and_uid() {
 // ---- validation -------------------------------------------------------------------------
 
 fn errors_of(yaml: &str) -> Vec<(String, String)> {
-    validate(&spec(yaml))
-        .into_iter()
-        .map(|e| (e.field, e.message))
-        .collect()
+    validate(&spec(yaml)).into_iter().map(|e| (e.field, e.message)).collect()
 }
 
 /// Asserts that validation fails on exactly `field` with a message containing `needle`.
 fn assert_invalid(yaml: &str, field: &str, needle: &str) {
     let errors = errors_of(yaml);
-    assert!(
-        errors.iter().any(|(f, m)| f == field && m.contains(needle)),
-        "expected {field}: …{needle}… in {errors:?}"
-    );
+    assert!(errors.iter().any(|(f, m)| f == field && m.contains(needle)), "expected {field}: …{needle}… in {errors:?}");
 }
 
 const K: &str = "kafka: { bootstrapServers: 'kafka:9092' }\n";
@@ -643,11 +466,7 @@ fn invalid_autoscaling() {
         "spec.autoscaling.minReplicas",
         "at least 1",
     );
-    assert_invalid(
-        &format!("{K}autoscaling: {{ maxReplicas: 0 }}"),
-        "spec.autoscaling.maxReplicas",
-        "at least 1",
-    );
+    assert_invalid(&format!("{K}autoscaling: {{ maxReplicas: 0 }}"), "spec.autoscaling.maxReplicas", "at least 1");
     assert_invalid(
         &format!("{K}autoscaling: {{ maxReplicas: 3, targetConnectionsPerPod: 0 }}"),
         "spec.autoscaling.targetConnectionsPerPod",
@@ -662,36 +481,16 @@ fn invalid_autoscaling() {
 
 #[test]
 fn invalid_kafka() {
-    assert_invalid(
-        "kafka: { bootstrapServers: '  ' }",
-        "spec.kafka.bootstrapServers",
-        "at least one",
-    );
-    assert_invalid(
-        "kafka: { bootstrapServers: 'kafka' }",
-        "spec.kafka.bootstrapServers",
-        "host:port",
-    );
-    assert_invalid(
-        "kafka: { bootstrapServers: 'a:9092,b:x' }",
-        "spec.kafka.bootstrapServers",
-        "\"b:x\"",
-    );
-    assert_invalid(
-        "kafka: { bootstrapServers: ':9092' }",
-        "spec.kafka.bootstrapServers",
-        "host is empty",
-    );
+    assert_invalid("kafka: { bootstrapServers: '  ' }", "spec.kafka.bootstrapServers", "at least one");
+    assert_invalid("kafka: { bootstrapServers: 'kafka' }", "spec.kafka.bootstrapServers", "host:port");
+    assert_invalid("kafka: { bootstrapServers: 'a:9092,b:x' }", "spec.kafka.bootstrapServers", "\"b:x\"");
+    assert_invalid("kafka: { bootstrapServers: ':9092' }", "spec.kafka.bootstrapServers", "host is empty");
     assert_invalid(
         "kafka: { bootstrapServers: 'k:9092', properties: { sasl.password: x } }",
         "spec.kafka.properties[sasl.password]",
         "credentialsSecretRef",
     );
-    assert_invalid(
-        "kafka: { bootstrapServers: 'k:9092', properties: { ' ': x } }",
-        "spec.kafka.properties",
-        "empty",
-    );
+    assert_invalid("kafka: { bootstrapServers: 'k:9092', properties: { ' ': x } }", "spec.kafka.properties", "empty");
     assert_invalid(
         "kafka: { bootstrapServers: 'k:9092', credentialsSecretRef: { name: '' } }",
         "spec.kafka.credentialsSecretRef.name",
@@ -703,26 +502,10 @@ fn invalid_kafka() {
 
 #[test]
 fn invalid_topics() {
-    assert_invalid(
-        &format!("{K}topics: {{ default: 'bad topic' }}"),
-        "spec.topics.default",
-        "Kafka topic",
-    );
-    assert_invalid(
-        &format!("{K}topics: {{ retained: '..' }}"),
-        "spec.topics.retained",
-        "Kafka topic",
-    );
-    assert_invalid(
-        &format!("{K}topics: {{ sessions: 'x/y' }}"),
-        "spec.topics.sessions",
-        "Kafka topic",
-    );
-    assert_invalid(
-        &format!("{K}topics: {{ retained: same, sessions: same }}"),
-        "spec.topics.sessions",
-        "must differ",
-    );
+    assert_invalid(&format!("{K}topics: {{ default: 'bad topic' }}"), "spec.topics.default", "Kafka topic");
+    assert_invalid(&format!("{K}topics: {{ retained: '..' }}"), "spec.topics.retained", "Kafka topic");
+    assert_invalid(&format!("{K}topics: {{ sessions: 'x/y' }}"), "spec.topics.sessions", "Kafka topic");
+    assert_invalid(&format!("{K}topics: {{ retained: same, sessions: same }}"), "spec.topics.sessions", "must differ");
     assert_invalid(
         &format!("{K}topics: {{ default: mqtt-retained }}"),
         "spec.topics.retained",
@@ -745,30 +528,18 @@ fn invalid_topics() {
     );
     for bad in ["", "cars/#/x", "cars/sp+", "cars#", "a/b#"] {
         assert_invalid(
-            &format!(
-                "{K}topics: {{ mappings: [{{ kafkaTopic: k1, mqttTopics: ['ok/+', '{bad}'] }}] }}"
-            ),
+            &format!("{K}topics: {{ mappings: [{{ kafkaTopic: k1, mqttTopics: ['ok/+', '{bad}'] }}] }}"),
             "spec.topics.mappings[0].mqttTopics[1]",
             "MQTT topic filter",
         );
     }
-    assert_invalid(
-        &format!("{K}topics: {{ partitions: 0 }}"),
-        "spec.topics.partitions",
-        "at least 1",
-    );
-    assert_invalid(
-        &format!("{K}topics: {{ replicationFactor: 40000 }}"),
-        "spec.topics.replicationFactor",
-        "32767",
-    );
+    assert_invalid(&format!("{K}topics: {{ partitions: 0 }}"), "spec.topics.partitions", "at least 1");
+    assert_invalid(&format!("{K}topics: {{ replicationFactor: 40000 }}"), "spec.topics.replicationFactor", "32767");
 }
 
 #[test]
 fn topic_filter_syntax() {
-    for ok in [
-        "#", "+", "a", "a/b", "a/+/c", "a/#", "+/+/#", "/", "a//b", "$SYS/#",
-    ] {
+    for ok in ["#", "+", "a", "a/b", "a/+/c", "a/#", "+/+/#", "/", "a//b", "$SYS/#"] {
         assert!(is_valid_topic_filter(ok), "{ok}");
     }
     for bad in ["", "#/a", "a/#/b", "a+", "a/b+/c", "##", "a/\0"] {
@@ -785,26 +556,14 @@ fn topic_filter_syntax() {
 #[test]
 fn invalid_listeners() {
     let l = |body: &str| format!("{K}listeners: [{body}]");
-    assert_invalid(
-        &l("{ name: 'Bad_Name', protocol: mqtt, port: 1883 }"),
-        "spec.listeners[0].name",
-        "[a-z0-9-]",
-    );
-    assert_invalid(
-        &l("{ name: '1883', protocol: mqtt, port: 1883 }"),
-        "spec.listeners[0].name",
-        "at least one letter",
-    );
+    assert_invalid(&l("{ name: 'Bad_Name', protocol: mqtt, port: 1883 }"), "spec.listeners[0].name", "[a-z0-9-]");
+    assert_invalid(&l("{ name: '1883', protocol: mqtt, port: 1883 }"), "spec.listeners[0].name", "at least one letter");
     assert_invalid(
         &l("{ name: 'averyveryverylongname', protocol: mqtt, port: 1883 }"),
         "spec.listeners[0].name",
         "1-15",
     );
-    assert_invalid(
-        &l("{ name: admin, protocol: mqtt, port: 1883 }"),
-        "spec.listeners[0].name",
-        "reserved",
-    );
+    assert_invalid(&l("{ name: admin, protocol: mqtt, port: 1883 }"), "spec.listeners[0].name", "reserved");
     assert_invalid(
         &l("{ name: a, protocol: mqtt, port: 1883 }, { name: a, protocol: ws, port: 8080 }"),
         "spec.listeners[1].name",
@@ -815,21 +574,9 @@ fn invalid_listeners() {
         "spec.listeners[1].port",
         "duplicate",
     );
-    assert_invalid(
-        &l("{ name: a, protocol: mqtt, port: 70000 }"),
-        "spec.listeners[0].port",
-        "between 1 and 65535",
-    );
-    assert_invalid(
-        &l("{ name: a, protocol: mqtt, port: 9090 }"),
-        "spec.listeners[0].port",
-        "admin port",
-    );
-    assert_invalid(
-        &l("{ name: a, protocol: mqtts, port: 8883 }"),
-        "spec.listeners[0].tlsSecretRef",
-        "required",
-    );
+    assert_invalid(&l("{ name: a, protocol: mqtt, port: 70000 }"), "spec.listeners[0].port", "between 1 and 65535");
+    assert_invalid(&l("{ name: a, protocol: mqtt, port: 9090 }"), "spec.listeners[0].port", "admin port");
+    assert_invalid(&l("{ name: a, protocol: mqtts, port: 8883 }"), "spec.listeners[0].tlsSecretRef", "required");
     assert_invalid(
         &l("{ name: a, protocol: ws, port: 80, tlsSecretRef: { name: t } }"),
         "spec.listeners[0].tlsSecretRef",
@@ -849,26 +596,10 @@ fn invalid_listeners() {
 
 #[test]
 fn invalid_limits() {
-    assert_invalid(
-        &format!("{K}limits: {{ maxPacketSize: 0 }}"),
-        "spec.limits.maxPacketSize",
-        "between",
-    );
-    assert_invalid(
-        &format!("{K}limits: {{ maxInflight: 0 }}"),
-        "spec.limits.maxInflight",
-        "between",
-    );
-    assert_invalid(
-        &format!("{K}limits: {{ maxConnections: -1 }}"),
-        "spec.limits.maxConnections",
-        "negative",
-    );
-    assert_invalid(
-        &format!("{K}limits: {{ maxKeepAlive: 70000 }}"),
-        "spec.limits.maxKeepAlive",
-        "between",
-    );
+    assert_invalid(&format!("{K}limits: {{ maxPacketSize: 0 }}"), "spec.limits.maxPacketSize", "between");
+    assert_invalid(&format!("{K}limits: {{ maxInflight: 0 }}"), "spec.limits.maxInflight", "between");
+    assert_invalid(&format!("{K}limits: {{ maxConnections: -1 }}"), "spec.limits.maxConnections", "negative");
+    assert_invalid(&format!("{K}limits: {{ maxKeepAlive: 70000 }}"), "spec.limits.maxKeepAlive", "between");
 }
 
 #[test]
@@ -918,15 +649,7 @@ fn invalid_service() {
 
 #[test]
 fn every_error_is_reported_not_just_the_first() {
-    let errors =
-        errors_of("kafka: { bootstrapServers: '' }\nreplicas: -1\ntopics: { partitions: 0 }");
+    let errors = errors_of("kafka: { bootstrapServers: '' }\nreplicas: -1\ntopics: { partitions: 0 }");
     let fields: Vec<&str> = errors.iter().map(|(f, _)| f.as_str()).collect();
-    assert_eq!(
-        fields,
-        vec![
-            "spec.replicas",
-            "spec.kafka.bootstrapServers",
-            "spec.topics.partitions"
-        ]
-    );
+    assert_eq!(fields, vec!["spec.replicas", "spec.kafka.bootstrapServers", "spec.topics.partitions"]);
 }

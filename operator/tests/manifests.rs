@@ -20,17 +20,9 @@ fn generated_crd() -> String {
 #[test]
 fn committed_crd_files_match_the_types() {
     let generated = generated_crd();
-    for file in [
-        "crds/mqttbroker.yaml",
-        "charts/tributary/crds/mqttbroker.yaml",
-        "deploy/operator/crd.yaml",
-    ] {
+    for file in ["crds/mqttbroker.yaml", "charts/tributary/crds/mqttbroker.yaml", "deploy/operator/crd.yaml"] {
         let committed = std::fs::read_to_string(repo_root().join(file)).expect("CRD file exists");
-        assert!(
-            committed == generated,
-            "{file} differs from the Rust types; {}",
-            REGENERATE.replace("FILE", file)
-        );
+        assert!(committed == generated, "{file} differs from the Rust types; {}", REGENERATE.replace("FILE", file));
     }
 }
 
@@ -65,10 +57,8 @@ fn violations(object: &Value) -> Vec<String> {
     let schema = open_api_schema();
     let spec_schema = strict(schema["properties"]["spec"].clone());
     let validator = jsonschema::validator_for(&spec_schema).expect("spec schema compiles");
-    let mut out: Vec<String> = validator
-        .iter_errors(&object["spec"])
-        .map(|e| format!("schema: {e} at {}", e.instance_path()))
-        .collect();
+    let mut out: Vec<String> =
+        validator.iter_errors(&object["spec"]).map(|e| format!("schema: {e} at {}", e.instance_path())).collect();
     if let Err(errors) = kube::core::cel::Validator::new().validate(&schema, object, None) {
         out.push(format!("CEL: {errors}"));
     }
@@ -112,18 +102,9 @@ fn the_schema_rejects_what_kubernetes_would_reject() {
     const K: &str = "kafka: { bootstrapServers: 'k:9092' }\n";
     // OpenAPI part.
     assert_rejected("{}", "kafka");
-    assert_rejected(
-        &format!("{K}listeners: [{{ name: a, protocol: tcp, port: 1 }}]"),
-        "tcp",
-    );
-    assert_rejected(
-        &format!("{K}listeners: [{{ name: a, protocol: mqtt, port: 70000 }}]"),
-        "70000",
-    );
-    assert_rejected(
-        &format!("{K}topics: {{ mappings: [{{ kafkaTopic: k, mqttTopics: ['a/#/b'] }}] }}"),
-        "a/#/b",
-    );
+    assert_rejected(&format!("{K}listeners: [{{ name: a, protocol: tcp, port: 1 }}]"), "tcp");
+    assert_rejected(&format!("{K}listeners: [{{ name: a, protocol: mqtt, port: 70000 }}]"), "70000");
+    assert_rejected(&format!("{K}topics: {{ mappings: [{{ kafkaTopic: k, mqttTopics: ['a/#/b'] }}] }}"), "a/#/b");
     assert_rejected(
         &format!("{K}authorization: {{ rules: [{{ principal: bob, action: all, topic: '#', effect: allow }}] }}"),
         "bob",
@@ -131,18 +112,9 @@ fn the_schema_rejects_what_kubernetes_would_reject() {
     assert_rejected(&format!("{K}service: {{ type: External }}"), "External");
     assert_rejected(&format!("{K}replicsa: 2"), "replicsa");
     // CEL part.
-    assert_rejected(
-        &format!("{K}autoscaling: {{ minReplicas: 5, maxReplicas: 2 }}"),
-        "minReplicas must be less",
-    );
-    assert_rejected(
-        &format!("{K}replicas: 1\nautoscaling: {{ maxReplicas: 2 }}"),
-        "mutually exclusive",
-    );
-    assert_rejected(
-        &format!("{K}listeners: [{{ name: a, protocol: mqtts, port: 8883 }}]"),
-        "tlsSecretRef is required",
-    );
+    assert_rejected(&format!("{K}autoscaling: {{ minReplicas: 5, maxReplicas: 2 }}"), "minReplicas must be less");
+    assert_rejected(&format!("{K}replicas: 1\nautoscaling: {{ maxReplicas: 2 }}"), "mutually exclusive");
+    assert_rejected(&format!("{K}listeners: [{{ name: a, protocol: mqtts, port: 8883 }}]"), "tlsSecretRef is required");
     assert_rejected(
         &format!("{K}listeners: [{{ name: a, protocol: mqtt, port: 1 }}, {{ name: a, protocol: ws, port: 2 }}]"),
         "names must be unique",
@@ -156,9 +128,8 @@ fn the_schema_rejects_what_kubernetes_would_reject() {
 #[test]
 fn chart_values_match_values_schema() {
     let schema_path = repo_root().join("charts/tributary/values.schema.json");
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(schema_path).expect("schema exists"))
-            .expect("values.schema.json is JSON");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).expect("schema exists"))
+        .expect("values.schema.json is JSON");
     let validator = jsonschema::validator_for(&schema).expect("values schema compiles");
     for file in chart_values_files() {
         for doc in yaml_documents(&file) {
@@ -189,41 +160,23 @@ fn operator_manifests_deserialize_as_their_kinds() {
             kinds.push(kind);
         }
     }
-    assert_eq!(
-        kinds,
-        [
-            "Namespace",
-            "ServiceAccount",
-            "ClusterRole",
-            "ClusterRoleBinding",
-            "Deployment"
-        ]
-    );
+    assert_eq!(kinds, ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]);
     let kustomization = yaml_documents(&repo_root().join("deploy/kustomization.yaml"));
     let resources = kustomization[0]["resources"].as_array().expect("resources");
     for r in resources {
         let path = repo_root().join("deploy").join(r.as_str().expect("path"));
-        assert!(
-            path.exists(),
-            "kustomization lists missing {}",
-            path.display()
-        );
+        assert!(path.exists(), "kustomization lists missing {}", path.display());
     }
 }
 
 #[test]
 fn chart_and_raw_rbac_grant_the_same_rules() {
     let raw = std::fs::read_to_string(repo_root().join("deploy/operator/rbac.yaml")).expect("rbac");
-    let chart = std::fs::read_to_string(repo_root().join("charts/tributary/templates/rbac.yaml"))
-        .expect("chart rbac");
+    let chart = std::fs::read_to_string(repo_root().join("charts/tributary/templates/rbac.yaml")).expect("chart rbac");
     let rules = |text: &str| -> Vec<String> {
         text.lines()
             .map(str::trim)
-            .filter(|l| {
-                l.starts_with("- apiGroups:")
-                    || l.starts_with("resources:")
-                    || l.starts_with("verbs:")
-            })
+            .filter(|l| l.starts_with("- apiGroups:") || l.starts_with("resources:") || l.starts_with("verbs:"))
             .map(str::to_string)
             .collect()
     };

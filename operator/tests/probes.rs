@@ -15,8 +15,7 @@ fn parses_the_connections_gauge() {
                 tributary_connections_total 9000\n\
                 other_metric 1\n";
     assert_eq!(parse_connections(body), Some(42));
-    let labelled =
-        "tributary_connections{listener=\"mqtt\"} 3\ntributary_connections{listener=\"wss\"} 4.0\n";
+    let labelled = "tributary_connections{listener=\"mqtt\"} 3\ntributary_connections{listener=\"wss\"} 4.0\n";
     assert_eq!(parse_connections(labelled), Some(7));
     assert_eq!(parse_connections("tributary_connections_total 5\n"), None);
     assert_eq!(parse_connections("tributary_connections NaN\n"), None);
@@ -40,12 +39,8 @@ async fn http_once(response: &'static str) -> u16 {
 
 #[tokio::test]
 async fn scrapes_a_pod() {
-    let port =
-        http_once("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\ntributary_connections 17\n")
-            .await;
-    let n = scrape_connections("127.0.0.1", port, Duration::from_secs(2))
-        .await
-        .expect("scrape");
+    let port = http_once("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\ntributary_connections 17\n").await;
+    let n = scrape_connections("127.0.0.1", port, Duration::from_secs(2)).await.expect("scrape");
     assert_eq!(n, 17);
 
     let port = http_once("HTTP/1.1 503 Service Unavailable\r\n\r\n").await;
@@ -83,18 +78,10 @@ async fn kafka_reachability() {
 
     let some = check_bootstrap(&format!("{down_addr}, {up_addr}"), t).await;
     assert!(some.reachable);
-    assert!(
-        some.message.contains(&format!("unreachable: {down_addr}")),
-        "{}",
-        some.message
-    );
+    assert!(some.message.contains(&format!("unreachable: {down_addr}")), "{}", some.message);
 
     let none = check_bootstrap(&format!("{down_addr},not-a-server"), t).await;
     assert!(!none.reachable);
     assert!(none.message.contains("no bootstrap server reachable"));
-    assert!(
-        none.message.contains("not-a-server (expected host:port)"),
-        "{}",
-        none.message
-    );
+    assert!(none.message.contains("not-a-server (expected host:port)"), "{}", none.message);
 }

@@ -43,7 +43,12 @@ pub(super) async fn refuse_undecodable<S: AsyncRead + AsyncWrite + Unpin>(conn: 
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Validates a CONNECT and answers it; `None` when the connection was refused and closed.
-    pub(super) async fn accept(mut conn: Connection<S>, connect: Connect, broker: Arc<Broker>, shutdown: Shutdown) -> Option<Self> {
+    pub(super) async fn accept(
+        mut conn: Connection<S>,
+        connect: Connect,
+        broker: Arc<Broker>,
+        shutdown: Shutdown,
+    ) -> Option<Self> {
         let version = connect.protocol;
         conn.version = Some(version);
         let mut props = Properties::default();

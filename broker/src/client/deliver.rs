@@ -12,15 +12,15 @@ use crate::metrics::inc;
 /// Deliveries written per loop turn before flushing, so a burst does not pile up in the buffer.
 const BATCH: usize = 64;
 
-/// Where an outbound QoS 1/2 message stands.
+/// Where an outbound QoS 1/2 message stands: the packet we wait for from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flight {
     /// QoS 1 sent, waiting for PUBACK.
-    AwaitAck,
+    Ack,
     /// QoS 2 sent, waiting for PUBREC.
-    AwaitRec,
+    Received,
     /// PUBREL sent, waiting for PUBCOMP.
-    AwaitComp,
+    Complete,
 }
 
 /// Outbound in-flight state.
@@ -85,7 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             if self.conn.queue(&publish)? {
                 inc(&self.broker.metrics.publish_sent);
                 if let Some(id) = packet_id {
-                    let flight = if d.qos == QoS::AtLeastOnce { Flight::AwaitAck } else { Flight::AwaitRec };
+                    let flight = if d.qos == QoS::AtLeastOnce { Flight::Ack } else { Flight::Received };
                     self.outbound.flights.insert(id, flight);
                 }
             }
@@ -94,7 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     pub(super) fn on_puback(&mut self, r: PubResp) -> Result<(), End> {
-        if self.outbound.flights.get(&r.packet_id) == Some(&Flight::AwaitAck) {
+        if self.outbound.flights.get(&r.packet_id) == Some(&Flight::Ack) {
             self.outbound.flights.remove(&r.packet_id);
         }
         Ok(())
@@ -103,12 +103,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) fn on_pubrec(&mut self, r: PubResp) -> Result<(), End> {
         let code = match self.outbound.flights.get(&r.packet_id) {
             // MQTT 5: a PUBREC with an error code ends the flow (no PUBREL).
-            Some(Flight::AwaitRec) if r.reason >= 0x80 => {
+            Some(Flight::Received) if r.reason >= 0x80 => {
                 self.outbound.flights.remove(&r.packet_id);
                 return Ok(());
             }
-            Some(Flight::AwaitRec) | Some(Flight::AwaitComp) => {
-                self.outbound.flights.insert(r.packet_id, Flight::AwaitComp);
+            Some(Flight::Received) | Some(Flight::Complete) => {
+                self.outbound.flights.insert(r.packet_id, Flight::Complete);
                 reason::SUCCESS
             }
             _ => reason::PACKET_IDENTIFIER_NOT_FOUND,
@@ -117,7 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     pub(super) fn on_pubcomp(&mut self, r: PubResp) -> Result<(), End> {
-        if self.outbound.flights.get(&r.packet_id) == Some(&Flight::AwaitComp) {
+        if self.outbound.flights.get(&r.packet_id) == Some(&Flight::Complete) {
             self.outbound.flights.remove(&r.packet_id);
         }
         Ok(())
@@ -133,7 +133,7 @@ mod tests {
         let mut o = Outbound::new(3);
         o.next_id = u16::MAX - 1;
         let a = o.allocate();
-        o.flights.insert(a, Flight::AwaitAck);
+        o.flights.insert(a, Flight::Ack);
         assert_eq!(a, u16::MAX);
         assert_eq!(o.allocate(), 1, "wraps past 0");
         o.next_id = u16::MAX - 1;
@@ -145,7 +145,7 @@ mod tests {
         let mut o = Outbound::new(1);
         assert!(o.has_room());
         let id = o.allocate();
-        o.flights.insert(id, Flight::AwaitRec);
+        o.flights.insert(id, Flight::Received);
         assert!(!o.has_room());
     }
 }

@@ -168,7 +168,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             Packet::Subscribe(s) => self.on_subscribe(s).await,
             Packet::Unsubscribe(u) => self.on_unsubscribe(u),
             Packet::PingReq => self.send(&Packet::PingResp),
-            Packet::Disconnect(d) => Err(End::ClientDisconnect { will: d.reason == reason::DISCONNECT_WITH_WILL_MESSAGE }),
+            Packet::Disconnect(d) => {
+                Err(End::ClientDisconnect { will: d.reason == reason::DISCONNECT_WITH_WILL_MESSAGE })
+            }
             // We announce no authentication method, so AUTH is a protocol error (MQTT-3.15.0-?).
             // A second CONNECT is one too (MQTT-3.1.0-2); server-to-client packets likewise.
             _ => Err(End::Protocol(reason::PROTOCOL_ERROR)),
@@ -189,7 +191,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             inc(&self.broker.metrics.protocol_errors);
         }
         let goodbye = match (self.version, end.server_reason()) {
-            (ProtocolVersion::V5, Some(r)) => Some(Packet::Disconnect(Disconnect { reason: r, properties: Properties::default() })),
+            (ProtocolVersion::V5, Some(r)) => {
+                Some(Packet::Disconnect(Disconnect { reason: r, properties: Properties::default() }))
+            }
             _ => None,
         };
         self.conn.close_with(goodbye.as_ref()).await;

@@ -100,7 +100,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     /// Kafka acknowledged (or refused) a publish: answer the client in arrival order.
-    pub(super) fn on_kafka_ack(&mut self, (id, qos, result): (Option<u16>, QoS, Result<(), ProduceError>)) -> Result<(), End> {
+    pub(super) fn on_kafka_ack(
+        &mut self,
+        (id, qos, result): (Option<u16>, QoS, Result<(), ProduceError>),
+    ) -> Result<(), End> {
         if let Err(e) = result {
             return self.produce_failed(id, qos, e);
         }
@@ -121,7 +124,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         tracing::warn!(client = %self.client_id, error = %e, "publish not accepted by kafka");
         match (self.version, qos, id) {
             (_, QoS::AtMostOnce, _) => Ok(()),
-            (ProtocolVersion::V5, QoS::AtLeastOnce, Some(id)) => self.send(&Packet::PubAck(resp(id, reason::UNSPECIFIED_ERROR))),
+            (ProtocolVersion::V5, QoS::AtLeastOnce, Some(id)) => {
+                self.send(&Packet::PubAck(resp(id, reason::UNSPECIFIED_ERROR)))
+            }
             (ProtocolVersion::V5, QoS::ExactlyOnce, Some(id)) => {
                 self.qos2.remove(&id);
                 self.send(&Packet::PubRec(resp(id, reason::UNSPECIFIED_ERROR)))
@@ -142,7 +147,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         };
         self.send(&Packet::PubComp(resp(r.packet_id, code)))
     }
-
 }
 
 impl Will {

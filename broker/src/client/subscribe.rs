@@ -26,7 +26,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     /// Subscribes one filter; returns its SUBACK reason code.
-    async fn subscribe_one(&mut self, filter: &str, options: SubscriptionOptions, id: Option<u32>, retained: &mut Vec<Delivery>) -> u8 {
+    async fn subscribe_one(
+        &mut self,
+        filter: &str,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+        retained: &mut Vec<Delivery>,
+    ) -> u8 {
         let v5 = self.version == ProtocolVersion::V5;
         let refuse = |code: u8| if v5 { code } else { reason::UNSPECIFIED_ERROR };
         match parse_shared(filter) {
@@ -83,4 +89,3 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, properties: Default::default(), reasons }))
     }
 }
-

@@ -4,8 +4,8 @@ use bytes::{Buf, BytesMut};
 
 use super::error::DecodeError;
 use super::packet::{
-    kind, kind_name, Auth, ConnAck, Connect, Disconnect, LastWill, Packet, ProtocolVersion,
-    PubResp, Publish, QoS, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+    kind, kind_name, Auth, ConnAck, Connect, Disconnect, LastWill, Packet, ProtocolVersion, PubResp, Publish, QoS,
+    SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
 };
 use super::properties::{Ctx, Properties};
 use super::reason;
@@ -36,15 +36,9 @@ pub fn decode(
     };
     let size = 1 + len_bytes as u64 + u64::from(remaining);
     if size > u64::from(max_packet_size) {
-        return Err(DecodeError::PacketTooLarge {
-            size,
-            max: max_packet_size,
-        });
+        return Err(DecodeError::PacketTooLarge { size, max: max_packet_size });
     }
-    let too_large = DecodeError::PacketTooLarge {
-        size,
-        max: max_packet_size,
-    };
+    let too_large = DecodeError::PacketTooLarge { size, max: max_packet_size };
     let size = usize::try_from(size).map_err(|_| too_large)?;
     if buf.len() < size {
         return Ok(None);
@@ -61,18 +55,12 @@ pub fn decode(
 
 /// Checks everything the first byte alone can tell, so junk is rejected before waiting
 /// for a body that may never come.
-fn check_fixed_header(
-    packet_kind: u8,
-    flags: u8,
-    version: Option<ProtocolVersion>,
-) -> Result<(), DecodeError> {
+fn check_fixed_header(packet_kind: u8, flags: u8, version: Option<ProtocolVersion>) -> Result<(), DecodeError> {
     let name = kind_name(packet_kind).ok_or(DecodeError::InvalidPacketType(packet_kind))?;
     match version {
         None if packet_kind != kind::CONNECT => return Err(DecodeError::ExpectedConnect(name)),
         Some(_) if packet_kind == kind::CONNECT => return Err(DecodeError::DuplicateConnect),
-        Some(V311) if packet_kind == kind::AUTH => {
-            return Err(DecodeError::InvalidPacketType(packet_kind))
-        }
+        Some(V311) if packet_kind == kind::AUTH => return Err(DecodeError::InvalidPacketType(packet_kind)),
         _ => {}
     }
     if packet_kind == kind::PUBLISH {
@@ -87,20 +75,12 @@ fn check_fixed_header(
         _ => 0,
     };
     if flags != expected {
-        return Err(DecodeError::InvalidHeaderFlags {
-            packet: name,
-            flags,
-        });
+        return Err(DecodeError::InvalidHeaderFlags { packet: name, flags });
     }
     Ok(())
 }
 
-fn body(
-    packet_kind: u8,
-    flags: u8,
-    v: ProtocolVersion,
-    mut r: Reader,
-) -> Result<Packet, DecodeError> {
+fn body(packet_kind: u8, flags: u8, v: ProtocolVersion, mut r: Reader) -> Result<Packet, DecodeError> {
     Ok(match packet_kind {
         kind::CONNACK => Packet::ConnAck(connack(r, v)?),
         kind::PUBLISH => Packet::Publish(publish(r, flags, v)?),
@@ -154,10 +134,7 @@ fn check_reason(ctx: Ctx, code: u8) -> Result<u8, DecodeError> {
     if reason::valid_for(ctx.kind, code) {
         Ok(code)
     } else {
-        Err(DecodeError::InvalidReasonCode {
-            packet: ctx.name,
-            code,
-        })
+        Err(DecodeError::InvalidReasonCode { packet: ctx.name, code })
     }
 }
 
@@ -175,11 +152,7 @@ pub(super) fn topic_name_rule(topic: &str, alias: bool) -> Option<&'static str> 
 
 /// Optional reason code and properties at the end of PUBACK-like, DISCONNECT and AUTH
 /// packets: MQTT 5 lets the sender stop early when they would be 0 / empty.
-fn reason_tail(
-    r: &mut Reader,
-    v: ProtocolVersion,
-    ctx: Ctx,
-) -> Result<(u8, Properties), DecodeError> {
+fn reason_tail(r: &mut Reader, v: ProtocolVersion, ctx: Ctx) -> Result<(u8, Properties), DecodeError> {
     if v == V311 || r.is_empty() {
         return Ok((reason::SUCCESS, Properties::default()));
     }
@@ -232,61 +205,29 @@ fn connect(mut r: Reader) -> Result<Connect, DecodeError> {
             return Err(DecodeError::InvalidTopicName(rule));
         }
         let payload = r.binary("will payload")?;
-        Some(LastWill {
-            topic,
-            payload,
-            qos: will_qos,
-            retain: will_retain,
-            properties,
-        })
+        Some(LastWill { topic, payload, qos: will_qos, retain: will_retain, properties })
     } else {
         None
     };
-    let username = if has_username {
-        Some(r.string("user name")?)
-    } else {
-        None
-    };
-    let password = if has_password {
-        Some(r.binary("password")?)
-    } else {
-        None
-    };
+    let username = if has_username { Some(r.string("user name")?) } else { None };
+    let password = if has_password { Some(r.binary("password")?) } else { None };
     r.finish("CONNECT")?;
-    Ok(Connect {
-        protocol,
-        clean_start,
-        keep_alive,
-        client_id,
-        will,
-        username,
-        password,
-        properties,
-    })
+    Ok(Connect { protocol, clean_start, keep_alive, client_id, will, username, password, properties })
 }
 
 fn connack(mut r: Reader, v: ProtocolVersion) -> Result<ConnAck, DecodeError> {
     let flags = r.u8("connect acknowledge flags")?;
     if flags & 0xFE != 0 {
-        return Err(DecodeError::ReservedBits(
-            "CONNACK acknowledge flags (MQTT-3.2.2-1)",
-        ));
+        return Err(DecodeError::ReservedBits("CONNACK acknowledge flags (MQTT-3.2.2-1)"));
     }
     let code = r.u8("connect reason code")?;
     let reason = match v {
-        V311 => reason::from_v311_connack(code).ok_or(DecodeError::InvalidReasonCode {
-            packet: "CONNACK",
-            code,
-        })?,
+        V311 => reason::from_v311_connack(code).ok_or(DecodeError::InvalidReasonCode { packet: "CONNACK", code })?,
         V5 => check_reason(Ctx::CONNACK, code)?,
     };
     let properties = read_props(&mut r, v, Ctx::CONNACK)?;
     r.finish("CONNACK")?;
-    Ok(ConnAck {
-        session_present: flags & 1 != 0,
-        reason,
-        properties,
-    })
+    Ok(ConnAck { session_present: flags & 1 != 0, reason, properties })
 }
 
 fn publish(mut r: Reader, flags: u8, v: ProtocolVersion) -> Result<Publish, DecodeError> {
@@ -315,11 +256,7 @@ fn pub_resp(mut r: Reader, v: ProtocolVersion, ctx: Ctx) -> Result<PubResp, Deco
     let packet_id = packet_id(&mut r, ctx.name)?;
     let (reason, properties) = reason_tail(&mut r, v, ctx)?;
     r.finish(ctx.name)?;
-    Ok(PubResp {
-        packet_id,
-        reason,
-        properties,
-    })
+    Ok(PubResp { packet_id, reason, properties })
 }
 
 impl SubscriptionOptions {
@@ -327,9 +264,7 @@ impl SubscriptionOptions {
         // 3.1.1 only defines the QoS bits; MQTT 5 adds four option bits below bit 6.
         let reserved = if v == V311 { 0xFC } else { 0xC0 };
         if b & reserved != 0 {
-            return Err(DecodeError::ReservedBits(
-                "subscription options (MQTT-3.8.3-5)",
-            ));
+            return Err(DecodeError::ReservedBits("subscription options (MQTT-3.8.3-5)"));
         }
         let retain_handling = (b >> 4) & 0b11;
         // MQTT 5 §3.8.3.1 classifies Retain Handling 3 as a protocol error, not malformed.
@@ -365,11 +300,7 @@ fn subscribe(mut r: Reader, v: ProtocolVersion) -> Result<Subscribe, DecodeError
     if filters.is_empty() {
         return Err(DecodeError::EmptyPayload("SUBSCRIBE"));
     }
-    Ok(Subscribe {
-        packet_id,
-        properties,
-        filters,
-    })
+    Ok(Subscribe { packet_id, properties, filters })
 }
 
 fn suback(mut r: Reader, v: ProtocolVersion) -> Result<SubAck, DecodeError> {
@@ -385,17 +316,10 @@ fn suback(mut r: Reader, v: ProtocolVersion) -> Result<SubAck, DecodeError> {
             V5 => reason::valid_for(kind::SUBACK, code),
         };
         if !ok {
-            return Err(DecodeError::InvalidReasonCode {
-                packet: "SUBACK",
-                code,
-            });
+            return Err(DecodeError::InvalidReasonCode { packet: "SUBACK", code });
         }
     }
-    Ok(SubAck {
-        packet_id,
-        properties,
-        reasons,
-    })
+    Ok(SubAck { packet_id, properties, reasons })
 }
 
 fn unsubscribe(mut r: Reader, v: ProtocolVersion) -> Result<Unsubscribe, DecodeError> {
@@ -408,22 +332,14 @@ fn unsubscribe(mut r: Reader, v: ProtocolVersion) -> Result<Unsubscribe, DecodeE
     if filters.is_empty() {
         return Err(DecodeError::EmptyPayload("UNSUBSCRIBE"));
     }
-    Ok(Unsubscribe {
-        packet_id,
-        properties,
-        filters,
-    })
+    Ok(Unsubscribe { packet_id, properties, filters })
 }
 
 fn unsuback(mut r: Reader, v: ProtocolVersion) -> Result<UnsubAck, DecodeError> {
     let packet_id = packet_id(&mut r, "UNSUBACK")?;
     if v == V311 {
         r.finish("UNSUBACK")?;
-        return Ok(UnsubAck {
-            packet_id,
-            properties: Properties::default(),
-            reasons: Vec::new(),
-        });
+        return Ok(UnsubAck { packet_id, properties: Properties::default(), reasons: Vec::new() });
     }
     let properties = Properties::decode(&mut r, Ctx::UNSUBACK)?;
     let reasons = r.rest().to_vec();
@@ -433,11 +349,7 @@ fn unsuback(mut r: Reader, v: ProtocolVersion) -> Result<UnsubAck, DecodeError> 
     for &code in &reasons {
         check_reason(Ctx::UNSUBACK, code)?;
     }
-    Ok(UnsubAck {
-        packet_id,
-        properties,
-        reasons,
-    })
+    Ok(UnsubAck { packet_id, properties, reasons })
 }
 
 #[cfg(test)]
@@ -569,20 +481,12 @@ mod tests {
         // Remaining length 2,097,151 announced, no body bytes present.
         let mut buf = BytesMut::from(&[0x30, 0xFF, 0xFF, 0x7F][..]);
         let err = decode(&mut buf, Some(V5), 1024).unwrap_err();
-        assert_eq!(
-            err,
-            DecodeError::PacketTooLarge {
-                size: 2_097_155,
-                max: 1024
-            }
-        );
+        assert_eq!(err, DecodeError::PacketTooLarge { size: 2_097_155, max: 1024 });
         assert_eq!(err.reason_code(), 0x95);
         assert_eq!(buf.len(), 4, "nothing consumed");
         // The limit includes the fixed header: a 4-byte PUBACK fits 4, not 3.
         let puback = [0x40, 0x02, 0, 1];
-        assert!(decode(&mut BytesMut::from(&puback[..]), Some(V5), 4)
-            .unwrap()
-            .is_some());
+        assert!(decode(&mut BytesMut::from(&puback[..]), Some(V5), 4).unwrap().is_some());
         assert!(decode(&mut BytesMut::from(&puback[..]), Some(V5), 3).is_err());
     }
 
@@ -592,11 +496,7 @@ mod tests {
             for p in samples::packets(v) {
                 let mut full = BytesMut::new();
                 encode(&p, v, &mut full).unwrap();
-                let version = if matches!(p, Packet::Connect(_)) {
-                    None
-                } else {
-                    Some(v)
-                };
+                let version = if matches!(p, Packet::Connect(_)) { None } else { Some(v) };
                 for n in 0..full.len() {
                     let mut buf = BytesMut::from(&full[..n]);
                     let got = decode(&mut buf, version, MAX);
@@ -611,10 +511,7 @@ mod tests {
     fn decodes_back_to_back_packets_and_leaves_the_rest() {
         let mut buf = BytesMut::from(&[0xC0, 0x00, 0xD0, 0x00, 0x40][..]);
         assert_eq!(decode(&mut buf, Some(V311), MAX), Ok(Some(Packet::PingReq)));
-        assert_eq!(
-            decode(&mut buf, Some(V311), MAX),
-            Ok(Some(Packet::PingResp))
-        );
+        assert_eq!(decode(&mut buf, Some(V311), MAX), Ok(Some(Packet::PingResp)));
         assert_eq!(decode(&mut buf, Some(V311), MAX), Ok(None));
         assert_eq!(&buf[..], &[0x40]);
     }
@@ -626,30 +523,18 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let r = ack(&[0x70, 0x02, 0, 7]);
-        assert_eq!(
-            (r.packet_id, r.reason, r.properties.is_empty()),
-            (7, 0, true)
-        );
+        assert_eq!((r.packet_id, r.reason, r.properties.is_empty()), (7, 0, true));
         let r = ack(&[0x70, 0x03, 0, 7, 0x92]);
         assert_eq!((r.reason, r.properties.is_empty()), (0x92, true));
-        let disconnect = Packet::Disconnect(Disconnect {
-            reason: 0,
-            properties: Properties::default(),
-        });
+        let disconnect = Packet::Disconnect(Disconnect { reason: 0, properties: Properties::default() });
         assert_eq!(dec(&[0xE0, 0x00], Some(V5)), Ok(Some(disconnect)));
-        let auth = Packet::Auth(Auth {
-            reason: 0x18,
-            properties: Properties::default(),
-        });
+        let auth = Packet::Auth(Auth { reason: 0x18, properties: Properties::default() });
         assert_eq!(dec(&[0xF0, 0x01, 0x18], Some(V5)), Ok(Some(auth)));
     }
 
     #[test]
     fn password_without_username_allowed_in_v5_mqtt_3_1_2_22() {
-        let bytes = frame(
-            0x10,
-            &connect_body("MQTT", 5, 0x42, &[0, 0, 1, b'c', 0, 1, b'p']),
-        );
+        let bytes = frame(0x10, &connect_body("MQTT", 5, 0x42, &[0, 0, 1, b'c', 0, 1, b'p']));
         match dec(&bytes, None) {
             Ok(Some(Packet::Connect(c))) => {
                 assert_eq!(c.username, None);
@@ -674,21 +559,14 @@ mod tests {
     #[test]
     fn v311_connack_return_codes_decode_to_v5_equivalents() {
         let got = dec(&[0x20, 0x02, 0x00, 0x05], Some(V311));
-        let expected = ConnAck {
-            session_present: false,
-            reason: 0x87,
-            properties: Properties::default(),
-        };
+        let expected = ConnAck { session_present: false, reason: 0x87, properties: Properties::default() };
         assert_eq!(got, Ok(Some(Packet::ConnAck(expected))));
     }
 
     #[test]
     fn control_characters_in_strings_are_accepted_mqtt_1_5_3() {
         let bytes = frame(0x30, &[0, 2, b'a', 0x01]);
-        assert!(matches!(
-            dec(&bytes, Some(V311)),
-            Ok(Some(Packet::Publish(_)))
-        ));
+        assert!(matches!(dec(&bytes, Some(V311)), Ok(Some(Packet::Publish(_)))));
         assert_eq!(code(&frame(0x30, &[0, 2, b'a', 0x00]), Some(V311)), 0x81);
     }
 }

@@ -6,8 +6,8 @@ use bytes::{BufMut, BytesMut};
 use super::decode::topic_name_rule;
 use super::error::EncodeError;
 use super::packet::{
-    kind, ConnAck, Connect, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck, Subscribe,
-    SubscriptionOptions, UnsubAck, Unsubscribe,
+    kind, ConnAck, Connect, Packet, ProtocolVersion, PubResp, Publish, QoS, SubAck, Subscribe, SubscriptionOptions,
+    UnsubAck, Unsubscribe,
 };
 use super::properties::{Ctx, Properties};
 use super::reason;
@@ -22,11 +22,7 @@ use ProtocolVersion::{V311, V5};
 /// over-long fields, properties not allowed in the packet, reason codes outside the
 /// packet's set, AUTH for 3.1.1 — are refused with an [`EncodeError`] and nothing is
 /// appended.
-pub fn encode(
-    packet: &Packet,
-    version: ProtocolVersion,
-    buf: &mut BytesMut,
-) -> Result<(), EncodeError> {
+pub fn encode(packet: &Packet, version: ProtocolVersion, buf: &mut BytesMut) -> Result<(), EncodeError> {
     let mut body = BytesMut::new();
     // PUBLISH payloads are appended straight from the caller's buffer, not copied twice.
     let mut payload: &[u8] = &[];
@@ -93,12 +89,7 @@ fn invalid(packet: &'static str, rule: &'static str) -> EncodeError {
     EncodeError::InvalidPacket { packet, rule }
 }
 
-fn write_props(
-    p: &Properties,
-    v: ProtocolVersion,
-    ctx: Ctx,
-    buf: &mut BytesMut,
-) -> Result<(), EncodeError> {
+fn write_props(p: &Properties, v: ProtocolVersion, ctx: Ctx, buf: &mut BytesMut) -> Result<(), EncodeError> {
     match v {
         V311 => Ok(()),
         V5 => p.encode(ctx, buf),
@@ -109,10 +100,7 @@ fn check_reason(ctx: Ctx, code: u8) -> Result<(), EncodeError> {
     if reason::valid_for(ctx.kind, code) {
         Ok(())
     } else {
-        Err(EncodeError::InvalidReasonCode {
-            packet: ctx.name,
-            code,
-        })
+        Err(EncodeError::InvalidReasonCode { packet: ctx.name, code })
     }
 }
 
@@ -126,12 +114,7 @@ fn packet_id(id: u16, packet: &'static str, buf: &mut BytesMut) -> Result<(), En
 
 /// MQTT 5 reason code + properties, omitting trailing parts that are 0 / empty (§3.4.2.1,
 /// §3.14.2.1, §3.15.2.1) to match what most peers send.
-fn reason_tail(
-    code: u8,
-    props: &Properties,
-    ctx: Ctx,
-    buf: &mut BytesMut,
-) -> Result<(), EncodeError> {
+fn reason_tail(code: u8, props: &Properties, ctx: Ctx, buf: &mut BytesMut) -> Result<(), EncodeError> {
     check_reason(ctx, code)?;
     if props.is_empty() {
         if code != reason::SUCCESS {
@@ -152,10 +135,7 @@ fn connect(c: &Connect, v: ProtocolVersion, buf: &mut BytesMut) -> Result<(), En
         return Err(invalid(NAME, "password without user name (MQTT-3.1.2-22)"));
     }
     if v == V311 && c.client_id.is_empty() && !c.clean_start {
-        return Err(invalid(
-            NAME,
-            "empty client identifier requires clean session (MQTT-3.1.3-7)",
-        ));
+        return Err(invalid(NAME, "empty client identifier requires clean session (MQTT-3.1.3-7)"));
     }
     let mut flags = u8::from(c.clean_start) << 1;
     if let Some(w) = &c.will {
@@ -209,18 +189,8 @@ fn publish(p: &Publish, v: ProtocolVersion, buf: &mut BytesMut) -> Result<u8, En
     put_string(buf, &p.topic, "topic name")?;
     match (p.qos, p.packet_id) {
         (QoS::AtMostOnce, None) => {}
-        (QoS::AtMostOnce, Some(_)) => {
-            return Err(invalid(
-                NAME,
-                "QoS 0 with a packet identifier (MQTT-2.2.1-2)",
-            ))
-        }
-        (_, None) => {
-            return Err(invalid(
-                NAME,
-                "QoS > 0 without a packet identifier (MQTT-2.2.1-3)",
-            ))
-        }
+        (QoS::AtMostOnce, Some(_)) => return Err(invalid(NAME, "QoS 0 with a packet identifier (MQTT-2.2.1-2)")),
+        (_, None) => return Err(invalid(NAME, "QoS > 0 without a packet identifier (MQTT-2.2.1-3)")),
         (_, Some(id)) => packet_id(id, NAME, buf)?,
     }
     write_props(&p.properties, v, Ctx::PUBLISH, buf)?;
@@ -228,12 +198,7 @@ fn publish(p: &Publish, v: ProtocolVersion, buf: &mut BytesMut) -> Result<u8, En
 }
 
 /// Returns the first header byte without flags.
-fn pub_resp(
-    r: &PubResp,
-    v: ProtocolVersion,
-    ctx: Ctx,
-    buf: &mut BytesMut,
-) -> Result<u8, EncodeError> {
+fn pub_resp(r: &PubResp, v: ProtocolVersion, ctx: Ctx, buf: &mut BytesMut) -> Result<u8, EncodeError> {
     packet_id(r.packet_id, ctx.name, buf)?;
     if v == V5 {
         reason_tail(r.reason, &r.properties, ctx, buf)?;
@@ -244,18 +209,13 @@ fn pub_resp(
 impl SubscriptionOptions {
     fn to_byte(self, v: ProtocolVersion) -> Result<u8, EncodeError> {
         if self.retain_handling > 2 {
-            return Err(invalid(
-                "SUBSCRIBE",
-                "retain handling above 2 (MQTT 5 §3.8.3.1)",
-            ));
+            return Err(invalid("SUBSCRIBE", "retain handling above 2 (MQTT 5 §3.8.3.1)"));
         }
         let qos = self.qos as u8;
         Ok(match v {
             V311 => qos,
             V5 => {
-                qos | u8::from(self.no_local) << 2
-                    | u8::from(self.retain_as_published) << 3
-                    | self.retain_handling << 4
+                qos | u8::from(self.no_local) << 2 | u8::from(self.retain_as_published) << 3 | self.retain_handling << 4
             }
         })
     }
@@ -291,10 +251,7 @@ fn suback(s: &SubAck, v: ProtocolVersion, buf: &mut BytesMut) -> Result<(), Enco
     for &code in &s.reasons {
         check_reason(Ctx::SUBACK, code)?;
         buf.put_u8(match v {
-            V311 => reason::v311_suback_code(code).ok_or(EncodeError::InvalidReasonCode {
-                packet: "SUBACK",
-                code,
-            })?,
+            V311 => reason::v311_suback_code(code).ok_or(EncodeError::InvalidReasonCode { packet: "SUBACK", code })?,
             V5 => code,
         });
     }
@@ -346,11 +303,7 @@ mod tests {
     }
 
     fn dec(bytes: &[u8], p: &Packet, v: ProtocolVersion) -> Packet {
-        let version = if matches!(p, Packet::Connect(_)) {
-            None
-        } else {
-            Some(v)
-        };
+        let version = if matches!(p, Packet::Connect(_)) { None } else { Some(v) };
         let mut buf = BytesMut::from(bytes);
         let got = decode(&mut buf, version, u32::MAX).unwrap().unwrap();
         assert!(buf.is_empty(), "{} left bytes", p.packet_type_name());
@@ -416,8 +369,7 @@ mod tests {
                     subscription_identifiers_available,
                     shared_subscription_available
                 );
-                seen.subscription_identifiers
-                    .extend(q.subscription_identifiers);
+                seen.subscription_identifiers.extend(q.subscription_identifiers);
                 seen.user_properties.extend(q.user_properties);
             }
         }
@@ -428,10 +380,7 @@ mod tests {
     #[test]
     fn v311_drops_v5_only_fields() {
         for p in samples::packets(V5) {
-            if matches!(
-                p,
-                Packet::Auth(_) | Packet::Connect(_) | Packet::PingReq | Packet::PingResp
-            ) {
+            if matches!(p, Packet::Auth(_) | Packet::Connect(_) | Packet::PingReq | Packet::PingResp) {
                 continue;
             }
             let mut b = BytesMut::new();
@@ -474,15 +423,10 @@ mod tests {
             password: None,
             properties: Properties::default(),
         };
-        let bytes = [
-            0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x03,
-            b'a', b'b', b'c',
-        ];
+        let bytes =
+            [0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3C, 0x00, 0x03, b'a', b'b', b'c'];
         assert_eq!(enc(&Packet::Connect(c.clone()), V311), bytes);
-        assert_eq!(
-            dec(&bytes, &Packet::Connect(c.clone()), V311),
-            Packet::Connect(c)
-        );
+        assert_eq!(dec(&bytes, &Packet::Connect(c.clone()), V311), Packet::Connect(c));
     }
 
     #[test]
@@ -505,8 +449,8 @@ mod tests {
         };
         // Flags: user 0x80 | password 0x40 | will retain 0x20 | will QoS 1 0x08 | will 0x04.
         let bytes = [
-            0x10, 0x19, 0, 4, b'M', b'Q', b'T', b'T', 4, 0xEC, 0, 10, 0, 1, b'c', 0, 1, b'w', 0, 1,
-            b'x', 0, 1, b'u', 0, 1, b'p',
+            0x10, 0x19, 0, 4, b'M', b'Q', b'T', b'T', 4, 0xEC, 0, 10, 0, 1, b'c', 0, 1, b'w', 0, 1, b'x', 0, 1, b'u',
+            0, 1, b'p',
         ];
         assert_eq!(enc(&Packet::Connect(c), V311), bytes);
     }
@@ -523,14 +467,8 @@ mod tests {
             payload: Bytes::from_static(b"hi"),
         };
         let p = Packet::Publish(p);
-        assert_eq!(
-            enc(&p, V311),
-            [0x32, 0x09, 0, 3, b'a', b'/', b'b', 0, 0x0A, b'h', b'i']
-        );
-        assert_eq!(
-            enc(&p, V5),
-            [0x32, 0x0A, 0, 3, b'a', b'/', b'b', 0, 0x0A, 0, b'h', b'i']
-        );
+        assert_eq!(enc(&p, V311), [0x32, 0x09, 0, 3, b'a', b'/', b'b', 0, 0x0A, b'h', b'i']);
+        assert_eq!(enc(&p, V5), [0x32, 0x0A, 0, 3, b'a', b'/', b'b', 0, 0x0A, 0, b'h', b'i']);
     }
 
     #[test]
@@ -538,64 +476,29 @@ mod tests {
         let sub = Subscribe {
             packet_id: 1,
             properties: Properties::default(),
-            filters: vec![(
-                "a/b".into(),
-                SubscriptionOptions {
-                    qos: QoS::AtLeastOnce,
-                    ..Default::default()
-                },
-            )],
+            filters: vec![("a/b".into(), SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() })],
         };
-        assert_eq!(
-            enc(&Packet::Subscribe(sub), V311),
-            [0x82, 0x08, 0, 1, 0, 3, b'a', b'/', b'b', 1]
-        );
-        let ok = ConnAck {
-            session_present: true,
-            reason: 0,
-            properties: Properties::default(),
-        };
-        assert_eq!(
-            enc(&Packet::ConnAck(ok.clone()), V311),
-            [0x20, 0x02, 0x01, 0x00]
-        );
-        assert_eq!(
-            enc(&Packet::ConnAck(ok), V5),
-            [0x20, 0x03, 0x01, 0x00, 0x00]
-        );
+        assert_eq!(enc(&Packet::Subscribe(sub), V311), [0x82, 0x08, 0, 1, 0, 3, b'a', b'/', b'b', 1]);
+        let ok = ConnAck { session_present: true, reason: 0, properties: Properties::default() };
+        assert_eq!(enc(&Packet::ConnAck(ok.clone()), V311), [0x20, 0x02, 0x01, 0x00]);
+        assert_eq!(enc(&Packet::ConnAck(ok), V5), [0x20, 0x03, 0x01, 0x00, 0x00]);
         assert_eq!(enc(&Packet::PingReq, V311), [0xC0, 0x00]);
         assert_eq!(enc(&Packet::PingResp, V5), [0xD0, 0x00]);
     }
 
     #[test]
     fn short_forms_used_when_reason_zero_and_no_properties() {
-        let ack = |reason| PubResp {
-            packet_id: 10,
-            reason,
-            properties: Properties::default(),
-        };
+        let ack = |reason| PubResp { packet_id: 10, reason, properties: Properties::default() };
         assert_eq!(enc(&Packet::PubAck(ack(0)), V5), [0x40, 0x02, 0, 10]);
-        assert_eq!(
-            enc(&Packet::PubAck(ack(0x10)), V5),
-            [0x40, 0x03, 0, 10, 0x10]
-        );
+        assert_eq!(enc(&Packet::PubAck(ack(0x10)), V5), [0x40, 0x03, 0, 10, 0x10]);
         assert_eq!(enc(&Packet::PubRel(ack(0)), V5), [0x62, 0x02, 0, 10]);
         assert_eq!(enc(&Packet::PubAck(ack(0x10)), V311), [0x40, 0x02, 0, 10]);
-        let d = Disconnect {
-            reason: 0,
-            properties: Properties::default(),
-        };
+        let d = Disconnect { reason: 0, properties: Properties::default() };
         assert_eq!(enc(&Packet::Disconnect(d), V5), [0xE0, 0x00]);
-        let d = Disconnect {
-            reason: reason::SERVER_SHUTTING_DOWN,
-            properties: Properties::default(),
-        };
+        let d = Disconnect { reason: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() };
         assert_eq!(enc(&Packet::Disconnect(d.clone()), V5), [0xE0, 0x01, 0x8B]);
         assert_eq!(enc(&Packet::Disconnect(d), V311), [0xE0, 0x00]);
-        let a = Auth {
-            reason: 0,
-            properties: Properties::default(),
-        };
+        let a = Auth { reason: 0, properties: Properties::default() };
         assert_eq!(enc(&Packet::Auth(a), V5), [0xF0, 0x00]);
     }
 
@@ -607,11 +510,7 @@ mod tests {
             properties: Properties::default(),
         };
         assert_eq!(enc(&Packet::ConnAck(c), V311), [0x20, 0x02, 0x00, 0x04]);
-        let s = SubAck {
-            packet_id: 3,
-            properties: Properties::default(),
-            reasons: vec![1, reason::NOT_AUTHORIZED],
-        };
+        let s = SubAck { packet_id: 3, properties: Properties::default(), reasons: vec![1, reason::NOT_AUTHORIZED] };
         assert_eq!(enc(&Packet::SubAck(s), V311), [0x90, 0x04, 0, 3, 1, 0x80]);
     }
 
@@ -628,16 +527,9 @@ mod tests {
             payload: Bytes::new(),
         };
         let err = encode(&Packet::Publish(long.clone()), V5, &mut buf).unwrap_err();
-        assert!(
-            matches!(err, EncodeError::TooLong { len: 70_000, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, EncodeError::TooLong { len: 70_000, .. }), "{err}");
         assert_eq!(&buf[..], b"keep");
-        let huge = Publish {
-            topic: "t".into(),
-            payload: Bytes::from(vec![0; 268_435_455]),
-            ..long
-        };
+        let huge = Publish { topic: "t".into(), payload: Bytes::from(vec![0; 268_435_455]), ..long };
         let err = encode(&Packet::Publish(huge), V311, &mut buf).unwrap_err();
         assert_eq!(err, EncodeError::PacketTooLarge(268_435_455 + 3));
         assert_eq!(&buf[..], b"keep");
@@ -645,15 +537,9 @@ mod tests {
 
     #[test]
     fn encode_refuses_what_a_strict_decoder_rejects() {
-        let auth = Packet::Auth(Auth {
-            reason: 0,
-            properties: Properties::default(),
-        });
+        let auth = Packet::Auth(Auth { reason: 0, properties: Properties::default() });
         let mut b = BytesMut::new();
-        assert_eq!(
-            encode(&auth, V311, &mut b),
-            Err(EncodeError::UnsupportedInVersion("AUTH"))
-        );
+        assert_eq!(encode(&auth, V311, &mut b), Err(EncodeError::UnsupportedInVersion("AUTH")));
         let publish = |qos, dup, packet_id, topic: &str| {
             Packet::Publish(Publish {
                 dup,
@@ -672,16 +558,8 @@ mod tests {
             publish(QoS::AtLeastOnce, false, Some(0), "t"),
             publish(QoS::AtMostOnce, false, None, "a/+"),
             publish(QoS::AtMostOnce, false, None, ""),
-            Packet::PubRec(PubResp {
-                packet_id: 1,
-                reason: 0x92,
-                properties: Properties::default(),
-            }),
-            Packet::Subscribe(Subscribe {
-                packet_id: 1,
-                properties: Properties::default(),
-                filters: vec![],
-            }),
+            Packet::PubRec(PubResp { packet_id: 1, reason: 0x92, properties: Properties::default() }),
+            Packet::Subscribe(Subscribe { packet_id: 1, properties: Properties::default(), filters: vec![] }),
             Packet::Unsubscribe(Unsubscribe {
                 packet_id: 1,
                 properties: Properties::default(),

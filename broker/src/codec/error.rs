@@ -8,9 +8,7 @@ use super::reason;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// A Variable Byte Integer is longer than 4 bytes or not minimally encoded.
-    #[error(
-        "malformed variable byte integer in {0} (MQTT-1.5.5-1, max 4 bytes, minimal encoding)"
-    )]
+    #[error("malformed variable byte integer in {0} (MQTT-1.5.5-1, max 4 bytes, minimal encoding)")]
     InvalidVarInt(&'static str),
     /// The whole packet (fixed header included) exceeds the configured maximum size.
     #[error("packet of {size} bytes exceeds the maximum packet size of {max} bytes")]
@@ -153,9 +151,7 @@ impl DecodeError {
             Self::PacketTooLarge { .. } => reason::PACKET_TOO_LARGE,
             Self::InvalidTopicName(_) => reason::TOPIC_NAME_INVALID,
             Self::EmptyTopicFilter => reason::TOPIC_FILTER_INVALID,
-            Self::InvalidProtocolName(_) | Self::UnsupportedProtocolVersion(_) => {
-                reason::UNSUPPORTED_PROTOCOL_VERSION
-            }
+            Self::InvalidProtocolName(_) | Self::UnsupportedProtocolVersion(_) => reason::UNSUPPORTED_PROTOCOL_VERSION,
             Self::InvalidClientId { .. } => reason::CLIENT_IDENTIFIER_NOT_VALID,
             Self::ExpectedConnect(_)
             | Self::DuplicateConnect
@@ -253,14 +249,8 @@ mod tests {
         let big = DecodeError::PacketTooLarge { size: 10, max: 5 };
         assert_eq!(big.reason_code(), 0x95);
         assert_eq!(DecodeError::InvalidTopicName("x").reason_code(), 0x90);
-        assert_eq!(
-            DecodeError::UnsupportedProtocolVersion(3).reason_code(),
-            0x84
-        );
-        let id = DecodeError::InvalidClientId {
-            version: ProtocolVersion::V311,
-            reason: "x",
-        };
+        assert_eq!(DecodeError::UnsupportedProtocolVersion(3).reason_code(), 0x84);
+        let id = DecodeError::InvalidClientId { version: ProtocolVersion::V311, reason: "x" };
         assert_eq!(id.reason_code(), 0x85);
     }
 

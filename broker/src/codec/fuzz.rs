@@ -76,22 +76,14 @@ fn random_and_mutated_inputs_never_panic() {
         for p in samples::packets(v) {
             let mut b = BytesMut::new();
             encode(&p, v, &mut b).unwrap_or_else(|e| panic!("{e}"));
-            let version = if matches!(p, Packet::Connect(_)) {
-                None
-            } else {
-                Some(v)
-            };
+            let version = if matches!(p, Packet::Connect(_)) { None } else { Some(v) };
             valid.push((b.to_vec(), version));
         }
     }
     let mut stats = Stats::default();
     // 100,000 random byte strings plus 100,000 mutated valid packets.
     for i in 0..200_000 {
-        let max = if rng.below(4) == 0 {
-            rng.below(64) as u32
-        } else {
-            u32::MAX
-        };
+        let max = if rng.below(4) == 0 { rng.below(64) as u32 } else { u32::MAX };
         if i % 2 == 0 {
             let len = rng.below(48);
             let mut input: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
@@ -124,8 +116,5 @@ fn random_and_mutated_inputs_never_panic() {
         }
     }
     eprintln!("{stats:?}");
-    assert!(
-        stats.decoded > 6_000 && stats.errors > 40_000 && stats.incomplete > 10_000,
-        "{stats:?}"
-    );
+    assert!(stats.decoded > 6_000 && stats.errors > 40_000 && stats.incomplete > 10_000, "{stats:?}");
 }

@@ -323,9 +323,6 @@ mod tests {
         assert_eq!(kind_name(0), None);
         assert_eq!(kind_name(16), None);
         assert_eq!(kind_name(kind::AUTH), Some("AUTH"));
-        assert_eq!(
-            kind_name(kind::PINGREQ),
-            Some(Packet::PingReq.packet_type_name())
-        );
+        assert_eq!(kind_name(kind::PINGREQ), Some(Packet::PingReq.packet_type_name()));
     }
 }

@@ -151,14 +151,11 @@ impl Ctx {
 /// Packets each property may appear in (MQTT 5 §2.2.2.2 table); `None` = undefined id.
 fn allowed_in(prop: u8) -> Option<u16> {
     const MESSAGE: u16 = B_PUBLISH | B_WILL;
-    const REASON_STRING_PACKETS: u16 =
-        B_CONNACK | B_PUBRESP | B_SUBACK | B_UNSUBACK | B_DISCONNECT | B_AUTH;
+    const REASON_STRING_PACKETS: u16 = B_CONNACK | B_PUBRESP | B_SUBACK | B_UNSUBACK | B_DISCONNECT | B_AUTH;
     Some(match prop {
-        PAYLOAD_FORMAT_INDICATOR
-        | MESSAGE_EXPIRY_INTERVAL
-        | CONTENT_TYPE
-        | RESPONSE_TOPIC
-        | CORRELATION_DATA => MESSAGE,
+        PAYLOAD_FORMAT_INDICATOR | MESSAGE_EXPIRY_INTERVAL | CONTENT_TYPE | RESPONSE_TOPIC | CORRELATION_DATA => {
+            MESSAGE
+        }
         SUBSCRIPTION_IDENTIFIER => B_PUBLISH | B_SUBSCRIBE,
         SESSION_EXPIRY_INTERVAL => B_CONNECT | B_CONNACK | B_DISCONNECT,
         ASSIGNED_CLIENT_IDENTIFIER
@@ -201,10 +198,7 @@ fn value_ok(prop: u8, value: u32) -> bool {
 
 fn set_once<T>(slot: &mut Option<T>, value: T, prop: u8, ctx: Ctx) -> Result<(), DecodeError> {
     if slot.is_some() {
-        return Err(DecodeError::DuplicateProperty {
-            packet: ctx.name,
-            id: prop,
-        });
+        return Err(DecodeError::DuplicateProperty { packet: ctx.name, id: prop });
     }
     *slot = Some(value);
     Ok(())
@@ -251,17 +245,11 @@ impl Properties {
         let mut p = Self::default();
         while !r.is_empty() {
             let raw = r.varint("property identifier")?;
-            let unknown = DecodeError::UnknownProperty {
-                packet: ctx.name,
-                id: raw,
-            };
+            let unknown = DecodeError::UnknownProperty { packet: ctx.name, id: raw };
             let prop = u8::try_from(raw).map_err(|_| unknown.clone())?;
             let mask = allowed_in(prop).ok_or(unknown)?;
             if mask & ctx.bit == 0 {
-                return Err(DecodeError::PropertyNotAllowed {
-                    packet: ctx.name,
-                    id: prop,
-                });
+                return Err(DecodeError::PropertyNotAllowed { packet: ctx.name, id: prop });
             }
             macro_rules! once {
                 ($field:ident, $read:ident) => {
@@ -278,10 +266,7 @@ impl Properties {
                     let v = checked(prop, r.varint("subscription identifier")?)?;
                     // Only a forwarded PUBLISH can match several subscriptions (§3.3.2.3.8).
                     if ctx.kind != kind::PUBLISH && !p.subscription_identifiers.is_empty() {
-                        return Err(DecodeError::DuplicateProperty {
-                            packet: ctx.name,
-                            id: prop,
-                        });
+                        return Err(DecodeError::DuplicateProperty { packet: ctx.name, id: prop });
                     }
                     p.subscription_identifiers.push(v);
                 }
@@ -312,12 +297,7 @@ impl Properties {
                     once!(subscription_identifiers_available, byte)
                 }
                 SHARED_SUBSCRIPTION_AVAILABLE => once!(shared_subscription_available, byte),
-                _ => {
-                    return Err(DecodeError::UnknownProperty {
-                        packet: ctx.name,
-                        id: raw,
-                    })
-                }
+                _ => return Err(DecodeError::UnknownProperty { packet: ctx.name, id: raw }),
             }
         }
         if p.authentication_data.is_some() && p.authentication_method.is_none() {
@@ -334,10 +314,7 @@ impl Properties {
                 rule: "authentication data without authentication method",
             });
         }
-        let mut w = Writer {
-            buf: BytesMut::new(),
-            ctx,
-        };
+        let mut w = Writer { buf: BytesMut::new(), ctx };
         if let Some(v) = self.payload_format_indicator {
             w.start(PAYLOAD_FORMAT_INDICATOR, v.into())?.put_u8(v);
         }
@@ -366,17 +343,11 @@ impl Properties {
         }
         w.string(AUTHENTICATION_METHOD, &self.authentication_method)?;
         w.binary(AUTHENTICATION_DATA, &self.authentication_data)?;
-        w.byte(
-            REQUEST_PROBLEM_INFORMATION,
-            self.request_problem_information,
-        )?;
+        w.byte(REQUEST_PROBLEM_INFORMATION, self.request_problem_information)?;
         if let Some(v) = self.will_delay_interval {
             w.start(WILL_DELAY_INTERVAL, v)?.put_u32(v);
         }
-        w.byte(
-            REQUEST_RESPONSE_INFORMATION,
-            self.request_response_information,
-        )?;
+        w.byte(REQUEST_RESPONSE_INFORMATION, self.request_response_information)?;
         w.string(RESPONSE_INFORMATION, &self.response_information)?;
         w.string(SERVER_REFERENCE, &self.server_reference)?;
         w.string(REASON_STRING, &self.reason_string)?;
@@ -393,18 +364,9 @@ impl Properties {
         if let Some(v) = self.maximum_packet_size {
             w.start(MAXIMUM_PACKET_SIZE, v)?.put_u32(v);
         }
-        w.byte(
-            WILDCARD_SUBSCRIPTION_AVAILABLE,
-            self.wildcard_subscription_available,
-        )?;
-        w.byte(
-            SUBSCRIPTION_IDENTIFIERS_AVAILABLE,
-            self.subscription_identifiers_available,
-        )?;
-        w.byte(
-            SHARED_SUBSCRIPTION_AVAILABLE,
-            self.shared_subscription_available,
-        )?;
+        w.byte(WILDCARD_SUBSCRIPTION_AVAILABLE, self.wildcard_subscription_available)?;
+        w.byte(SUBSCRIPTION_IDENTIFIERS_AVAILABLE, self.subscription_identifiers_available)?;
+        w.byte(SHARED_SUBSCRIPTION_AVAILABLE, self.shared_subscription_available)?;
         put_varint(buf, wire::varint_value(w.buf.len())?);
         buf.put_slice(&w.buf);
         Ok(())
@@ -425,11 +387,7 @@ impl Writer {
             return Err(EncodeError::PropertyNotAllowed { packet, id: prop });
         }
         if !value_ok(prop, value) {
-            return Err(EncodeError::InvalidPropertyValue {
-                packet,
-                id: prop,
-                value,
-            });
+            return Err(EncodeError::InvalidPropertyValue { packet, id: prop, value });
         }
         self.buf.put_u8(prop);
         Ok(&mut self.buf)
@@ -503,14 +461,8 @@ mod tests {
         // Will Delay Interval in CONNECT itself rather than in the will properties.
         assert_eq!(code(&[5, 0x18, 0, 0, 0, 1], Ctx::CONNECT), 0x81);
         let mut b = BytesMut::new();
-        let p = Properties {
-            topic_alias: Some(1),
-            ..Properties::default()
-        };
-        assert!(matches!(
-            p.encode(Ctx::CONNACK, &mut b),
-            Err(EncodeError::PropertyNotAllowed { .. })
-        ));
+        let p = Properties { topic_alias: Some(1), ..Properties::default() };
+        assert!(matches!(p.encode(Ctx::CONNACK, &mut b), Err(EncodeError::PropertyNotAllowed { .. })));
     }
 
     #[test]
@@ -534,79 +486,32 @@ mod tests {
 
     #[test]
     fn zero_and_out_of_range_values_are_protocol_errors() {
-        assert_eq!(
-            code(&[2, 0x0B, 0], Ctx::SUBSCRIBE),
-            0x82,
-            "sub id 0, §3.8.2.1.2"
-        );
-        assert_eq!(
-            code(&[3, 0x21, 0, 0], Ctx::CONNECT),
-            0x82,
-            "receive max 0, §3.1.2.11.3"
-        );
-        assert_eq!(
-            code(&[5, 0x27, 0, 0, 0, 0], Ctx::CONNECT),
-            0x82,
-            "max packet 0, §3.1.2.11.4"
-        );
-        assert_eq!(
-            code(&[3, 0x23, 0, 0], Ctx::PUBLISH),
-            0x82,
-            "topic alias 0, MQTT-3.3.2-8"
-        );
-        assert_eq!(
-            code(&[2, 0x01, 2], Ctx::PUBLISH),
-            0x82,
-            "payload format 2, §3.3.2.3.2"
-        );
-        assert_eq!(
-            code(&[2, 0x17, 2], Ctx::CONNECT),
-            0x82,
-            "request problem 2, §3.1.2.11.7"
-        );
-        assert_eq!(
-            code(&[2, 0x19, 2], Ctx::CONNECT),
-            0x82,
-            "request response 2, §3.1.2.11.6"
-        );
-        assert_eq!(
-            code(&[2, 0x24, 2], Ctx::CONNACK),
-            0x82,
-            "maximum QoS 2, §3.2.2.3.4"
-        );
+        assert_eq!(code(&[2, 0x0B, 0], Ctx::SUBSCRIBE), 0x82, "sub id 0, §3.8.2.1.2");
+        assert_eq!(code(&[3, 0x21, 0, 0], Ctx::CONNECT), 0x82, "receive max 0, §3.1.2.11.3");
+        assert_eq!(code(&[5, 0x27, 0, 0, 0, 0], Ctx::CONNECT), 0x82, "max packet 0, §3.1.2.11.4");
+        assert_eq!(code(&[3, 0x23, 0, 0], Ctx::PUBLISH), 0x82, "topic alias 0, MQTT-3.3.2-8");
+        assert_eq!(code(&[2, 0x01, 2], Ctx::PUBLISH), 0x82, "payload format 2, §3.3.2.3.2");
+        assert_eq!(code(&[2, 0x17, 2], Ctx::CONNECT), 0x82, "request problem 2, §3.1.2.11.7");
+        assert_eq!(code(&[2, 0x19, 2], Ctx::CONNECT), 0x82, "request response 2, §3.1.2.11.6");
+        assert_eq!(code(&[2, 0x24, 2], Ctx::CONNACK), 0x82, "maximum QoS 2, §3.2.2.3.4");
         let mut b = BytesMut::new();
-        let p = Properties {
-            receive_maximum: Some(0),
-            ..Properties::default()
-        };
-        assert!(matches!(
-            p.encode(Ctx::CONNECT, &mut b),
-            Err(EncodeError::InvalidPropertyValue { .. })
-        ));
+        let p = Properties { receive_maximum: Some(0), ..Properties::default() };
+        assert!(matches!(p.encode(Ctx::CONNECT, &mut b), Err(EncodeError::InvalidPropertyValue { .. })));
     }
 
     #[test]
     fn subscription_identifier_varint_limits() {
         let max = decode(&[5, 0x0B, 0xFF, 0xFF, 0xFF, 0x7F], Ctx::SUBSCRIBE).unwrap();
         assert_eq!(max.subscription_identifiers, vec![MAX_VARINT]);
-        assert_eq!(
-            code(&[6, 0x0B, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], Ctx::SUBSCRIBE),
-            0x81
-        );
+        assert_eq!(code(&[6, 0x0B, 0xFF, 0xFF, 0xFF, 0xFF, 0x01], Ctx::SUBSCRIBE), 0x81);
         let mut b = BytesMut::new();
-        let p = Properties {
-            subscription_identifiers: vec![MAX_VARINT + 1],
-            ..Properties::default()
-        };
+        let p = Properties { subscription_identifiers: vec![MAX_VARINT + 1], ..Properties::default() };
         assert!(p.encode(Ctx::PUBLISH, &mut b).is_err());
     }
 
     #[test]
     fn property_length_beyond_packet_is_malformed() {
-        assert_eq!(
-            decode(&[9, 0x23, 0, 1], Ctx::PUBLISH),
-            Err(DecodeError::Truncated("properties"))
-        );
+        assert_eq!(decode(&[9, 0x23, 0, 1], Ctx::PUBLISH), Err(DecodeError::Truncated("properties")));
         // Value cut off by the declared property length.
         assert_eq!(code(&[2, 0x23, 0, 1], Ctx::PUBLISH), 0x81);
     }

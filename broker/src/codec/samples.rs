@@ -97,11 +97,7 @@ pub(super) fn auth_props() -> Properties {
 }
 
 fn reason_props() -> Properties {
-    Properties {
-        reason_string: Some("why".into()),
-        user_properties: users(),
-        ..Properties::default()
-    }
+    Properties { reason_string: Some("why".into()), user_properties: users(), ..Properties::default() }
 }
 
 /// Valid packets of every type for `v`, in the form `decode` returns them (3.1.1: empty
@@ -110,11 +106,7 @@ pub(super) fn packets(v: ProtocolVersion) -> Vec<Packet> {
     let v5 = v == ProtocolVersion::V5;
     let props = |f: fn() -> Properties| if v5 { f() } else { Properties::default() };
     let code = |c: u8| if v5 { c } else { reason::SUCCESS };
-    let resp = |id, c| PubResp {
-        packet_id: id,
-        reason: code(c),
-        properties: props(reason_props),
-    };
+    let resp = |id, c| PubResp { packet_id: id, reason: code(c), properties: props(reason_props) };
     let opts = |qos, no_local, rap, rh| SubscriptionOptions {
         qos,
         no_local: v5 && no_local,
@@ -148,11 +140,7 @@ pub(super) fn packets(v: ProtocolVersion) -> Vec<Packet> {
             password: Some(Bytes::from_static(&[0, 0xFF, 1])),
             properties: props(connect_props),
         }),
-        Packet::ConnAck(ConnAck {
-            session_present: true,
-            reason: 0,
-            properties: props(connack_props),
-        }),
+        Packet::ConnAck(ConnAck { session_present: true, reason: 0, properties: props(connack_props) }),
         Packet::ConnAck(ConnAck {
             session_present: false,
             reason: reason::NOT_AUTHORIZED,
@@ -177,22 +165,14 @@ pub(super) fn packets(v: ProtocolVersion) -> Vec<Packet> {
             payload: Bytes::from(vec![0xAB; 300]),
         }),
         Packet::PubAck(resp(1, reason::NO_MATCHING_SUBSCRIBERS)),
-        Packet::PubAck(PubResp {
-            packet_id: 2,
-            reason: 0,
-            properties: Properties::default(),
-        }),
+        Packet::PubAck(PubResp { packet_id: 2, reason: 0, properties: Properties::default() }),
         Packet::PubRec(resp(3, reason::QUOTA_EXCEEDED)),
         Packet::PubRel(resp(4, reason::PACKET_IDENTIFIER_NOT_FOUND)),
         Packet::PubComp(resp(5, reason::SUCCESS)),
         Packet::Subscribe(Subscribe {
             packet_id: 6,
             properties: if v5 {
-                Properties {
-                    subscription_identifiers: vec![42],
-                    user_properties: users(),
-                    ..Properties::default()
-                }
+                Properties { subscription_identifiers: vec![42], user_properties: users(), ..Properties::default() }
             } else {
                 Properties::default()
             },
@@ -210,10 +190,7 @@ pub(super) fn packets(v: ProtocolVersion) -> Vec<Packet> {
         Packet::Unsubscribe(Unsubscribe {
             packet_id: 7,
             properties: if v5 {
-                Properties {
-                    user_properties: users(),
-                    ..Properties::default()
-                }
+                Properties { user_properties: users(), ..Properties::default() }
             } else {
                 Properties::default()
             },
@@ -222,32 +199,16 @@ pub(super) fn packets(v: ProtocolVersion) -> Vec<Packet> {
         Packet::UnsubAck(UnsubAck {
             packet_id: 7,
             properties: props(reason_props),
-            reasons: if v5 {
-                vec![0, reason::NO_SUBSCRIPTION_EXISTED]
-            } else {
-                vec![]
-            },
+            reasons: if v5 { vec![0, reason::NO_SUBSCRIPTION_EXISTED] } else { vec![] },
         }),
         Packet::PingReq,
         Packet::PingResp,
-        Packet::Disconnect(Disconnect {
-            reason: 0,
-            properties: Properties::default(),
-        }),
-        Packet::Disconnect(Disconnect {
-            reason: code(reason::SERVER_MOVED),
-            properties: props(disconnect_props),
-        }),
+        Packet::Disconnect(Disconnect { reason: 0, properties: Properties::default() }),
+        Packet::Disconnect(Disconnect { reason: code(reason::SERVER_MOVED), properties: props(disconnect_props) }),
     ];
     if v5 {
-        out.push(Packet::Auth(Auth {
-            reason: reason::CONTINUE_AUTHENTICATION,
-            properties: auth_props(),
-        }));
-        out.push(Packet::Auth(Auth {
-            reason: 0,
-            properties: Properties::default(),
-        }));
+        out.push(Packet::Auth(Auth { reason: reason::CONTINUE_AUTHENTICATION, properties: auth_props() }));
+        out.push(Packet::Auth(Auth { reason: 0, properties: Properties::default() }));
     }
     out
 }

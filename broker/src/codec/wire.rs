@@ -10,10 +10,7 @@ pub(super) const MAX_VARINT: u32 = 268_435_455;
 
 /// Parses a Variable Byte Integer from the front of `bytes`, returning the value and the
 /// number of bytes it used. `Ok(None)` means more bytes are needed to finish it.
-pub(super) fn parse_varint(
-    bytes: &[u8],
-    what: &'static str,
-) -> Result<Option<(u32, usize)>, DecodeError> {
+pub(super) fn parse_varint(bytes: &[u8], what: &'static str) -> Result<Option<(u32, usize)>, DecodeError> {
     let mut value = 0u32;
     for (i, &b) in bytes.iter().take(4).enumerate() {
         value |= u32::from(b & 0x7F) << (7 * i);
@@ -59,18 +56,11 @@ pub(super) fn put_varint(buf: &mut BytesMut, mut v: u32) {
 
 /// Converts a length to a Variable Byte Integer value, refusing anything too large.
 pub(super) fn varint_value(len: usize) -> Result<u32, EncodeError> {
-    u32::try_from(len)
-        .ok()
-        .filter(|&n| n <= MAX_VARINT)
-        .ok_or(EncodeError::PacketTooLarge(len))
+    u32::try_from(len).ok().filter(|&n| n <= MAX_VARINT).ok_or(EncodeError::PacketTooLarge(len))
 }
 
 /// Writes a UTF-8 Encoded String, refusing what a strict receiver would reject.
-pub(super) fn put_string(
-    buf: &mut BytesMut,
-    s: &str,
-    field: &'static str,
-) -> Result<(), EncodeError> {
+pub(super) fn put_string(buf: &mut BytesMut, s: &str, field: &'static str) -> Result<(), EncodeError> {
     if s.contains('\0') {
         return Err(EncodeError::NullCharacter(field));
     }
@@ -78,15 +68,8 @@ pub(super) fn put_string(
 }
 
 /// Writes Binary Data (two-byte length prefix).
-pub(super) fn put_binary(
-    buf: &mut BytesMut,
-    b: &[u8],
-    field: &'static str,
-) -> Result<(), EncodeError> {
-    let len = u16::try_from(b.len()).map_err(|_| EncodeError::TooLong {
-        field,
-        len: b.len(),
-    })?;
+pub(super) fn put_binary(buf: &mut BytesMut, b: &[u8], field: &'static str) -> Result<(), EncodeError> {
+    let len = u16::try_from(b.len()).map_err(|_| EncodeError::TooLong { field, len: b.len() })?;
     buf.put_u16(len);
     buf.put_slice(b);
     Ok(())
@@ -182,9 +165,7 @@ mod tests {
 
     #[test]
     fn varint_boundaries_round_trip_mqtt_1_5_5() {
-        for v in [
-            0, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, MAX_VARINT,
-        ] {
+        for v in [0, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, MAX_VARINT] {
             let e = enc(v);
             assert_eq!(e.len(), varint_len(v));
             assert_eq!(parse_varint(&e, "t").unwrap(), Some((v, e.len())));
@@ -239,14 +220,8 @@ mod tests {
     fn put_string_limits() {
         let mut b = BytesMut::new();
         let long = "a".repeat(65_536);
-        assert!(matches!(
-            put_string(&mut b, &long, "f"),
-            Err(EncodeError::TooLong { .. })
-        ));
-        assert_eq!(
-            put_string(&mut b, "a\0", "f"),
-            Err(EncodeError::NullCharacter("f"))
-        );
+        assert!(matches!(put_string(&mut b, &long, "f"), Err(EncodeError::TooLong { .. })));
+        assert_eq!(put_string(&mut b, "a\0", "f"), Err(EncodeError::NullCharacter("f")));
         put_string(&mut b, &long[..65_535], "f").unwrap();
         assert_eq!(b.len(), 65_537);
         assert!(varint_value(MAX_VARINT as usize + 1).is_err());

@@ -32,13 +32,13 @@ pub async fn ensure_topics(config: &Config, data_topics: &[String]) -> Result<()
     let partitions = config.topics.partitions;
     let rf = config.topics.replication_factor;
     let state_topics = [config.topics.retained.clone(), config.topics.sessions.clone()];
-    let mut new_topics: Vec<NewTopic<'_>> = data_topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(rf)))
-        .collect();
-    new_topics.extend(state_topics.iter().map(|t| {
-        NewTopic::new(t, partitions, TopicReplication::Fixed(rf)).set("cleanup.policy", "compact")
-    }));
+    let mut new_topics: Vec<NewTopic<'_>> =
+        data_topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(rf))).collect();
+    new_topics.extend(
+        state_topics
+            .iter()
+            .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(rf)).set("cleanup.policy", "compact")),
+    );
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new_topics, &opts).await? {
         match result {

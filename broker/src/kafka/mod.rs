@@ -10,7 +10,11 @@ use std::collections::BTreeMap;
 
 /// librdkafka settings common to every client of this process: the bootstrap servers, then the
 /// user's `kafka.properties`, which win over our defaults.
-pub fn client_config(bootstrap: &str, properties: &BTreeMap<String, String>, defaults: &[(&str, &str)]) -> ClientConfig {
+pub fn client_config(
+    bootstrap: &str,
+    properties: &BTreeMap<String, String>,
+    defaults: &[(&str, &str)],
+) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap);
     for (k, v) in defaults {

@@ -9,7 +9,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
@@ -63,8 +63,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
-    // Lets a tailer started at the beginning know when it has read everything that existed.
-    ("enable.partition.eof", "true"),
     ("fetch.wait.max.ms", "50"),
     // librdkafka needs a group id to build a consumer; we never join or commit to it.
     ("group.id", "tributary-tailer"),
@@ -73,10 +71,17 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
 impl Tailer {
     /// Starts tailing `topic` from `start`, delivering to `sink`. Returns once every partition's
     /// starting offset is fixed.
-    pub async fn start(kafka: &Kafka, topic: &str, start: StartAt, sink: Arc<dyn RecordSink>) -> Result<Tailer, TailerError> {
+    pub async fn start(
+        kafka: &Kafka,
+        topic: &str,
+        start: StartAt,
+        sink: Arc<dyn RecordSink>,
+    ) -> Result<Tailer, TailerError> {
         let err = |source| TailerError::Kafka { topic: topic.to_owned(), source };
         let consumer: StreamConsumer =
-            super::client_config(&kafka.bootstrap_servers, &kafka.properties, CONSUMER_DEFAULTS).create().map_err(err)?;
+            super::client_config(&kafka.bootstrap_servers, &kafka.properties, CONSUMER_DEFAULTS)
+                .create()
+                .map_err(err)?;
         let consumer = Arc::new(consumer);
         let (assignment, pending) = {
             let consumer = consumer.clone();
@@ -100,9 +105,20 @@ impl Tailer {
     }
 }
 
+/// Partitions still to read before a tailer has caught up, with the offset it must reach.
+type Pending = HashMap<i32, i64>;
+
+/// How often a catching-up tailer compares its positions with the targets: the last records of a
+/// compacted topic may be gone, so seeing them is not the only way to know it is done.
+const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
+
 /// Fixes the starting offset of every partition; returns the assignment and the partitions that
 /// still hold records to read before the tailer is caught up.
-fn plan_assignment(consumer: &StreamConsumer, topic: &str, start: StartAt) -> Result<(TopicPartitionList, HashSet<i32>), TailerError> {
+fn plan_assignment(
+    consumer: &StreamConsumer,
+    topic: &str,
+    start: StartAt,
+) -> Result<(TopicPartitionList, Pending), TailerError> {
     let err = |source| TailerError::Kafka { topic: topic.to_owned(), source };
     let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(err)?;
     let partitions: Vec<i32> = metadata
@@ -115,14 +131,14 @@ fn plan_assignment(consumer: &StreamConsumer, topic: &str, start: StartAt) -> Re
         return Err(TailerError::NoPartitions(topic.to_owned()));
     }
     let mut list = TopicPartitionList::new();
-    let mut pending = HashSet::new();
+    let mut pending = Pending::new();
     for p in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT).map_err(err)?;
         let offset = match start {
             StartAt::End => Offset::Offset(high),
             StartAt::Beginning => {
                 if high > low {
-                    pending.insert(p);
+                    pending.insert(p, high);
                 }
                 Offset::Beginning
             }
@@ -135,14 +151,28 @@ fn plan_assignment(consumer: &StreamConsumer, topic: &str, start: StartAt) -> Re
 async fn run(
     consumer: Arc<StreamConsumer>,
     topic: String,
-    mut pending: HashSet<i32>,
+    mut pending: Pending,
     caught_up: watch::Sender<bool>,
     sink: Arc<dyn RecordSink>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let mut check = tokio::time::interval(CATCH_UP_CHECK);
     loop {
         let record = tokio::select! {
             _ = &mut stop => return,
+            _ = check.tick(), if !pending.is_empty() => {
+                if let Ok(positions) = consumer.position() {
+                    for e in positions.elements() {
+                        if let Offset::Offset(o) = e.offset() {
+                            pending.retain(|p, target| !(*p == e.partition() && o >= *target));
+                        }
+                    }
+                }
+                if pending.is_empty() {
+                    caught_up.send_replace(true);
+                }
+                continue;
+            }
             r = consumer.recv() => r,
         };
         match record {
@@ -151,12 +181,15 @@ async fn run(
                 let offset = m.offset();
                 match Message::from_record(m.key(), m.payload(), m.headers()) {
                     Some(msg) => sink.deliver(partition, offset, msg),
-                    None => tracing::warn!(%topic, partition, offset, "skipping record whose key is not an MQTT topic name"),
+                    None => {
+                        tracing::warn!(%topic, partition, offset, "skipping record whose key is not an MQTT topic name")
+                    }
                 }
-            }
-            Err(KafkaError::PartitionEOF(p)) => {
-                if pending.remove(&p) && pending.is_empty() {
-                    caught_up.send_replace(true);
+                if pending.get(&partition).is_some_and(|target| offset + 1 >= *target) {
+                    pending.remove(&partition);
+                    if pending.is_empty() {
+                        caught_up.send_replace(true);
+                    }
                 }
             }
             // librdkafka reconnects by itself; report and keep reading.

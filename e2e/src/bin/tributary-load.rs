@@ -88,8 +88,12 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
-        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix } => idle(&host, port, connections, keep_alive, hold_secs, &prefix).await,
-        Cmd::Publish { host, port, publishers, messages, size, qos } => publish(&host, port, publishers, messages, size, qos).await,
+        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix } => {
+            idle(&host, port, connections, keep_alive, hold_secs, &prefix).await
+        }
+        Cmd::Publish { host, port, publishers, messages, size, qos } => {
+            publish(&host, port, publishers, messages, size, qos).await
+        }
         Cmd::Kafka { bootstrap, topic, records, size, keys } => kafka(&bootstrap, &topic, records, size, keys).await,
     }
 }
@@ -141,7 +145,14 @@ async fn idle(host: &str, port: u16, n: usize, keep_alive: u64, hold: u64, prefi
     Ok(())
 }
 
-async fn publish(host: &str, port: u16, publishers: usize, messages: usize, size: usize, qos: u8) -> anyhow::Result<()> {
+async fn publish(
+    host: &str,
+    port: u16,
+    publishers: usize,
+    messages: usize,
+    size: usize,
+    qos: u8,
+) -> anyhow::Result<()> {
     let qos = match qos {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
@@ -189,7 +200,11 @@ async fn publish(host: &str, port: u16, publishers: usize, messages: usize, size
     }
     let secs = start.elapsed().as_secs_f64();
     let total = publishers * messages;
-    println!("mqtt qos{} publishers={publishers} messages={total} size={size}B time={secs:.2}s rate={:.0} msg/s", qos as u8, total as f64 / secs);
+    println!(
+        "mqtt qos{} publishers={publishers} messages={total} size={size}B time={secs:.2}s rate={:.0} msg/s",
+        qos as u8,
+        total as f64 / secs
+    );
     Ok(())
 }
 
@@ -213,7 +228,10 @@ async fn kafka(bootstrap: &str, topic: &str, records: usize, size: usize, keys: 
     }
     producer.flush(Duration::from_secs(30))?;
     let secs = start.elapsed().as_secs_f64();
-    println!("kafka-direct records={records} size={size}B time={secs:.2}s rate={:.0} rec/s failed={failed}", records as f64 / secs);
+    println!(
+        "kafka-direct records={records} size={size}B time={secs:.2}s rate={:.0} rec/s failed={failed}",
+        records as f64 / secs
+    );
     Ok(())
 }
 

@@ -211,9 +211,7 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> BrokerConfig {
     let authz = spec.authorization.clone().unwrap_or_default();
     BrokerConfig {
         listeners,
-        admin: AdminConfig {
-            address: format!("0.0.0.0:{ADMIN_PORT}"),
-        },
+        admin: AdminConfig { address: format!("0.0.0.0:{ADMIN_PORT}") },
         kafka: KafkaConfig {
             bootstrap_servers: spec.kafka.bootstrap_servers.trim().to_string(),
             properties: spec.kafka.properties.clone(),
@@ -222,22 +220,13 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> BrokerConfig {
             mappings: topics
                 .mappings
                 .into_iter()
-                .map(|m| MappingConfig {
-                    kafka_topic: m.kafka_topic,
-                    mqtt_topics: m.mqtt_topics,
-                })
+                .map(|m| MappingConfig { kafka_topic: m.kafka_topic, mqtt_topics: m.mqtt_topics })
                 .collect(),
             default: topics.default.unwrap_or_else(|| DEFAULT_TOPIC.to_string()),
-            retained: topics
-                .retained
-                .unwrap_or_else(|| RETAINED_TOPIC.to_string()),
-            sessions: topics
-                .sessions
-                .unwrap_or_else(|| SESSIONS_TOPIC.to_string()),
+            retained: topics.retained.unwrap_or_else(|| RETAINED_TOPIC.to_string()),
+            sessions: topics.sessions.unwrap_or_else(|| SESSIONS_TOPIC.to_string()),
             partitions: topics.partitions.unwrap_or(DEFAULT_PARTITIONS),
-            replication_factor: topics
-                .replication_factor
-                .unwrap_or(DEFAULT_REPLICATION_FACTOR),
+            replication_factor: topics.replication_factor.unwrap_or(DEFAULT_REPLICATION_FACTOR),
         },
         limits: LimitsConfig {
             max_packet_size: limits.max_packet_size.unwrap_or(268_435_455),
@@ -280,10 +269,7 @@ pub fn restart_hash(config: &BrokerConfig) -> Result<String, Error> {
 pub fn config_map(owner: &Owner, config: &BrokerConfig) -> Result<ConfigMap, Error> {
     Ok(ConfigMap {
         metadata: owner.meta(owner.name.clone()),
-        data: Some(BTreeMap::from([(
-            CONFIG_KEY.to_string(),
-            serde_yaml::to_string(config)?,
-        )])),
+        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), serde_yaml::to_string(config)?)])),
         ..ConfigMap::default()
     })
 }

@@ -8,15 +8,12 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{
-    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
-};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment};
 use k8s_openapi::api::core::v1::{
-    Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource,
-    EnvFromSource, HTTPGetAction, KeyToPath, PodAffinityTerm, PodAntiAffinity, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
-    SecretEnvSource, SecretProjection, SecurityContext, Sysctl, TopologySpreadConstraint, Volume,
-    VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
+    Affinity, Capabilities, ConfigMapProjection, Container, ContainerPort, EmptyDirVolumeSource, EnvFromSource,
+    HTTPGetAction, KeyToPath, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretEnvSource, SecretProjection, SecurityContext,
+    Sysctl, TopologySpreadConstraint, Volume, VolumeMount, VolumeProjection, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -26,8 +23,8 @@ use super::configmap::effective_listeners;
 use super::Owner;
 use crate::crd::MqttBrokerSpec;
 use crate::labels::{
-    selector_labels, standard_labels, ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION,
-    CONFIG_KEY, KAFKA_ENV_PREFIX,
+    selector_labels, standard_labels, ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION, CONFIG_KEY,
+    KAFKA_ENV_PREFIX,
 };
 
 /// Name of the broker container.
@@ -59,10 +56,7 @@ fn default_resources() -> ResourceRequirements {
             ("cpu".to_string(), Quantity("250m".to_string())),
             ("memory".to_string(), Quantity("256Mi".to_string())),
         ])),
-        limits: Some(BTreeMap::from([(
-            "memory".to_string(),
-            Quantity("512Mi".to_string()),
-        )])),
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity("512Mi".to_string()))])),
         ..ResourceRequirements::default()
     }
 }
@@ -71,19 +65,17 @@ fn default_resources() -> ResourceRequirements {
 fn default_affinity(instance: &str) -> Affinity {
     Affinity {
         pod_anti_affinity: Some(PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![
-                WeightedPodAffinityTerm {
-                    weight: 100,
-                    pod_affinity_term: PodAffinityTerm {
-                        label_selector: Some(LabelSelector {
-                            match_labels: Some(selector_labels(instance)),
-                            ..LabelSelector::default()
-                        }),
-                        topology_key: "kubernetes.io/hostname".to_string(),
-                        ..PodAffinityTerm::default()
-                    },
+            preferred_during_scheduling_ignored_during_execution: Some(vec![WeightedPodAffinityTerm {
+                weight: 100,
+                pod_affinity_term: PodAffinityTerm {
+                    label_selector: Some(LabelSelector {
+                        match_labels: Some(selector_labels(instance)),
+                        ..LabelSelector::default()
+                    }),
+                    topology_key: "kubernetes.io/hostname".to_string(),
+                    ..PodAffinityTerm::default()
                 },
-            ]),
+            }]),
             ..PodAntiAffinity::default()
         }),
         ..Affinity::default()
@@ -105,11 +97,7 @@ fn default_spread(instance: &str) -> Vec<TopologySpreadConstraint> {
 }
 
 fn key(key: &str, path: String) -> KeyToPath {
-    KeyToPath {
-        key: key.to_string(),
-        path,
-        ..KeyToPath::default()
-    }
+    KeyToPath { key: key.to_string(), path, ..KeyToPath::default() }
 }
 
 /// The projected config volume: broker.yaml, TLS material, password file.
@@ -127,27 +115,16 @@ fn config_volume(owner: &Owner, spec: &MqttBrokerSpec) -> Volume {
             continue;
         };
         let dir = format!("tls/{}", listener.name);
-        let mut items = vec![
-            key("tls.crt", format!("{dir}/tls.crt")),
-            key("tls.key", format!("{dir}/tls.key")),
-        ];
+        let mut items = vec![key("tls.crt", format!("{dir}/tls.crt")), key("tls.key", format!("{dir}/tls.key"))];
         if listener.require_client_cert == Some(true) {
             items.push(key("ca.crt", format!("{dir}/ca.crt")));
         }
         sources.push(VolumeProjection {
-            secret: Some(SecretProjection {
-                name: secret.name.clone(),
-                items: Some(items),
-                optional: Some(false),
-            }),
+            secret: Some(SecretProjection { name: secret.name.clone(), items: Some(items), optional: Some(false) }),
             ..VolumeProjection::default()
         });
     }
-    if let Some(secret) = spec
-        .authentication
-        .as_ref()
-        .and_then(|a| a.password_secret_ref.as_ref())
-    {
+    if let Some(secret) = spec.authentication.as_ref().and_then(|a| a.password_secret_ref.as_ref()) {
         let secret_key = secret.key.as_deref().unwrap_or(DEFAULT_PASSWORD_KEY);
         sources.push(VolumeProjection {
             secret: Some(SecretProjection {
@@ -172,12 +149,7 @@ fn config_volume(owner: &Owner, spec: &MqttBrokerSpec) -> Volume {
 /// The broker Deployment. `config_hash` is [`super::configmap::restart_hash`] of the rendered
 /// configuration. Without autoscaling `spec.replicas` (default 1) is set; with autoscaling the
 /// field is left to the HPA.
-pub fn deployment(
-    owner: &Owner,
-    spec: &MqttBrokerSpec,
-    default_image: &str,
-    config_hash: &str,
-) -> Deployment {
+pub fn deployment(owner: &Owner, spec: &MqttBrokerSpec, default_image: &str, config_hash: &str) -> Deployment {
     let overrides = spec.pod_template.clone().unwrap_or_default();
     let listeners = effective_listeners(spec);
 
@@ -210,21 +182,14 @@ pub fn deployment(
     let env_from = spec.kafka.credentials_secret_ref.as_ref().map(|secret| {
         vec![EnvFromSource {
             prefix: Some(KAFKA_ENV_PREFIX.to_string()),
-            secret_ref: Some(SecretEnvSource {
-                name: secret.name.clone(),
-                optional: Some(false),
-            }),
+            secret_ref: Some(SecretEnvSource { name: secret.name.clone(), optional: Some(false) }),
             ..EnvFromSource::default()
         }]
     });
 
     let container = Container {
         name: CONTAINER_NAME.to_string(),
-        image: Some(
-            spec.image
-                .clone()
-                .unwrap_or_else(|| default_image.to_string()),
-        ),
+        image: Some(spec.image.clone().unwrap_or_else(|| default_image.to_string())),
         args: Some(vec!["--config".to_string(), CONFIG_FILE.to_string()]),
         ports: Some(ports),
         env_from,
@@ -239,31 +204,22 @@ pub fn deployment(
                 read_only: Some(true),
                 ..VolumeMount::default()
             },
-            VolumeMount {
-                name: "tmp".to_string(),
-                mount_path: "/tmp".to_string(),
-                ..VolumeMount::default()
-            },
+            VolumeMount { name: "tmp".to_string(), mount_path: "/tmp".to_string(), ..VolumeMount::default() },
         ]),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".to_string()]),
-                ..Capabilities::default()
-            }),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".to_string()]), ..Capabilities::default() }),
             ..SecurityContext::default()
         }),
         ..Container::default()
     };
 
     // A non-root broker may bind ports below 1024 only with this (namespaced, safe) sysctl.
-    let sysctls = listeners.iter().any(|l| l.port < 1024).then(|| {
-        vec![Sysctl {
-            name: "net.ipv4.ip_unprivileged_port_start".to_string(),
-            value: "0".to_string(),
-        }]
-    });
+    let sysctls = listeners
+        .iter()
+        .any(|l| l.port < 1024)
+        .then(|| vec![Sysctl { name: "net.ipv4.ip_unprivileged_port_start".to_string(), value: "0".to_string() }]);
 
     let pod_spec = PodSpec {
         service_account_name: Some(owner.name.clone()),
@@ -272,31 +228,20 @@ pub fn deployment(
         containers: vec![container],
         volumes: Some(vec![
             config_volume(owner, spec),
-            Volume {
-                name: "tmp".to_string(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            },
+            Volume { name: "tmp".to_string(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() },
         ]),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(BROKER_UID),
             run_as_group: Some(BROKER_UID),
             fs_group: Some(BROKER_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".to_string(),
-                ..SeccompProfile::default()
-            }),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".to_string(), ..SeccompProfile::default() }),
             sysctls,
             ..PodSecurityContext::default()
         }),
         node_selector: (!overrides.node_selector.is_empty()).then_some(overrides.node_selector),
         tolerations: (!overrides.tolerations.is_empty()).then_some(overrides.tolerations),
-        affinity: Some(
-            overrides
-                .affinity
-                .unwrap_or_else(|| default_affinity(&owner.name)),
-        ),
+        affinity: Some(overrides.affinity.unwrap_or_else(|| default_affinity(&owner.name))),
         topology_spread_constraints: Some(if overrides.topology_spread_constraints.is_empty() {
             default_spread(&owner.name)
         } else {
@@ -308,15 +253,8 @@ pub fn deployment(
     Deployment {
         metadata: owner.meta(owner.name.clone()),
         spec: DeploymentSpec {
-            replicas: if spec.autoscaling.is_some() {
-                None
-            } else {
-                Some(spec.replicas.unwrap_or(1))
-            },
-            selector: LabelSelector {
-                match_labels: Some(selector_labels(&owner.name)),
-                ..LabelSelector::default()
-            },
+            replicas: if spec.autoscaling.is_some() { None } else { Some(spec.replicas.unwrap_or(1)) },
+            selector: LabelSelector { match_labels: Some(selector_labels(&owner.name)), ..LabelSelector::default() },
             strategy: Some(DeploymentStrategy {
                 type_: Some("RollingUpdate".to_string()),
                 rolling_update: Some(RollingUpdateDeployment {

@@ -5,8 +5,8 @@
 
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec,
-    MetricTarget, PodsMetricSource, ResourceMetricSource,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec, MetricTarget,
+    PodsMetricSource, ResourceMetricSource,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -21,21 +21,13 @@ pub const DEFAULT_TARGET_CONNECTIONS: i64 = 1000;
 pub const SCALE_DOWN_STABILIZATION_SECONDS: i32 = 300;
 
 /// The HPA when `spec.autoscaling` is set.
-pub fn horizontal_pod_autoscaler(
-    owner: &Owner,
-    spec: &MqttBrokerSpec,
-) -> Option<HorizontalPodAutoscaler> {
+pub fn horizontal_pod_autoscaler(owner: &Owner, spec: &MqttBrokerSpec) -> Option<HorizontalPodAutoscaler> {
     let autoscaling = spec.autoscaling.as_ref()?;
-    let target = autoscaling
-        .target_connections_per_pod
-        .unwrap_or(DEFAULT_TARGET_CONNECTIONS);
+    let target = autoscaling.target_connections_per_pod.unwrap_or(DEFAULT_TARGET_CONNECTIONS);
     let mut metrics = vec![MetricSpec {
         type_: "Pods".to_string(),
         pods: Some(PodsMetricSource {
-            metric: MetricIdentifier {
-                name: CONNECTIONS_METRIC.to_string(),
-                selector: None,
-            },
+            metric: MetricIdentifier { name: CONNECTIONS_METRIC.to_string(), selector: None },
             target: MetricTarget {
                 type_: "AverageValue".to_string(),
                 average_value: Some(Quantity(target.to_string())),
@@ -73,11 +65,7 @@ pub fn horizontal_pod_autoscaler(
                 // Scaling down disconnects clients: one pod per minute, after 5 minutes of calm.
                 scale_down: Some(HPAScalingRules {
                     stabilization_window_seconds: Some(SCALE_DOWN_STABILIZATION_SECONDS),
-                    policies: Some(vec![HPAScalingPolicy {
-                        type_: "Pods".to_string(),
-                        value: 1,
-                        period_seconds: 60,
-                    }]),
+                    policies: Some(vec![HPAScalingPolicy { type_: "Pods".to_string(), value: 1, period_seconds: 60 }]),
                     ..HPAScalingRules::default()
                 }),
                 scale_up: None,

@@ -32,17 +32,9 @@ pub struct Owner {
 impl Owner {
     /// Extracts the owner; fails when the object lacks server-set metadata.
     pub fn of(broker: &MqttBroker) -> Result<Self, Error> {
-        let namespace = broker
-            .namespace()
-            .ok_or(Error::MissingMetadata("namespace"))?;
-        let owner_ref = broker
-            .controller_owner_ref(&())
-            .ok_or(Error::MissingMetadata("uid"))?;
-        Ok(Owner {
-            name: broker.name_any(),
-            namespace,
-            owner_ref,
-        })
+        let namespace = broker.namespace().ok_or(Error::MissingMetadata("namespace"))?;
+        let owner_ref = broker.controller_owner_ref(&()).ok_or(Error::MissingMetadata("uid"))?;
+        Ok(Owner { name: broker.name_any(), namespace, owner_ref })
     }
 
     /// Metadata for a child: name, namespace, standard labels, owner reference.

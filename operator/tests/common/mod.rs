@@ -9,10 +9,7 @@ use tributary_operator::crd::{MqttBroker, MqttBrokerSpec};
 
 /// Repository root (the operator crate's parent).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("operator crate has a parent directory")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("operator crate has a parent directory").to_path_buf()
 }
 
 /// An MqttBroker as the API server would hand it to the controller.
@@ -94,8 +91,7 @@ pub fn yaml_documents(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).expect("manifest is readable");
     serde_yaml::Deserializer::from_str(&text)
         .map(|doc| {
-            let value: serde_yaml::Value =
-                serde::Deserialize::deserialize(doc).expect("manifest is YAML");
+            let value: serde_yaml::Value = serde::Deserialize::deserialize(doc).expect("manifest is YAML");
             serde_json::to_value(value).expect("YAML converts to JSON")
         })
         .filter(|v| !v.is_null())
@@ -134,11 +130,7 @@ pub fn example_brokers() -> Vec<(String, serde_json::Value)> {
             }
         }
     }
-    assert!(
-        out.len() >= 5,
-        "expected the deploy/ and chart examples, found {}",
-        out.len()
-    );
+    assert!(out.len() >= 5, "expected the deploy/ and chart examples, found {}", out.len());
     out
 }
 
@@ -146,10 +138,8 @@ pub fn example_brokers() -> Vec<(String, serde_json::Value)> {
 pub fn chart_values_files() -> Vec<PathBuf> {
     let chart = repo_root().join("charts/tributary");
     let mut files = vec![chart.join("values.yaml")];
-    let mut ci: Vec<PathBuf> = std::fs::read_dir(chart.join("ci"))
-        .expect("chart ci/ exists")
-        .map(|e| e.expect("dir entry").path())
-        .collect();
+    let mut ci: Vec<PathBuf> =
+        std::fs::read_dir(chart.join("ci")).expect("chart ci/ exists").map(|e| e.expect("dir entry").path()).collect();
     ci.sort();
     files.extend(ci);
     files
@@ -157,13 +147,9 @@ pub fn chart_values_files() -> Vec<PathBuf> {
 
 /// Every spec the desired-state tests render: fixtures plus all examples.
 pub fn all_specs() -> Vec<(String, MqttBrokerSpec)> {
-    let mut specs = vec![
-        ("minimal".to_string(), spec(MINIMAL_SPEC)),
-        ("full".to_string(), spec(FULL_SPEC)),
-    ];
+    let mut specs = vec![("minimal".to_string(), spec(MINIMAL_SPEC)), ("full".to_string(), spec(FULL_SPEC))];
     for (origin, object) in example_brokers() {
-        let spec: MqttBrokerSpec =
-            serde_json::from_value(object["spec"].clone()).expect("example spec deserializes");
+        let spec: MqttBrokerSpec = serde_json::from_value(object["spec"].clone()).expect("example spec deserializes");
         specs.push((origin, spec));
     }
     specs
