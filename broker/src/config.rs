@@ -662,6 +662,82 @@ impl Config {
     }
 }
 
+/// Command-line settings that replace values from the file (`tributary-broker --listen ...`).
+///
+/// Startup and the config reload both go through [`Overrides::resolve`], so a reloaded file is
+/// judged exactly as a restart would judge it.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Replaces the address of the first `mqtt` listener.
+    pub listen: Option<String>,
+    /// Replaces `kafka.bootstrapServers`.
+    pub kafka_bootstrap: Option<String>,
+    /// Replaces `admin.address`.
+    pub admin: Option<String>,
+}
+
+impl Overrides {
+    /// Turns a parsed file into the configuration the broker runs with: applies these
+    /// overrides and the `TRIBUTARY_KAFKA_*` variables of the process environment, validates
+    /// the result and refuses what this version does not support yet.
+    pub fn resolve(&self, config: Config) -> Result<Config, ConfigError> {
+        self.resolve_with_env(config, std::env::vars())
+    }
+
+    /// [`resolve`](Self::resolve) with the environment given as `vars`.
+    pub fn resolve_with_env(
+        &self,
+        mut config: Config,
+        vars: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        if let Some(listen) = &self.listen {
+            let l = config
+                .listeners
+                .iter_mut()
+                .find(|l| l.protocol == Protocol::Mqtt)
+                .ok_or_else(|| invalid("--listen", "given but the configuration has no mqtt listener"))?;
+            l.address = parse_override_addr("--listen", listen)?;
+        }
+        if let Some(b) = &self.kafka_bootstrap {
+            config.kafka.bootstrap_servers.clone_from(b);
+        }
+        if let Some(a) = &self.admin {
+            config.admin.address = parse_override_addr("--admin", a)?;
+        }
+        config.apply_env_overrides(vars);
+        config.validate()?;
+        config.refuse_unsupported()?;
+        Ok(config)
+    }
+}
+
+fn parse_override_addr(flag: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| invalid(flag, format!("invalid address {value:?}: expected an IP address and port")))
+}
+
+impl Config {
+    /// Fails closed on settings this version parses but does not enforce yet: silently
+    /// ignoring an ACL or a TLS listener would be worse than not starting (or not reloading).
+    pub fn refuse_unsupported(&self) -> Result<(), ConfigError> {
+        if let Some((i, l)) = self.listeners.iter().enumerate().find(|(_, l)| l.protocol != Protocol::Mqtt) {
+            return Err(invalid(
+                format!("listeners[{i}].protocol"),
+                format!("{} is not supported yet (only mqtt)", l.protocol),
+            ));
+        }
+        if !self.authentication.allow_anonymous || self.authentication.password_file.is_some() {
+            return Err(invalid(
+                "authentication",
+                "only allowAnonymous: true without passwordFile is supported yet",
+            ));
+        }
+        if !self.authorization.rules.is_empty() {
+            return Err(invalid("authorization.rules", "ACL enforcement is not supported yet"));
+        }
+        Ok(())
+    }
+}
+
 fn validate_tls(tls: &Tls, key: &str) -> Result<(), ConfigError> {
     if tls.cert_file.as_os_str().is_empty() {
         return Err(invalid(format!("{key}.certFile"), "must not be empty"));

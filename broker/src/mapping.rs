@@ -7,7 +7,9 @@
 //! unneeded Kafka topic costs a consumer and bandwidth for nothing, and missing a
 //! needed one loses messages.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use thiserror::Error;
 
@@ -37,6 +39,76 @@ pub struct TopicMapping {
     rules: Vec<(String, Vec<String>)>,
     /// Kafka topic for MQTT topics no rule matches.
     default: String,
+    /// Results of [`kafka_topics_for_filter`](Self::kafka_topics_for_filter) for recent filters.
+    /// Part of the mapping so that a new mapping (a config reload) starts with an empty cache.
+    filter_cache: FilterCache,
+}
+
+/// Most filters a [`FilterCache`] remembers before it starts over.
+const FILTER_CACHE_ENTRIES: usize = 4096;
+
+/// Most filter bytes a [`FilterCache`] holds: filters may be 64 KiB long, and a client
+/// should not be able to pin `FILTER_CACHE_ENTRIES` of those.
+const FILTER_CACHE_BYTES: usize = 1 << 20;
+
+/// A bounded memo of filter → Kafka topics. The search behind it is exact and usually quick,
+/// but exponential for contrived rule sets, and thousands of clients subscribe to the same
+/// few filters. When full it is simply cleared: simpler than LRU and good enough for a
+/// working set that is small compared to the bound.
+#[derive(Default)]
+struct FilterCache {
+    inner: Mutex<FilterCacheInner>,
+}
+
+#[derive(Default)]
+struct FilterCacheInner {
+    topics: HashMap<String, Arc<[String]>>,
+    /// Sum of the key lengths.
+    bytes: usize,
+}
+
+impl FilterCache {
+    fn get(&self, filter: &str) -> Option<Arc<[String]>> {
+        // The cache holds no invariant a panic could break, so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).topics.get(filter).cloned()
+    }
+
+    fn insert(&self, filter: &str, topics: Arc<[String]>) {
+        if filter.len() > FILTER_CACHE_BYTES {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if inner.topics.len() >= FILTER_CACHE_ENTRIES || inner.bytes + filter.len() > FILTER_CACHE_BYTES {
+            inner.topics.clear();
+            inner.bytes = 0;
+        }
+        if inner.topics.insert(filter.to_owned(), topics).is_none() {
+            inner.bytes += filter.len();
+        }
+    }
+}
+
+impl Clone for FilterCache {
+    /// A clone starts empty: the cache is an optimisation, not part of the value.
+    fn clone(&self) -> Self {
+        FilterCache::default()
+    }
+}
+
+impl PartialEq for FilterCache {
+    /// Caches never make two mappings different.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for FilterCache {}
+
+impl fmt::Debug for FilterCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.inner.lock().unwrap_or_else(PoisonError::into_inner).topics.len();
+        f.debug_struct("FilterCache").field("entries", &len).finish()
+    }
 }
 
 /// One level of a topic during the abstract search in
@@ -150,7 +222,7 @@ impl TopicMapping {
                 })?;
             }
         }
-        Ok(TopicMapping { rules, default })
+        Ok(TopicMapping { rules, default, filter_cache: FilterCache::default() })
     }
 
     /// The rules, `(kafka topic, MQTT patterns)`, in priority order.
@@ -183,6 +255,19 @@ impl TopicMapping {
             .filter(|t| seen.insert(*t))
             .map(str::to_owned)
             .collect()
+    }
+
+    /// [`kafka_topics_for_filter`](Self::kafka_topics_for_filter), remembered per filter for
+    /// the lifetime of this mapping (bounded; see `FilterCache`). What SUBSCRIBE uses.
+    pub fn kafka_topics_for_filter_cached(&self, filter: &str) -> Arc<[String]> {
+        if let Some(topics) = self.filter_cache.get(filter) {
+            return topics;
+        }
+        // Computed outside the lock: a slow search must not hold up other subscribers. Two
+        // concurrent misses on one filter both compute it, harmlessly.
+        let topics: Arc<[String]> = self.kafka_topics_for_filter(filter).into();
+        self.filter_cache.insert(filter, topics.clone());
+        topics
     }
 
     /// Exactly the Kafka topics that can hold a message whose MQTT topic matches
@@ -353,6 +438,28 @@ mod tests {
     /// The example from the brief: `k1: cars/speed/+`, `k2: cars/#`, default `d`.
     fn cars() -> TopicMapping {
         mapping(&[("k1", &["cars/speed/+"]), ("k2", &["cars/#"])], "d")
+    }
+
+    #[test]
+    fn cached_filter_topics_agree_and_stay_bounded() {
+        let m = cars();
+        for filter in ["cars/#", "+/speed/+", "trains/#", "cars/#"] {
+            assert_eq!(&m.kafka_topics_for_filter_cached(filter)[..], &m.kafka_topics_for_filter(filter)[..]);
+        }
+        assert_eq!(m.filter_cache.inner.lock().expect("lock").topics.len(), 3);
+        // A clone is equal but starts with an empty cache.
+        let copy = m.clone();
+        assert_eq!(copy, m);
+        assert!(copy.filter_cache.get("cars/#").is_none());
+
+        for i in 0..FILTER_CACHE_ENTRIES + 10 {
+            m.kafka_topics_for_filter_cached(&format!("x/{i}"));
+        }
+        assert!(m.filter_cache.inner.lock().expect("lock").topics.len() <= FILTER_CACHE_ENTRIES);
+        let long = "y/".repeat(FILTER_CACHE_BYTES / 2) + "z";
+        assert_eq!(&m.kafka_topics_for_filter_cached(&long)[..], ["d"]);
+        let inner = m.filter_cache.inner.lock().expect("lock");
+        assert!(inner.bytes <= FILTER_CACHE_BYTES && !inner.topics.contains_key(&long));
     }
 
     #[test]
