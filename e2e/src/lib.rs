@@ -3,6 +3,7 @@
 
 pub mod kafka;
 pub mod mqtt;
+pub mod mqtt5;
 pub mod procs;
 
 pub use procs::{BrokerProcess, KafkaServer};

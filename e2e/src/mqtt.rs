@@ -4,13 +4,45 @@ use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Incoming packets of a client whose event loop runs on its own task, in arrival order.
+pub struct Events<P> {
+    rx: mpsc::UnboundedReceiver<P>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl<P: std::fmt::Debug> Events<P> {
+    /// Wraps the receiving end of a pump task.
+    pub fn new(rx: mpsc::UnboundedReceiver<P>, task: tokio::task::JoinHandle<()>) -> Self {
+        Events { rx, task }
+    }
+
+    /// Waits for the next packet matching `pick`, skipping others, or panics after `timeout`.
+    pub async fn next<T>(&mut self, timeout: Duration, mut pick: impl FnMut(P) -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(p)) => {
+                    if let Some(v) = pick(p) {
+                        return v;
+                    }
+                }
+                Ok(None) => panic!("client event loop ended"),
+                Err(_) => panic!("timed out after {timeout:?}"),
+            }
+        }
+    }
+
+    /// Stops the event loop: the connection drops without DISCONNECT.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
 /// An MQTT 3.1.1 client whose event loop runs on its own task.
 pub struct Client {
     /// The client handle.
     pub client: AsyncClient,
-    /// Incoming packets (publishes, acks...) in arrival order.
-    pub events: mpsc::UnboundedReceiver<Packet>,
-    task: tokio::task::JoinHandle<()>,
+    events: Events<Packet>,
 }
 
 /// Options for a 3.1.1 client on 127.0.0.1:`port`.
@@ -25,29 +57,19 @@ impl Client {
     /// Connects with `opts` and waits for CONNACK.
     pub async fn connect(opts: MqttOptions) -> Client {
         let (client, eventloop) = AsyncClient::new(opts, 1000);
-        let (tx, mut events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(pump(eventloop, tx));
-        match tokio::time::timeout(Duration::from_secs(10), events.recv()).await {
-            Ok(Some(Packet::ConnAck(a))) => assert_eq!(a.code, rumqttc::ConnectReturnCode::Success),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-        Client { client, events, task }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut events = Events::new(rx, tokio::spawn(pump(eventloop, tx)));
+        let ack = events.next(Duration::from_secs(10), Some).await;
+        assert!(
+            matches!(&ack, Packet::ConnAck(a) if a.code == rumqttc::ConnectReturnCode::Success),
+            "expected CONNACK, got {ack:?}"
+        );
+        Client { client, events }
     }
 
     /// Waits for the next packet matching `pick`, skipping others, or panics after `timeout`.
-    pub async fn next<T>(&mut self, timeout: Duration, mut pick: impl FnMut(Packet) -> Option<T>) -> T {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(p)) => {
-                    if let Some(v) = pick(p) {
-                        return v;
-                    }
-                }
-                Ok(None) => panic!("client event loop ended"),
-                Err(_) => panic!("timed out after {timeout:?}"),
-            }
-        }
+    pub async fn next<T>(&mut self, timeout: Duration, pick: impl FnMut(Packet) -> Option<T>) -> T {
+        self.events.next(timeout, pick).await
     }
 
     /// Waits for the next PUBLISH.
@@ -71,7 +93,7 @@ impl Client {
 
     /// Drops the connection without DISCONNECT (an ungraceful close: the Will fires).
     pub fn abort(self) {
-        self.task.abort();
+        self.events.abort();
     }
 }
 

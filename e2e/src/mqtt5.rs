@@ -1,0 +1,86 @@
+//! A real MQTT 5 client (rumqttc's v5 module) for tests.
+
+use rumqttc::v5::mqttbytes::v5::{ConnAck, Filter, Packet, Publish, SubscribeProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+use crate::mqtt::Events;
+
+/// An MQTT 5 client whose event loop runs on its own task.
+pub struct Client5 {
+    /// The client handle.
+    pub client: AsyncClient,
+    /// The CONNACK the broker answered with.
+    pub connack: ConnAck,
+    events: Events<Packet>,
+}
+
+/// Options for an MQTT 5 client on 127.0.0.1:`port`.
+pub fn options5(port: u16, id: &str) -> MqttOptions {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o
+}
+
+impl Client5 {
+    /// Connects and waits for a successful CONNACK.
+    pub async fn connect(opts: MqttOptions) -> Client5 {
+        let (client, eventloop) = AsyncClient::new(opts, 1000);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut events = Events::new(rx, tokio::spawn(pump(eventloop, tx)));
+        let connack = events
+            .next(Duration::from_secs(10), |p| match p {
+                Packet::ConnAck(a) => Some(a),
+                other => panic!("expected CONNACK, got {other:?}"),
+            })
+            .await;
+        assert_eq!(connack.code, rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success);
+        Client5 { client, connack, events }
+    }
+
+    /// Subscribes one filter with options and an optional subscription identifier; waits for SUBACK.
+    pub async fn subscribe(&mut self, filter: Filter, id: Option<usize>) {
+        let props = SubscribeProperties { id, user_properties: Vec::new() };
+        self.client.subscribe_many_with_properties([filter], props).await.unwrap_or_else(|e| panic!("subscribe: {e}"));
+        self.events.next(Duration::from_secs(15), |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
+    }
+
+    /// Waits for the next PUBLISH.
+    pub async fn publish_received(&mut self, timeout: Duration) -> Publish {
+        self.events
+            .next(timeout, |p| match p {
+                Packet::Publish(p) => Some(p),
+                _ => None,
+            })
+            .await
+    }
+
+    /// Waits for the next PUBACK.
+    pub async fn puback(&mut self) {
+        self.events.next(Duration::from_secs(15), |p| matches!(p, Packet::PubAck(_)).then_some(())).await;
+    }
+}
+
+/// A filter with every MQTT 5 option spelled out.
+pub fn filter(path: &str, qos: QoS, no_local: bool, retain_as_published: bool) -> Filter {
+    let mut f = Filter::new(path, qos);
+    f.nolocal = no_local;
+    f.preserve_retain = retain_as_published;
+    f
+}
+
+async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Packet>) {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(p)) => {
+                if tx.send(p).is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Outgoing(_)) => {}
+            Err(_) => return,
+        }
+    }
+}
