@@ -110,6 +110,7 @@ pub struct BrokerProcess {
     pub port: u16,
     /// Admin HTTP port.
     pub admin_port: u16,
+    kafka_bootstrap: String,
     config_path: PathBuf,
     _dir: TempDir,
     child: Option<Child>,
@@ -124,14 +125,37 @@ impl BrokerProcess {
     /// Starts a broker with options.
     pub fn start_with(kafka: &KafkaServer, opts: &BrokerOptions) -> BrokerProcess {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let port = free_port();
-        let admin_port = free_port();
+        let config_path = dir.path().join("broker.yaml");
+        let mut b = BrokerProcess {
+            port: free_port(),
+            admin_port: free_port(),
+            kafka_bootstrap: kafka.bootstrap.clone(),
+            config_path,
+            _dir: dir,
+            child: None,
+        };
+        b.rewrite_config(opts);
+        b.spawn();
+        b
+    }
+
+    /// Replaces the config file with one for `opts` (same ports and Kafka), the way
+    /// Kubernetes updates a mounted ConfigMap: a new file renamed over the old one, so the
+    /// broker never reads a half-written file. A running broker picks it up on its next poll.
+    pub fn rewrite_config(&self, opts: &BrokerOptions) {
+        let tmp = self.config_path.with_extension("yaml.tmp");
+        std::fs::write(&tmp, self.render_config(opts)).unwrap_or_else(|e| panic!("writing config: {e}"));
+        std::fs::rename(&tmp, &self.config_path).unwrap_or_else(|e| panic!("replacing config: {e}"));
+    }
+
+    /// The broker's YAML config for `opts`.
+    fn render_config(&self, opts: &BrokerOptions) -> String {
         let mut yaml = format!(
-            "listeners:\n  - {{ name: mqtt, protocol: mqtt, address: \"127.0.0.1:{port}\" }}\n\
-             admin:\n  address: \"127.0.0.1:{admin_port}\"\n\
+            "listeners:\n  - {{ name: mqtt, protocol: mqtt, address: \"127.0.0.1:{}\" }}\n\
+             admin:\n  address: \"127.0.0.1:{}\"\n\
              kafka:\n  bootstrapServers: \"{}\"\n\
              topics:\n  partitions: 3\n  mappings:\n",
-            kafka.bootstrap
+            self.port, self.admin_port, self.kafka_bootstrap
         );
         for (k, patterns) in &opts.mappings {
             let list: Vec<String> = patterns.iter().map(|p| format!("\"{p}\"")).collect();
@@ -146,11 +170,7 @@ impl BrokerProcess {
                 yaml.push_str(&format!("  {k}: {v}\n"));
             }
         }
-        let config_path = dir.path().join("broker.yaml");
-        std::fs::write(&config_path, yaml).unwrap_or_else(|e| panic!("writing config: {e}"));
-        let mut b = BrokerProcess { port, admin_port, config_path, _dir: dir, child: None };
-        b.spawn();
-        b
+        yaml
     }
 
     fn spawn(&mut self) {

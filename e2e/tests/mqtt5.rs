@@ -51,7 +51,7 @@ async fn subscription_options_identifiers_and_properties_round_trip() {
     assert_eq!(p.response_topic.as_deref(), Some("replies/p5"));
     assert_eq!(p.correlation_data.as_deref(), Some(&b"\x01\x02"[..]));
     assert_eq!(p.user_properties, [("k".to_string(), "v".to_string())]);
-    assert!(p.message_expiry_interval.is_some_and(|e| e <= 100 && e >= 95), "{:?}", p.message_expiry_interval);
+    assert!(p.message_expiry_interval.is_some_and(|e| (95..=100).contains(&e)), "{:?}", p.message_expiry_interval);
 
     // Two matching subscriptions: one delivery, both identifiers, and the RETAIN flag kept
     // because one of them asked for retain-as-published.
