@@ -1,5 +1,6 @@
 //! State shared by every connection of a broker process, and the publish path into Kafka.
 
+use arc_swap::ArcSwap;
 use futures::future::{self, BoxFuture, FutureExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -34,10 +35,14 @@ pub enum StartError {
 
 /// Shared broker state.
 pub struct Broker {
-    /// The configuration the broker started with.
+    /// The configuration the broker started with. Its `topics.mappings`, `topics.default` and
+    /// `authorization` are the startup values: those sections are reloaded at run time (see
+    /// [`crate::reload`]), so read the mapping through [`Broker::mapping`]. The rest never changes.
     pub config: Config,
-    /// MQTT topic → Kafka topic rules.
-    pub mapping: TopicMapping,
+    /// MQTT topic → Kafka topic rules in force. An `ArcSwap` (the `arc-swap` crate) because
+    /// every publish reads it and a reload replaces it: reads are lock-free and never wait for
+    /// a writer, and a replacement is one atomic pointer swap.
+    mapping: ArcSwap<TopicMapping>,
     /// The shared producer.
     pub producer: Producer,
     /// Subscriptions and the tailers feeding them.
@@ -70,7 +75,7 @@ impl Broker {
         tracing::info!(retained = retained.len(), "retained messages loaded");
         let broker = Broker {
             config,
-            mapping,
+            mapping: ArcSwap::from_pointee(mapping),
             producer,
             router,
             retained,
@@ -80,6 +85,20 @@ impl Broker {
             _retained_tailer: tailer,
         };
         Ok(Arc::new(broker))
+    }
+
+    /// The topic mapping in force now. Costs one reference-count increment; hold it for the
+    /// duration of one operation, so the operation sees one mapping throughout.
+    pub fn mapping(&self) -> Arc<TopicMapping> {
+        self.mapping.load_full()
+    }
+
+    /// Makes `mapping` the one new operations use. Publishes after this go to the new Kafka
+    /// topics; existing subscriptions keep tailing the Kafka topics chosen when they were
+    /// made (a client re-subscribes to pick up the new mapping). The caller creates the new
+    /// mapping's Kafka topics first.
+    pub fn set_mapping(&self, mapping: TopicMapping) {
+        self.mapping.store(Arc::new(mapping));
     }
 
     /// True while the broker accepts work (for the readiness probe).
@@ -96,8 +115,10 @@ impl Broker {
     /// Waits while the producer queue is full; the returned future resolves once Kafka has
     /// acknowledged every record.
     pub async fn publish(&self, msg: Message) -> Result<PublishAck, ProduceError> {
-        let topic = self.mapping.kafka_topic_for(&msg.topic);
-        let main = self.producer.enqueue(topic, &msg, false).await?;
+        // An owned `Arc`, not an `arc_swap::Guard`: `enqueue` may wait on a full queue, and
+        // guards are meant to be short-lived.
+        let mapping = self.mapping();
+        let main = self.producer.enqueue(mapping.kafka_topic_for(&msg.topic), &msg, false).await?;
         if !msg.retain {
             return Ok(main.boxed());
         }

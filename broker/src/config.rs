@@ -726,10 +726,7 @@ impl Config {
             ));
         }
         if !self.authentication.allow_anonymous || self.authentication.password_file.is_some() {
-            return Err(invalid(
-                "authentication",
-                "only allowAnonymous: true without passwordFile is supported yet",
-            ));
+            return Err(invalid("authentication", "only allowAnonymous: true without passwordFile is supported yet"));
         }
         if !self.authorization.rules.is_empty() {
             return Err(invalid("authorization.rules", "ACL enforcement is not supported yet"));
@@ -1261,5 +1258,34 @@ admin: {{address: '127.0.0.1:0'}}
         assert!(err.contains("line 1"), "{err}");
         let err = error("kafka:\n  bootstrapServers: a\n  bootstrapServers: b\n");
         assert!(err.contains("duplicate field `bootstrapServers`"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_then_validate_and_refuse_unsupported() {
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:1884".into()),
+            kafka_bootstrap: Some("other:9092".into()),
+            admin: Some("127.0.0.1:9091".into()),
+        };
+        let env = || [("TRIBUTARY_KAFKA_ACKS".to_owned(), "1".to_owned())].into_iter();
+        let config = overrides.resolve_with_env(Config::from_yaml_str(MINIMAL).expect("config"), env()).expect("ok");
+        assert_eq!(config.listeners[0].address, "127.0.0.1:1884".parse().expect("addr"));
+        assert_eq!(config.kafka.bootstrap_servers, "other:9092");
+        assert_eq!(config.admin.address.port(), 9091);
+        assert_eq!(config.kafka.properties.get("acks").map(String::as_str), Some("1"));
+
+        let bad = Overrides { listen: Some("nope".into()), ..Overrides::default() };
+        let err = bad.resolve_with_env(Config::from_yaml_str(MINIMAL).expect("config"), env()).expect_err("bad");
+        assert_starts_with(&err.to_string(), "--listen: invalid address \"nope\"");
+        let empty = Overrides { kafka_bootstrap: Some(" ".into()), ..Overrides::default() };
+        let err = empty.resolve_with_env(Config::from_yaml_str(MINIMAL).expect("config"), env()).expect_err("bad");
+        assert_eq!(err.to_string(), "kafka.bootstrapServers: must not be empty");
+
+        let acl = Config::from_yaml_str(&format!(
+            "{MINIMAL}authorization:\n  rules:\n    - {{principal: '*', action: all, topic: '#', effect: deny}}\n"
+        ))
+        .expect("config");
+        let err = Overrides::default().resolve_with_env(acl, env()).expect_err("refused");
+        assert_eq!(err.to_string(), "authorization.rules: ACL enforcement is not supported yet");
     }
 }

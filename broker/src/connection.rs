@@ -60,14 +60,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Cancel-safe: a partial packet stays in the buffer for the next call.
     pub async fn read_packet(&mut self) -> Result<Option<Packet>, ConnectionError> {
         loop {
-            let level = if self.version.is_none() { self.connect_level() } else { None };
-            let decoded = codec::decode(&mut self.read_buf, self.version, self.max_incoming).inspect_err(|_| {
-                self.failed_connect_level = level;
-            })?;
-            if let Some(p) = decoded {
-                if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_CAPACITY {
-                    self.read_buf = BytesMut::with_capacity(INITIAL_READ);
-                }
+            // Decoding happens in a separate sync call so that no packet value is held across the
+            // read below: that keeps this future (part of every idle connection) small.
+            if let Some(p) = self.try_decode()? {
                 return Ok(Some(p));
             }
             if self.read_buf.capacity() - self.read_buf.len() < INITIAL_READ {
@@ -77,6 +72,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return if self.read_buf.is_empty() { Ok(None) } else { Err(ConnectionError::Truncated) };
             }
         }
+    }
+
+    fn try_decode(&mut self) -> Result<Option<Packet>, DecodeError> {
+        let level = if self.version.is_none() { self.connect_level() } else { None };
+        let decoded = codec::decode(&mut self.read_buf, self.version, self.max_incoming);
+        match &decoded {
+            Err(_) => self.failed_connect_level = level,
+            Ok(Some(_)) if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_CAPACITY => {
+                self.read_buf = BytesMut::with_capacity(INITIAL_READ);
+            }
+            Ok(_) => {}
+        }
+        decoded
     }
 
     /// The protocol level of a CONNECT that could not be decoded, if its header showed one: lets

@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod message;
 pub mod metrics;
 pub mod registry;
+pub mod reload;
 pub mod retained;
 pub mod router;
 pub mod server;

@@ -9,8 +9,8 @@ use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 use tributary_broker::broker::Broker;
-use tributary_broker::config::{Config, Protocol};
-use tributary_broker::{admin, server, shutdown};
+use tributary_broker::config::{Config, Overrides};
+use tributary_broker::{admin, reload, server, shutdown};
 
 /// How long connections get to close after a shutdown signal before the process exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -39,24 +39,10 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
-    let mut config = Config::load(&args.config).with_context(|| format!("loading {}", args.config.display()))?;
-    if let Some(listen) = args.listen {
-        let l = config
-            .listeners
-            .iter_mut()
-            .find(|l| l.protocol == Protocol::Mqtt)
-            .context("--listen given but the configuration has no mqtt listener")?;
-        l.address = listen.parse().context("--listen must be host:port")?;
-    }
-    if let Some(b) = args.kafka_bootstrap {
-        config.kafka.bootstrap_servers = b;
-    }
-    if let Some(a) = args.admin {
-        config.admin.address = a.parse().context("--admin must be host:port")?;
-    }
-    config.apply_env_overrides(std::env::vars());
-    config.validate().context("invalid configuration after overrides")?;
-    refuse_unsupported(&config)?;
+    let overrides = Overrides { listen: args.listen, kafka_bootstrap: args.kafka_bootstrap, admin: args.admin };
+    let config = Config::load(&args.config)
+        .and_then(|c| overrides.resolve(c))
+        .with_context(|| format!("loading {}", args.config.display()))?;
 
     let broker = Broker::start(config).await.context("starting broker")?;
     let (trigger, shutdown) = shutdown::channel();
@@ -74,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding admin endpoint on {}", broker.config.admin.address))?;
     tracing::info!(address = %admin_listener.local_addr()?, "admin endpoint ready");
     tokio::spawn(admin::serve(admin_listener, broker.clone(), shutdown.clone()));
+    tokio::spawn(reload::run(args.config, overrides, broker.clone(), shutdown.clone()));
     drop(done_tx);
 
     wait_for_signal().await;
@@ -83,21 +70,6 @@ async fn main() -> anyhow::Result<()> {
     // Connections say goodbye and publish Wills; give them a bounded time.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
     broker.producer.flush(Duration::from_secs(10)).context("flushing kafka producer")?;
-    Ok(())
-}
-
-/// Fails closed on settings this version parses but does not enforce yet: silently ignoring an
-/// ACL or a TLS listener would be worse than not starting.
-fn refuse_unsupported(config: &Config) -> anyhow::Result<()> {
-    if let Some(l) = config.listeners.iter().find(|l| l.protocol != Protocol::Mqtt) {
-        anyhow::bail!("listeners[{}]: protocol {} is not supported yet (only mqtt)", l.name, l.protocol);
-    }
-    if !config.authentication.allow_anonymous || config.authentication.password_file.is_some() {
-        anyhow::bail!("authentication: only allowAnonymous: true without passwordFile is supported yet");
-    }
-    if !config.authorization.rules.is_empty() {
-        anyhow::bail!("authorization.rules: ACL enforcement is not supported yet");
-    }
     Ok(())
 }
 

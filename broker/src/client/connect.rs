@@ -114,12 +114,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         broker.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(client = %client_id, ?version, keep_alive, "client connected");
 
-        let will = connect.will.map(|w| Will {
-            topic: w.topic,
-            payload: w.payload,
-            qos: w.qos,
-            retain: w.retain,
-            properties: w.properties,
+        let will = connect.will.map(|w| {
+            Box::new(Will {
+                topic: w.topic,
+                payload: w.payload,
+                qos: w.qos,
+                retain: w.retain,
+                properties: w.properties,
+            })
         });
         Some(Client {
             conn,

@@ -10,6 +10,7 @@ mod deliver;
 mod publish;
 mod subscribe;
 
+use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
@@ -73,21 +74,30 @@ pub async fn serve<S>(stream: S, broker: Arc<Broker>, shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    // The handshake and the goodbye are boxed so that their futures are not held inline for the
+    // whole life of the connection: the idle state is what decides memory per connection.
+    let Some(mut client) = Box::pin(handshake(stream, broker, shutdown)).await else { return };
+    let end = client.run().await;
+    Box::pin(client.finish(end)).await;
+}
+
+/// Reads and answers CONNECT; `None` when the connection was refused or went away.
+async fn handshake<S>(stream: S, broker: Arc<Broker>, shutdown: Shutdown) -> Option<Client<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     let mut conn = Connection::new(stream, broker.config.limits.max_packet_size);
     let connect = match tokio::time::timeout(CONNECT_TIMEOUT, conn.read_packet()).await {
         Ok(Ok(Some(Packet::Connect(c)))) => c,
         Ok(Err(ConnectionError::Decode(e))) => {
             inc(&broker.metrics.protocol_errors);
             connect::refuse_undecodable(&mut conn, &e).await;
-            return;
+            return None;
         }
         // Timeout, I/O error, clean close, or a first packet that is not CONNECT (MQTT-3.1.0-1).
-        _ => return,
+        _ => return None,
     };
-    if let Some(mut client) = Client::accept(conn, connect, broker, shutdown).await {
-        let end = client.run().await;
-        client.finish(end).await;
-    }
+    Client::accept(conn, connect, broker, shutdown).await
 }
 
 /// The state of one accepted connection.
@@ -100,7 +110,8 @@ struct Client<S> {
     mailbox: Arc<Mailbox>,
     /// Filters this connection subscribed to (removed from the router at the end).
     subscriptions: HashSet<Box<str>>,
-    will: Option<Will>,
+    /// Boxed: most clients have none, and a Will with its properties is ~400 bytes.
+    will: Option<Box<Will>>,
     keep_alive: Option<Duration>,
     last_seen: Instant,
     kicked: Option<oneshot::Receiver<Kick>>,
@@ -129,18 +140,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
             let deadline = self.keep_alive.map(|ka| self.last_seen + ka.mul_f32(1.5));
             let can_read = self.pending.len() < max_pending;
-            let result = tokio::select! {
+            // The select only decides what to do; packet handling runs after it, boxed. A packet
+            // (up to ~850 bytes) or its handler (a PUBLISH waiting for room in the producer, a
+            // SUBSCRIBE starting a tailer) must not be part of every idle connection's task.
+            let step: Result<Option<BoxFuture<'_, Result<(), End>>>, End> = tokio::select! {
                 _ = self.shutdown.recv() => Err(End::Shutdown),
                 kick = recv_kick(&mut self.kicked), if self.kicked.is_some() => match kick {
                     Some(Kick::TakenOver) => Err(End::TakenOver),
                     // The registry dropped us without a kick: keep serving, stop listening.
-                    None => Ok(()),
+                    None => Ok(None),
                 },
-                Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_kafka_ack(ack),
+                Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_kafka_ack(ack).map(|_| None),
                 packet = self.conn.read_packet(), if can_read => match packet {
                     Ok(Some(p)) => {
                         self.last_seen = Instant::now();
-                        self.handle(p).await
+                        Ok(Some(Box::pin(self.handle(p))))
                     }
                     Ok(None) | Err(ConnectionError::Io(_)) | Err(ConnectionError::Truncated) => Err(End::Gone),
                     Err(ConnectionError::Decode(e)) => {
@@ -148,8 +162,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                         Err(End::Protocol(e.reason_code()))
                     }
                 },
-                _ = self.mailbox.notified() => Ok(()),
+                _ = self.mailbox.notified() => Ok(None),
                 _ = sleep_until(deadline), if deadline.is_some() => Err(End::KeepAlive),
+            };
+            let result = match step {
+                Ok(Some(work)) => work.await,
+                Ok(None) => Ok(()),
+                Err(end) => Err(end),
             };
             if let Err(end) = result {
                 return end;
@@ -222,5 +241,22 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Size of the future a function returns, without running it.
+    fn future_size<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle connection holds this future for its whole life; packets and their handlers
+    /// must stay boxed out of it (BENCHMARKS.md, memory per idle connection). Inlining the
+    /// PUBLISH or SUBSCRIBE handling makes it several KiB.
+    #[test]
+    fn connection_task_stays_small() {
+        let size = future_size(super::serve::<tokio::net::TcpStream>);
+        assert!(size <= 1536, "connection future is {size} bytes");
     }
 }

@@ -43,7 +43,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if validate_filter(filter).is_err() {
             return refuse(reason::TOPIC_FILTER_INVALID);
         }
-        let topics = self.broker.mapping.kafka_topics_for_filter(filter);
+        // The mapping in force now decides which Kafka topics this subscription tails. A later
+        // config reload does not revisit it: the client re-subscribes to pick up a new mapping.
+        let topics = self.broker.mapping().kafka_topics_for_filter_cached(filter);
         let sub = Subscriber {
             session: self.session,
             client_id: self.client_id.clone(),
