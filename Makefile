@@ -30,7 +30,6 @@ crds:
 
 ## Benchmarks (figures recorded in BENCHMARKS.md).
 bench: deps
-	$(CARGO) build --release --workspace --bins
 	./scripts/bench.sh
 
 clean:

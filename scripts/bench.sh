@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks behind BENCHMARKS.md. Starts its own tansu (sqlite storage) and a release broker on
 # loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|throughput|all]
-# Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100).
+# Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100),
+# CARGO_TARGET_DIR (where the release binaries are built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:-all}"
@@ -10,9 +11,10 @@ publishers="${PUBLISHERS:-100}"
 messages="${MESSAGES:-1000}"
 ulimit -n 20000
 tansu="$("$root/scripts/ensure-tansu.sh")"
-broker="$root/target/release/tributary-broker"
-load="$root/target/release/tributary-load"
-[[ -x "$broker" && -x "$load" ]] || (cd "$root" && cargo build --release -p tributary-broker -p tributary-e2e --bins)
+bin_dir="${CARGO_TARGET_DIR:-$root/target}/release"
+broker="$bin_dir/tributary-broker"
+load="$bin_dir/tributary-load"
+(cd "$root" && cargo build --release -p tributary-broker -p tributary-e2e --bins)
 
 work="$(mktemp -d)"
 pids=()
@@ -59,7 +61,8 @@ fi
 
 if [[ "$what" == throughput || "$what" == all ]]; then
   for qos in 0 1; do
-    "$load" publish --port "$mport" --publishers "$publishers" --messages "$messages" --size 500 --qos "$qos"
+    "$load" publish --port "$mport" --publishers "$publishers" --messages "$messages" --size 500 --qos "$qos" \
+      --bootstrap "127.0.0.1:$kport" --topic mqtt-messages
   done
   "$load" kafka --bootstrap "127.0.0.1:$kport" --topic mqtt-messages --records $((publishers * messages)) --size 500 --keys "$publishers"
 fi

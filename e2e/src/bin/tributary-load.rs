@@ -7,6 +7,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -64,6 +65,13 @@ enum Cmd {
         /// QoS 0 or 1.
         #[arg(long, default_value_t = 1)]
         qos: u8,
+        /// Kafka bootstrap servers: when given, the run ends only once every message is in
+        /// Kafka topic `--topic` (QoS 0 has no acknowledgement to wait for).
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Kafka topic the messages land in.
+        #[arg(long, default_value = "mqtt-messages")]
+        topic: String,
     },
     /// Produce the same records straight to Kafka.
     Kafka {
@@ -91,8 +99,9 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix } => {
             idle(&host, port, connections, keep_alive, hold_secs, &prefix).await
         }
-        Cmd::Publish { host, port, publishers, messages, size, qos } => {
-            publish(&host, port, publishers, messages, size, qos).await
+        Cmd::Publish { host, port, publishers, messages, size, qos, bootstrap, topic } => {
+            let kafka = bootstrap.as_deref().map(|b| (b, topic.as_str()));
+            publish(&host, port, publishers, messages, size, qos, kafka).await
         }
         Cmd::Kafka { bootstrap, topic, records, size, keys } => kafka(&bootstrap, &topic, records, size, keys).await,
     }
@@ -152,7 +161,16 @@ async fn publish(
     messages: usize,
     size: usize,
     qos: u8,
+    kafka: Option<(&str, &str)>,
 ) -> anyhow::Result<()> {
+    let watermarks = match kafka {
+        Some((bootstrap, topic)) => {
+            let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
+            let before = records_in(&consumer, topic)?;
+            Some((consumer, topic, before))
+        }
+        None => None,
+    };
     let qos = match qos {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
@@ -198,14 +216,34 @@ async fn publish(
     for t in tasks {
         t.await.context("publisher task")??;
     }
-    let secs = start.elapsed().as_secs_f64();
     let total = publishers * messages;
+    if let Some((consumer, topic, before)) = &watermarks {
+        while records_in(consumer, topic)? < before + total as i64 {
+            if start.elapsed() > Duration::from_secs(300) {
+                bail!("not all messages reached Kafka within 300 s");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
     println!(
         "mqtt qos{} publishers={publishers} messages={total} size={size}B time={secs:.2}s rate={:.0} msg/s",
         qos as u8,
         total as f64 / secs
     );
     Ok(())
+}
+
+/// Records in `topic`: the sum of its partitions' high watermarks.
+fn records_in(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<i64> {
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
+    let mut sum = 0;
+    for t in md.topics() {
+        for p in t.partitions() {
+            sum += consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(5))?.1;
+        }
+    }
+    Ok(sum)
 }
 
 async fn kafka(bootstrap: &str, topic: &str, records: usize, size: usize, keys: usize) -> anyhow::Result<()> {
