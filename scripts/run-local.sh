@@ -6,7 +6,10 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# Broker first (it flushes to Kafka and publishes Wills), then Kafka.
+cleanup() {
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+}
 trap cleanup EXIT INT TERM
 
 bootstrap="${KAFKA_BOOTSTRAP:-}"
@@ -23,6 +26,6 @@ if [[ -z "$bootstrap" ]]; then
   echo "tansu (Kafka API) listening on $bootstrap, data in .run/tansu.db"
 fi
 cargo build --release -p tributary-broker
-RUST_LOG="${RUST_LOG:-info}" ./target/release/tributary-broker --config deploy/local/broker.yaml --kafka-bootstrap "$bootstrap" &
+RUST_LOG="${RUST_LOG:-info}" "${CARGO_TARGET_DIR:-$root/target}/release/tributary-broker" --config deploy/local/broker.yaml --kafka-bootstrap "$bootstrap" &
 pids+=($!)
 wait -n "${pids[@]}"
