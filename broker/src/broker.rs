@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::retained::RetainedStore;
 use crate::router::Router;
+use crate::session::Sessions;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +26,7 @@ pub enum StartError {
     /// The producer could not be created.
     #[error("kafka producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
-    /// The retained topic could not be read.
+    /// The retained or sessions topic could not be read.
     #[error(transparent)]
     Retained(#[from] TailerError),
     /// The topic mapping is invalid.
@@ -50,7 +51,9 @@ pub struct Broker {
     /// Retained messages.
     pub retained: Arc<RetainedStore>,
     /// Connected client ids.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
+    /// Persistent sessions and cross-broker fencing.
+    pub sessions: Arc<Sessions>,
     /// Counters.
     pub metrics: Arc<Metrics>,
     ready: AtomicBool,
@@ -73,13 +76,16 @@ impl Broker {
         let tailer = Tailer::start(&config.kafka, &config.topics.retained, StartAt::Beginning, sink).await?;
         tailer.caught_up().await;
         tracing::info!(retained = retained.len(), "retained messages loaded");
+        let registry = Arc::new(Registry::default());
+        let sessions = Sessions::start(&config, producer.clone(), registry.clone(), metrics.clone()).await?;
         let broker = Broker {
             config,
             mapping: ArcSwap::from_pointee(mapping),
             producer,
             router,
             retained,
-            registry: Registry::default(),
+            registry,
+            sessions,
             metrics,
             ready: AtomicBool::new(true),
             _retained_tailer: tailer,

@@ -17,5 +17,6 @@ pub mod reload;
 pub mod retained;
 pub mod router;
 pub mod server;
+pub mod session;
 pub mod shutdown;
 pub mod topic;

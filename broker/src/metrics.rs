@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 pub struct Metrics {
     /// Currently open MQTT connections (after CONNACK).
     pub connections: AtomicI64,
+    /// Session states held in the sessions view (persistent sessions, connected or not).
+    pub sessions_stored: AtomicI64,
     /// Accepted MQTT connections since start.
     pub connections_total: AtomicU64,
     /// PUBLISH packets received from clients.
@@ -39,6 +41,12 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", c.load(Ordering::Relaxed));
         };
         gauge(&mut out, "tributary_connections", "Open MQTT connections.", self.connections.load(Ordering::Relaxed));
+        gauge(
+            &mut out,
+            "tributary_sessions_stored",
+            "Persistent sessions stored in the sessions topic.",
+            self.sessions_stored.load(Ordering::Relaxed),
+        );
         counter(&mut out, "tributary_connections_total", "MQTT connections accepted.", &self.connections_total);
         counter(
             &mut out,

@@ -1,5 +1,6 @@
-//! Which client ids are connected to this process, so that a second CONNECT with the same id
-//! takes the session over (MQTT-3.1.4-3).
+//! Which client ids are connected to this process, with their epochs, so that a newer CONNECT
+//! with the same id takes the session over (MQTT-3.1.4-3), whether it arrives here or on
+//! another broker (then the sessions view calls [`Registry::fence`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ pub enum Kick {
 
 struct Entry {
     session: u64,
+    epoch: i64,
     kick: oneshot::Sender<Kick>,
 }
 
@@ -34,17 +36,39 @@ pub struct Registration {
 }
 
 impl Registry {
-    /// Registers `client_id`, telling a connection already using it to leave.
-    pub fn register(&self, client_id: &Arc<str>) -> Registration {
+    /// Registers `client_id` for a connection of `epoch`, telling a local connection of an older
+    /// epoch to leave. If a newer one is already registered, the new registration is kicked at
+    /// once (claims can reach a broker in any order relative to the connects waiting on them).
+    pub fn register(&self, client_id: &Arc<str>, epoch: i64) -> Registration {
         let session = self.next_session.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, kicked) = oneshot::channel();
         if let Ok(mut clients) = self.clients.lock() {
-            if let Some(old) = clients.insert(client_id.clone(), Entry { session, kick: tx }) {
-                // The old connection may have just ended by itself; then nobody listens.
-                let _ = old.kick.send(Kick::TakenOver);
+            let entry = Entry { session, epoch, kick: tx };
+            match clients.get(client_id) {
+                Some(current) if current.epoch > epoch => {
+                    let _ = entry.kick.send(Kick::TakenOver);
+                }
+                _ => {
+                    if let Some(old) = clients.insert(client_id.clone(), entry) {
+                        // The old connection may have just ended by itself; then nobody listens.
+                        let _ = old.kick.send(Kick::TakenOver);
+                    }
+                }
             }
         }
         Registration { session, kicked }
+    }
+
+    /// A claim of `epoch` for `client_id` was made (here or on another broker): a local
+    /// connection of an older epoch leaves with "session taken over".
+    pub fn fence(&self, client_id: &str, epoch: i64) {
+        if let Ok(mut clients) = self.clients.lock() {
+            if clients.get(client_id).is_some_and(|e| e.epoch < epoch) {
+                if let Some(old) = clients.remove(client_id) {
+                    let _ = old.kick.send(Kick::TakenOver);
+                }
+            }
+        }
     }
 
     /// Removes `client_id` if it still belongs to `session` (not if it was taken over).
@@ -75,12 +99,30 @@ mod tests {
     fn second_registration_kicks_the_first() {
         let r = Registry::default();
         let id: Arc<str> = "c".into();
-        let mut first = r.register(&id);
-        let second = r.register(&id);
+        let mut first = r.register(&id, 1);
+        let mut second = r.register(&id, 5);
         assert_eq!(first.kicked.try_recv(), Ok(Kick::TakenOver));
         r.unregister(&id, first.session);
         assert_eq!(r.len(), 1, "the old session must not remove the new one");
+        // A connect whose claim is older than the registered one loses at once.
+        let mut late = r.register(&id, 3);
+        assert_eq!(late.kicked.try_recv(), Ok(Kick::TakenOver));
+        assert!(second.kicked.try_recv().is_err());
+        r.unregister(&id, late.session);
         r.unregister(&id, second.session);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn fence_kicks_only_older_epochs() {
+        let r = Registry::default();
+        let id: Arc<str> = "c".into();
+        let mut conn = r.register(&id, 7);
+        r.fence("c", 7);
+        r.fence("c", 3);
+        assert!(conn.kicked.try_recv().is_err(), "its own or an older claim does not kick");
+        r.fence("c", 8);
+        assert_eq!(conn.kicked.try_recv(), Ok(Kick::TakenOver));
         assert!(r.is_empty());
     }
 }

@@ -32,6 +32,19 @@ impl<P: std::fmt::Debug> Events<P> {
         }
     }
 
+    /// Waits until the event loop ends (the connection closed), skipping packets; false when it
+    /// is still open after `timeout`.
+    pub async fn closed(&mut self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return true,
+                Err(_) => return false,
+            }
+        }
+    }
+
     /// Stops the event loop: the connection drops without DISCONNECT.
     pub fn abort(self) {
         self.task.abort();
@@ -42,6 +55,8 @@ impl<P: std::fmt::Debug> Events<P> {
 pub struct Client {
     /// The client handle.
     pub client: AsyncClient,
+    /// The CONNACK the broker answered with.
+    pub connack: rumqttc::ConnAck,
     events: Events<Packet>,
 }
 
@@ -59,12 +74,14 @@ impl Client {
         let (client, eventloop) = AsyncClient::new(opts, 1000);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut events = Events::new(rx, tokio::spawn(pump(eventloop, tx)));
-        let ack = events.next(Duration::from_secs(10), Some).await;
-        assert!(
-            matches!(&ack, Packet::ConnAck(a) if a.code == rumqttc::ConnectReturnCode::Success),
-            "expected CONNACK, got {ack:?}"
-        );
-        Client { client, events }
+        let connack = events
+            .next(Duration::from_secs(10), |p| match p {
+                Packet::ConnAck(a) => Some(a),
+                other => panic!("expected CONNACK, got {other:?}"),
+            })
+            .await;
+        assert_eq!(connack.code, rumqttc::ConnectReturnCode::Success, "CONNACK refused");
+        Client { client, connack, events }
     }
 
     /// Waits for the next packet matching `pick`, skipping others, or panics after `timeout`.
@@ -89,6 +106,11 @@ impl Client {
             _ => None,
         })
         .await
+    }
+
+    /// Waits until the broker closed the connection; false if still open after `timeout`.
+    pub async fn closed(&mut self, timeout: Duration) -> bool {
+        self.events.closed(timeout).await
     }
 
     /// Drops the connection without DISCONNECT (an ungraceful close: the Will fires).

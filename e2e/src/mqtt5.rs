@@ -1,8 +1,10 @@
 //! A real MQTT 5 client (rumqttc's v5 module) for tests.
 
-use rumqttc::v5::mqttbytes::v5::{ConnAck, Filter, Packet, Publish, SubscribeProperties};
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAck, Disconnect, DisconnectReasonCode, Filter, Packet, Publish, SubscribeProperties,
+};
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -57,6 +59,16 @@ impl Client5 {
             .await
     }
 
+    /// Waits for a DISCONNECT from the broker and returns its reason.
+    pub async fn disconnected(&mut self, timeout: Duration) -> DisconnectReasonCode {
+        self.events
+            .next(timeout, |p| match p {
+                Packet::Disconnect(d) => Some(d.reason_code),
+                _ => None,
+            })
+            .await
+    }
+
     /// Waits for the next PUBACK.
     pub async fn puback(&mut self) {
         self.events.next(Duration::from_secs(15), |p| matches!(p, Packet::PubAck(_)).then_some(())).await;
@@ -80,6 +92,11 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Packet>) {
                 }
             }
             Ok(Event::Outgoing(_)) => {}
+            // rumqttc reports a server DISCONNECT as an error; tests see it as the packet.
+            Err(ConnectionError::MqttState(StateError::ServerDisconnect { reason_code, .. })) => {
+                let _ = tx.send(Packet::Disconnect(Disconnect { reason_code, properties: None }));
+                return;
+            }
             Err(_) => return,
         }
     }

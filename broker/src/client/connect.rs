@@ -1,4 +1,5 @@
-//! CONNECT handling: client id rules, keep-alive, Will validation, take-over and CONNACK.
+//! CONNECT handling: client id rules, keep-alive, Will validation, the session claim (take-over
+//! across brokers), resuming a stored session, and CONNACK.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use crate::connection::Connection;
 use crate::mailbox::Mailbox;
 use crate::message::now_ms;
 use crate::metrics::inc;
+use crate::session::record::{is_reserved, SessionState, NEVER_EXPIRES, VERSION};
+use crate::session::SessionError;
 use crate::shutdown::Shutdown;
 use crate::topic::validate_topic_name;
 
@@ -69,6 +72,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         } else {
             connect.client_id.as_str().into()
         };
+        // Its state key would read as another client's claim key (see session::record).
+        if is_reserved(&client_id) {
+            conn.close_with(Some(&Packet::ConnAck(refuse(reason::CLIENT_IDENTIFIER_NOT_VALID)))).await;
+            return None;
+        }
 
         if let Some(w) = &connect.will {
             if validate_topic_name(&w.topic).is_err() {
@@ -94,25 +102,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             props.wildcard_subscription_available = Some(1);
             props.subscription_identifiers_available = Some(1);
             props.shared_subscription_available = Some(0);
-            // Sessions end with the connection in this version: say so instead of pretending.
-            if connect.properties.session_expiry_interval.unwrap_or(0) > 0 {
-                props.session_expiry_interval = Some(0);
-            }
         }
         if let Some(max) = connect.properties.maximum_packet_size {
             conn.max_outgoing = max;
         }
         let window = connect.properties.receive_maximum.unwrap_or(u16::MAX);
 
-        let registration = broker.registry.register(&client_id);
-        let ack = Packet::ConnAck(ConnAck { session_present: false, reason: reason::SUCCESS, properties: props });
-        if conn.queue(&ack).is_err() || conn.flush().await.is_err() {
+        // Which sessions persist: 3.1.1 cleanSession=0 (never expires); MQTT 5 a Session Expiry
+        // Interval above 0 (cleanStart only decides whether an existing session is resumed).
+        let expiry = match version {
+            ProtocolVersion::V311 if connect.clean_start => 0,
+            ProtocolVersion::V311 => NEVER_EXPIRES,
+            ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
+        };
+        let unavailable = |e: SessionError| {
+            tracing::warn!(client = %client_id, error = %e, "cannot take the session over");
+            Packet::ConnAck(refuse(reason::SERVER_UNAVAILABLE))
+        };
+        // Claim first, on every connect: that is what makes a connection elsewhere leave. Once
+        // the claim is read back, the view holds everything written for this client before it.
+        let epoch = match broker.sessions.claim(&client_id).await {
+            Ok(epoch) => epoch,
+            Err(e) => {
+                conn.close_with(Some(&unavailable(e))).await;
+                return None;
+            }
+        };
+        let registration = broker.registry.register(&client_id, epoch);
+        if broker.sessions.newest_claim(&client_id).is_some_and(|newest| newest > epoch) {
+            // An even newer connection claimed meanwhile; it wins.
             broker.registry.unregister(&client_id, registration.session);
+            conn.close_with(None).await;
             return None;
         }
-        inc(&broker.metrics.connections_total);
-        broker.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::debug!(client = %client_id, ?version, keep_alive, "client connected");
+        let existing = broker.sessions.state(&client_id);
+        let resumed = existing.clone().filter(|s| !connect.clean_start && !s.is_expired(now_ms()));
+        let restored = resumed.as_ref().map(|s| s.subscriptions.clone()).unwrap_or_default();
+        // Record the new owner (which also resets the expiry clock), or end the stored session.
+        let written = if expiry > 0 {
+            let state = SessionState {
+                v: VERSION,
+                epoch,
+                expiry_secs: expiry,
+                disconnected_at_ms: None,
+                subscriptions: restored.clone(),
+            };
+            broker.sessions.write_state(&client_id, &state).await
+        } else if existing.is_some() {
+            broker.sessions.remove_state(&client_id, epoch).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = written {
+            broker.registry.unregister(&client_id, registration.session);
+            conn.close_with(Some(&unavailable(e))).await;
+            return None;
+        }
 
         let will = connect.will.map(|w| {
             Box::new(Will {
@@ -123,10 +168,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 properties: w.properties,
             })
         });
-        Some(Client {
+        let mut client = Client {
             conn,
             version,
             session: registration.session,
+            epoch,
+            expiry,
             kicked: Some(registration.kicked),
             mailbox: Arc::new(Mailbox::new(MAILBOX_CAPACITY)),
             subscriptions: Default::default(),
@@ -140,10 +187,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             outbound: Outbound::new(window),
             client_id,
             broker,
-        })
+        };
+        // The resumed subscriptions are live before CONNACK; retained messages are not sent
+        // again (the spec sends them on SUBSCRIBE only).
+        for sub in &restored {
+            client.restore_subscription(sub).await;
+        }
+        let ack =
+            Packet::ConnAck(ConnAck { session_present: resumed.is_some(), reason: reason::SUCCESS, properties: props });
+        if client.conn.queue(&ack).is_err() || client.conn.flush().await.is_err() {
+            client.release();
+            return None;
+        }
+        let broker = &client.broker;
+        inc(&broker.metrics.connections_total);
+        broker.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::debug!(client = %client.client_id, ?version, keep_alive, epoch, session_present = resumed.is_some(), "client connected");
+        Some(client)
     }
 }
-
 /// A unique client id for clients that sent none: process start time plus a counter is unique
 /// enough within a pod; the pod's hostname keeps pods apart.
 fn assign_client_id() -> String {

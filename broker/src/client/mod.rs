@@ -13,7 +13,8 @@ mod subscribe;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -21,11 +22,14 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion};
+use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion, SubscriptionOptions};
 use crate::connection::{Connection, ConnectionError};
 use crate::mailbox::Mailbox;
+use crate::message::now_ms;
 use crate::metrics::inc;
 use crate::registry::Kick;
+use crate::session::record::{SessionState, StoredSubscription, VERSION};
+use crate::session::SessionError;
 use crate::shutdown::Shutdown;
 
 use deliver::Outbound;
@@ -33,6 +37,8 @@ use publish::{InboundAck, Will};
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a closing connection waits for its session state to reach Kafka.
+const FINAL_SAVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued for one client before new ones are dropped.
 const MAILBOX_CAPACITY: usize = 1000;
 
@@ -107,9 +113,15 @@ struct Client<S> {
     version: ProtocolVersion,
     client_id: Arc<str>,
     session: u64,
+    /// Offset of this connection's claim in the sessions topic: newer claims take over.
+    epoch: i64,
+    /// Session Expiry Interval in seconds; 0 = the session ends with the connection (nothing
+    /// stored), `NEVER_EXPIRES` for 3.1.1 persistent sessions.
+    expiry: u32,
     mailbox: Arc<Mailbox>,
-    /// Filters this connection subscribed to (removed from the router at the end).
-    subscriptions: HashSet<Box<str>>,
+    /// Filters this connection subscribed to, with options and identifier (removed from the
+    /// router at the end, stored for persistent sessions).
+    subscriptions: HashMap<Box<str>, (SubscriptionOptions, Option<u32>)>,
     /// Boxed: most clients have none, and a Will with its properties is ~400 bytes.
     will: Option<Box<Will>>,
     keep_alive: Option<Duration>,
@@ -185,9 +197,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             Packet::PubComp(r) => self.on_pubcomp(r),
             Packet::PubRel(r) => self.on_pubrel(r),
             Packet::Subscribe(s) => self.on_subscribe(s).await,
-            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u).await,
             Packet::PingReq => self.send(&Packet::PingResp),
             Packet::Disconnect(d) => {
+                // MQTT 5 lets DISCONNECT change the expiry, but not make a session that ends with
+                // its connection persistent (MQTT-3.14.2-2); such a request is ignored.
+                if let (Some(e), true) = (d.properties.session_expiry_interval, self.expiry > 0) {
+                    self.expiry = e;
+                }
                 Err(End::ClientDisconnect { will: d.reason == reason::DISCONNECT_WITH_WILL_MESSAGE })
             }
             // We announce no authentication method, so AUTH is a protocol error (MQTT-3.15.0-?).
@@ -216,16 +233,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             _ => None,
         };
         self.conn.close_with(goodbye.as_ref()).await;
-        for filter in self.subscriptions.drain() {
-            self.broker.router.unsubscribe(&filter, self.session);
+        // A session taken over belongs to the new connection now: it must not be written.
+        if end != End::TakenOver {
+            let saved = tokio::time::timeout(FINAL_SAVE_TIMEOUT, self.save_state(Some(now_ms()))).await;
+            if !matches!(saved, Ok(Ok(()))) {
+                tracing::warn!(client = %self.client_id, "session state not saved at disconnect");
+            }
         }
-        self.broker.registry.unregister(&self.client_id, self.session);
+        self.release();
         self.broker.metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let will = self.will.take();
         if let (Some(will), true) = (will, end != End::ClientDisconnect { will: false }) {
             will.publish(&self.broker, &self.client_id).await;
         }
         tracing::debug!(client = %self.client_id, ?end, "connection closed");
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
+    /// Removes the connection's subscriptions from the router and its registration.
+    fn release(&mut self) {
+        for (filter, _) in self.subscriptions.drain() {
+            self.broker.router.unsubscribe(&filter, self.session);
+        }
+        self.broker.registry.unregister(&self.client_id, self.session);
+    }
+
+    /// Writes the session state of a persistent session (no-op for others) and waits for
+    /// Kafka's ack; `disconnected_at` starts the expiry clock. The state is built before the
+    /// returned future runs, which holds no reference to the connection (it is not `Sync`).
+    fn save_state(&self, disconnected_at: Option<u64>) -> impl Future<Output = Result<(), SessionError>> + Send {
+        let state = (self.expiry > 0).then(|| SessionState {
+            v: VERSION,
+            epoch: self.epoch,
+            expiry_secs: self.expiry,
+            disconnected_at_ms: disconnected_at,
+            subscriptions: self
+                .subscriptions
+                .iter()
+                .map(|(filter, (options, id))| StoredSubscription::new(filter, *options, *id))
+                .collect(),
+        });
+        let (broker, client_id) = (self.broker.clone(), self.client_id.clone());
+        async move {
+            match state {
+                Some(state) => broker.sessions.write_state(&client_id, &state).await,
+                None => Ok(()),
+            }
+        }
     }
 }
 

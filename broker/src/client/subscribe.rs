@@ -8,6 +8,7 @@ use super::{Client, End};
 use crate::codec::{reason, Packet, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
 use crate::mailbox::Delivery;
 use crate::router::{delivered_qos, Subscriber};
+use crate::session::record::StoredSubscription;
 use crate::topic::{parse_shared, validate_filter};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
@@ -18,6 +19,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         for (filter, options) in s.filters {
             let code = self.subscribe_one(&filter, options, id, &mut retained).await;
             reasons.push(code);
+        }
+        // A persistent session's subscriptions are durable in Kafka before SUBACK.
+        if let Err(e) = self.save_state(None).await {
+            tracing::warn!(client = %self.client_id, error = %e, "subscriptions not stored");
         }
         self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, properties: Default::default(), reasons }))?;
         // Retained messages go through the mailbox so they follow the SUBACK (MQTT-3.8.4-?).
@@ -62,7 +67,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             self.subscriptions.remove(filter);
             return reason::UNSPECIFIED_ERROR;
         }
-        self.subscriptions.insert(filter.into());
+        self.subscriptions.insert(filter.into(), (options, id));
         // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
         if options.retain_handling == 0 || (options.retain_handling == 1 && is_new) {
             retained.extend(self.broker.retained.matching(filter).into_iter().map(|msg: Arc<_>| Delivery {
@@ -75,8 +80,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         options.qos as u8
     }
 
-    pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), End> {
-        let reasons = u
+    /// Puts a subscription of a resumed session back into the router, without retained
+    /// messages (those come with SUBSCRIBE only, MQTT-3.3.1-6..).
+    pub(super) async fn restore_subscription(&mut self, stored: &StoredSubscription) {
+        let options = stored.options();
+        let topics = self.broker.mapping().kafka_topics_for_filter_cached(&stored.filter);
+        let sub = Subscriber {
+            session: self.session,
+            client_id: self.client_id.clone(),
+            mailbox: self.mailbox.clone(),
+            options,
+            id: stored.id,
+        };
+        self.broker.router.subscribe(&stored.filter, sub);
+        self.subscriptions.insert(stored.filter.as_str().into(), (options, stored.id));
+        if let Err(e) = self.broker.router.ensure_tailing(&topics).await {
+            // Kept in the session: the next connection retries.
+            tracing::warn!(client = %self.client_id, filter = %stored.filter, error = %e, "cannot consume kafka for a resumed subscription");
+        }
+    }
+
+    pub(super) async fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), End> {
+        let reasons: Vec<u8> = u
             .filters
             .iter()
             .map(|f| {
@@ -88,6 +113,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 }
             })
             .collect();
+        if let Err(e) = self.save_state(None).await {
+            tracing::warn!(client = %self.client_id, error = %e, "unsubscription not stored");
+        }
         self.send(&Packet::UnsubAck(UnsubAck { packet_id: u.packet_id, properties: Default::default(), reasons }))
     }
 }

@@ -116,12 +116,11 @@ fn packet_id(id: u16, packet: &'static str, buf: &mut BytesMut) -> Result<(), En
 /// §3.14.2.1, §3.15.2.1) to match what most peers send.
 fn reason_tail(code: u8, props: &Properties, ctx: Ctx, buf: &mut BytesMut) -> Result<(), EncodeError> {
     check_reason(ctx, code)?;
-    if props.is_empty() {
-        if code != reason::SUCCESS {
-            buf.put_u8(code);
-        }
+    if props.is_empty() && code == reason::SUCCESS {
         return Ok(());
     }
+    // A reason code is followed by an explicit (possibly empty) property block even though
+    // MQTT 5 lets it be left out: some clients (rumqttc 0.25) cannot decode the 1-byte form.
     buf.put_u8(code);
     props.encode(ctx, buf)
 }
@@ -487,16 +486,16 @@ mod tests {
     }
 
     #[test]
-    fn short_forms_used_when_reason_zero_and_no_properties() {
+    fn short_form_only_for_success_without_properties() {
         let ack = |reason| PubResp { packet_id: 10, reason, properties: Properties::default() };
         assert_eq!(enc(&Packet::PubAck(ack(0)), V5), [0x40, 0x02, 0, 10]);
-        assert_eq!(enc(&Packet::PubAck(ack(0x10)), V5), [0x40, 0x03, 0, 10, 0x10]);
+        assert_eq!(enc(&Packet::PubAck(ack(0x10)), V5), [0x40, 0x04, 0, 10, 0x10, 0]);
         assert_eq!(enc(&Packet::PubRel(ack(0)), V5), [0x62, 0x02, 0, 10]);
         assert_eq!(enc(&Packet::PubAck(ack(0x10)), V311), [0x40, 0x02, 0, 10]);
         let d = Disconnect { reason: 0, properties: Properties::default() };
         assert_eq!(enc(&Packet::Disconnect(d), V5), [0xE0, 0x00]);
         let d = Disconnect { reason: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() };
-        assert_eq!(enc(&Packet::Disconnect(d.clone()), V5), [0xE0, 0x01, 0x8B]);
+        assert_eq!(enc(&Packet::Disconnect(d.clone()), V5), [0xE0, 0x02, 0x8B, 0x00]);
         assert_eq!(enc(&Packet::Disconnect(d), V311), [0xE0, 0x00]);
         let a = Auth { reason: 0, properties: Properties::default() };
         assert_eq!(enc(&Packet::Auth(a), V5), [0xF0, 0x00]);

@@ -78,13 +78,7 @@ impl Producer {
                 record = record.payload(msg.payload.as_ref());
             }
             match self.inner.send_result(record) {
-                Ok(delivery) => {
-                    return Ok(delivery.map(|r| match r {
-                        Ok(Ok(d)) => Ok(Delivered { partition: d.partition, offset: d.offset }),
-                        Ok(Err((e, _))) => Err(ProduceError::Kafka(e)),
-                        Err(_) => Err(ProduceError::Closed),
-                    }))
-                }
+                Ok(delivery) => return Ok(delivery.map(delivered)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }
@@ -93,8 +87,57 @@ impl Producer {
         }
     }
 
+    /// Enqueues a raw record (`value` `None` = tombstone) into an explicit `partition` of
+    /// `topic` and returns a future of its delivery. Used for the sessions topic, whose keys are
+    /// not MQTT topics and whose partition we choose ourselves (see [`crate::session`]). Waits
+    /// while the queue is full.
+    pub async fn enqueue_raw(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<impl Future<Output = Result<Delivered, ProduceError>> + Send + 'static, ProduceError> {
+        loop {
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition).key(key);
+            if let Some(v) = value {
+                record = record.payload(v);
+            }
+            match self.inner.send_result(record) {
+                Ok(delivery) => return Ok(delivery.map(delivered)),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                }
+                Err((e, _)) => return Err(ProduceError::Kafka(e)),
+            }
+        }
+    }
+
+    /// Loads `topic`'s metadata into the producer ahead of its first record, so that the first
+    /// record does not wait for a metadata round trip (the first CONNECT after start would).
+    pub async fn warm_up(&self, topic: &str) {
+        let (inner, topic) = (self.inner.clone(), topic.to_owned());
+        let fetched =
+            tokio::task::spawn_blocking(move || inner.client().fetch_metadata(Some(&topic), Duration::from_secs(10)))
+                .await;
+        if !matches!(fetched, Ok(Ok(_))) {
+            tracing::debug!("producer metadata warm-up failed; the first record will fetch it");
+        }
+    }
+
     /// Waits up to `timeout` for queued records to be delivered (used at shutdown).
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.inner.flush(timeout)
+    }
+}
+
+/// Turns librdkafka's delivery report into ours.
+fn delivered(
+    r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+) -> Result<Delivered, ProduceError> {
+    match r {
+        Ok(Ok(d)) => Ok(Delivered { partition: d.partition, offset: d.offset }),
+        Ok(Err((e, _))) => Err(ProduceError::Kafka(e)),
+        Err(_) => Err(ProduceError::Closed),
     }
 }

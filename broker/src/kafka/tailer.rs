@@ -30,6 +30,13 @@ pub enum StartAt {
 pub trait RecordSink: Send + Sync + 'static {
     /// Called once per record that has a valid MQTT topic as key.
     fn deliver(&self, partition: i32, offset: i64, msg: Message);
+
+    /// Called first with every record as read. A sink whose keys are not MQTT topics (the
+    /// sessions topic: `client-id#claim`) takes records here and returns true; then `deliver`
+    /// is not called. The default declines.
+    fn deliver_raw(&self, _partition: i32, _offset: i64, _key: Option<&[u8]>, _value: Option<&[u8]>) -> bool {
+        false
+    }
 }
 
 /// Why a tailer could not start.
@@ -55,6 +62,7 @@ pub enum TailerError {
 pub struct Tailer {
     _stop: oneshot::Sender<()>,
     caught_up: watch::Receiver<bool>,
+    partitions: usize,
 }
 
 /// Metadata calls block; this bounds how long a subscription may wait for them.
@@ -91,10 +99,16 @@ impl Tailer {
                 .map_err(|_| TailerError::Join)??
         };
         consumer.assign(&assignment).map_err(err)?;
+        let partitions = assignment.count();
         let (caught_tx, caught_up) = watch::channel(pending.is_empty());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(run(consumer, topic.to_owned(), pending, caught_tx, sink, stopped));
-        Ok(Tailer { _stop: stop, caught_up })
+        Ok(Tailer { _stop: stop, caught_up, partitions })
+    }
+
+    /// Number of partitions of the topic when the tailer started.
+    pub fn partitions(&self) -> usize {
+        self.partitions
     }
 
     /// Resolves once the tailer has read every record that existed when it started.
@@ -179,10 +193,12 @@ async fn run(
             Ok(m) => {
                 let partition = m.partition();
                 let offset = m.offset();
-                match Message::from_record(m.key(), m.payload(), m.headers()) {
-                    Some(msg) => sink.deliver(partition, offset, msg),
-                    None => {
-                        tracing::warn!(%topic, partition, offset, "skipping record whose key is not an MQTT topic name")
+                if !sink.deliver_raw(partition, offset, m.key(), m.payload()) {
+                    match Message::from_record(m.key(), m.payload(), m.headers()) {
+                        Some(msg) => sink.deliver(partition, offset, msg),
+                        None => {
+                            tracing::warn!(%topic, partition, offset, "skipping record whose key is not an MQTT topic name")
+                        }
                     }
                 }
                 if pending.get(&partition).is_some_and(|target| offset + 1 >= *target) {

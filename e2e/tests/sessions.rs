@@ -1,0 +1,122 @@
+//! Persistent sessions in the Kafka sessions topic: take-over across two brokers with the
+//! subscriptions carried over, session expiry, and clean sessions leaving only their claim.
+
+use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
+use rumqttc::v5::mqttbytes::QoS as QoS5;
+use rumqttc::QoS;
+use std::time::{Duration, Instant};
+use tributary_e2e::kafka::{read_topic, Record};
+use tributary_e2e::mqtt::{options, Client};
+use tributary_e2e::mqtt5::{filter, options5, Client5};
+use tributary_e2e::{BrokerProcess, KafkaServer};
+
+const T: Duration = Duration::from_secs(20);
+const SESSIONS: &str = "mqtt-sessions";
+
+/// Every record of the sessions topic (reads until `min` records or a quiet timeout).
+async fn sessions_topic(kafka: &KafkaServer, min: usize) -> Vec<Record> {
+    let bootstrap = kafka.bootstrap.clone();
+    tokio::task::spawn_blocking(move || read_topic(&bootstrap, SESSIONS, min, Duration::from_secs(10)))
+        .await
+        .unwrap_or_else(|e| panic!("reader: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn take_over_across_brokers_carries_subscriptions_over() {
+    let kafka = KafkaServer::start();
+    let b1 = BrokerProcess::start(&kafka);
+    let b2 = BrokerProcess::start(&kafka);
+
+    // MQTT 3.1.1: subscriptions made on broker 1 are served on broker 2 after a take-over.
+    let mut o = options(b1.port, "dev");
+    o.set_clean_session(false);
+    let mut first = Client::connect(o).await;
+    assert!(!first.connack.session_present, "a new session");
+    first.subscribe("t/#", QoS::AtLeastOnce).await;
+
+    let mut o = options(b2.port, "dev");
+    o.set_clean_session(false);
+    let started = Instant::now();
+    let mut second = Client::connect(o).await;
+    assert!(second.connack.session_present, "the session is resumed on broker 2");
+    assert!(first.closed(Duration::from_secs(5)).await, "broker 1 closed the old connection");
+    let took = started.elapsed();
+    println!("take-over across brokers (3.1.1): CONNACK + old connection closed in {took:?}");
+    assert!(took < Duration::from_secs(5), "take-over took {took:?}");
+
+    let publisher = Client::connect(options(b1.port, "pub")).await;
+    publisher.client.publish("t/x", QoS::AtLeastOnce, false, "hello").await.unwrap_or_else(|e| panic!("{e}"));
+    let got = second.publish_received(T).await;
+    assert_eq!((got.topic.as_str(), &got.payload[..]), ("t/x", &b"hello"[..]));
+
+    // MQTT 5: the old connection is told why (DISCONNECT 0x8E).
+    let session5 = |port| {
+        let mut o = options5(port, "dev5");
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(3600));
+        o
+    };
+    let mut first5 = Client5::connect(session5(b1.port)).await;
+    first5.subscribe(filter("t5/#", QoS5::AtLeastOnce, false, false), Some(4)).await;
+    let started = Instant::now();
+    let mut second5 = Client5::connect(session5(b2.port)).await;
+    assert!(second5.connack.session_present);
+    assert_eq!(first5.disconnected(Duration::from_secs(5)).await, DisconnectReasonCode::SessionTakenOver);
+    println!("take-over across brokers (MQTT 5): DISCONNECT 0x8E after {:?}", started.elapsed());
+    publisher.client.publish("t5/y", QoS::AtLeastOnce, false, "v5").await.unwrap_or_else(|e| panic!("{e}"));
+    let got = second5.publish_received(T).await;
+    assert_eq!(&got.payload[..], b"v5");
+    assert_eq!(got.properties.map(|p| p.subscription_identifiers), Some(vec![4]), "identifier carried over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_tombstoned_and_not_resumed() {
+    let kafka = KafkaServer::start();
+    let b = BrokerProcess::start(&kafka);
+    let opts = || {
+        let mut o = options5(b.port, "short");
+        o.set_clean_start(false);
+        o.set_session_expiry_interval(Some(2));
+        o
+    };
+    let mut c = Client5::connect(opts()).await;
+    c.subscribe(filter("e/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, false), None).await;
+    c.client.disconnect().await.unwrap_or_else(|e| panic!("{e}"));
+    drop(c);
+
+    // Resumed while it lives...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let c = Client5::connect(opts()).await;
+    assert!(c.connack.session_present, "resumed before it expired");
+    c.client.disconnect().await.unwrap_or_else(|e| panic!("{e}"));
+    drop(c);
+
+    // ...gone after expiry plus one scan (5 s).
+    tokio::time::sleep(Duration::from_secs(2 + 5 + 1)).await;
+    let records = sessions_topic(&kafka, usize::MAX).await;
+    let tombstoned = records.iter().any(|r| r.key_str() == "short" && r.value.is_none());
+    assert!(tombstoned, "no tombstone for the expired session in {records:?}");
+    let c = Client5::connect(opts()).await;
+    assert!(!c.connack.session_present, "an expired session is not resumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_sessions_write_nothing_but_their_claim() {
+    let kafka = KafkaServer::start();
+    let b = BrokerProcess::start(&kafka);
+    let mut c = Client::connect(options(b.port, "clean")).await;
+    assert!(!c.connack.session_present);
+    c.subscribe("c/#", QoS::AtLeastOnce).await;
+    c.client.disconnect().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut c5 = Client5::connect(options5(b.port, "clean5")).await;
+    c5.subscribe(filter("c/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, false), None).await;
+    c5.client.disconnect().await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let records = sessions_topic(&kafka, usize::MAX).await;
+    let keys: Vec<String> = records.iter().map(Record::key_str).collect();
+    assert_eq!(keys.iter().filter(|k| k.as_str() == "clean#claim").count(), 1, "{keys:?}");
+    assert_eq!(keys.iter().filter(|k| k.as_str() == "clean5#claim").count(), 1, "{keys:?}");
+    assert_eq!(records.len(), 2, "only the claims: {keys:?}");
+    assert!(b.metrics().contains("\ntributary_sessions_stored 0\n"));
+}
