@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use crate::codec::{QoS, SubscriptionOptions};
 use crate::config::Kafka;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
-use crate::mailbox::{Delivery, Mailbox};
+use crate::mailbox::{Delivery, Mailbox, Origin};
 use crate::message::Message;
 use crate::metrics::{inc, Metrics};
 
@@ -147,7 +147,8 @@ impl Router {
         let mut tailers = self.tailers.lock().await;
         for topic in topics {
             if !tailers.contains_key(topic) {
-                let sink: Arc<dyn RecordSink> = self.clone();
+                let sink: Arc<dyn RecordSink> =
+                    Arc::new(TopicSink { router: self.clone(), topic: topic.as_str().into() });
                 let tailer = Tailer::start(&self.kafka, topic, StartAt::End, sink).await?;
                 tailers.insert(topic.clone(), tailer);
             }
@@ -157,44 +158,50 @@ impl Router {
 
     /// Queues `msg` for every local session with a matching subscription, once per session even
     /// when several of its subscriptions match (highest granted QoS, all their identifiers).
-    pub fn dispatch(&self, msg: Arc<Message>) {
+    pub fn dispatch(&self, msg: Arc<Message>, origin: Option<Origin>) {
         let Ok(root) = self.index.read() else { return };
         let levels: Vec<&str> = msg.topic.split('/').collect();
         let mut matched = Vec::new();
         root.collect(&levels, true, msg.topic.starts_with('$'), &mut matched);
         // Group by session; matches per message are few, so a linear scan beats hashing.
-        let mut deliveries: Vec<(u64, Arc<Mailbox>, Delivery)> = Vec::new();
-        for sub in matched {
-            if sub.options.no_local && msg.publisher.as_deref() == Some(&*sub.client_id) {
-                continue;
-            }
-            let qos = delivered_qos(msg.qos, sub.options.qos);
-            let retain = sub.options.retain_as_published && msg.retain;
-            match deliveries.iter_mut().find(|(s, _, _)| *s == sub.session) {
-                Some((_, _, d)) => {
-                    d.qos = d.qos.max(qos);
-                    d.retain |= retain;
-                    d.subscription_ids.extend(sub.id);
-                }
-                None => deliveries.push((
-                    sub.session,
-                    sub.mailbox.clone(),
-                    Delivery { msg: msg.clone(), qos, retain, subscription_ids: sub.id.into_iter().collect() },
-                )),
+        let mut sessions: Vec<&Subscriber> = Vec::new();
+        for sub in &matched {
+            if !sessions.iter().any(|s| s.session == sub.session) {
+                sessions.push(sub);
             }
         }
+        let deliveries: Vec<(Arc<Mailbox>, Delivery)> = sessions
+            .into_iter()
+            .filter_map(|first| {
+                let of_session = matched.iter().filter(|s| s.session == first.session).map(|s| (s.options, s.id));
+                let d = Delivery::for_subscriptions(&msg, &first.client_id, of_session, origin.clone())?;
+                Some((first.mailbox.clone(), d))
+            })
+            .collect();
         drop(root);
-        for (_, mailbox, d) in deliveries {
+        for (mailbox, d) in deliveries {
             if !mailbox.push(d) {
                 inc(&self.metrics.delivery_dropped);
             }
         }
     }
+
+    /// The next offset the tailer of `topic` will read, per partition: where a persistent
+    /// session subscribing now starts counting its cursor.
+    pub async fn positions(&self, topic: &str) -> Vec<(i32, i64)> {
+        self.tailers.lock().await.get(topic).map(Tailer::positions).unwrap_or_default()
+    }
 }
 
-impl RecordSink for Router {
-    fn deliver(&self, _partition: i32, _offset: i64, msg: Message) {
-        self.dispatch(Arc::new(msg));
+/// Feeds one Kafka topic's records to the router, tagged with where they came from.
+struct TopicSink {
+    router: Arc<Router>,
+    topic: Arc<str>,
+}
+
+impl RecordSink for TopicSink {
+    fn deliver(&self, partition: i32, offset: i64, msg: Message) {
+        self.router.dispatch(Arc::new(msg), Some(Origin { topic: self.topic.clone(), partition, offset }));
     }
 }
 
@@ -244,11 +251,11 @@ mod tests {
         for (i, f) in ["a/+", "a/#", "#", "+/b", "$SYS/#", "a/b"].iter().enumerate() {
             r.subscribe(f, sub(i as u64, &m, QoS::AtMostOnce, None));
         }
-        r.dispatch(msg("a/b", QoS::AtMostOnce, None));
+        r.dispatch(msg("a/b", QoS::AtMostOnce, None), None);
         assert_eq!(drain(&m).len(), 5, "a/+, a/#, #, +/b, a/b");
-        r.dispatch(msg("a", QoS::AtMostOnce, None));
+        r.dispatch(msg("a", QoS::AtMostOnce, None), None);
         assert_eq!(drain(&m).len(), 2, "a/# matches its parent, and #");
-        r.dispatch(msg("$SYS/x", QoS::AtMostOnce, None));
+        r.dispatch(msg("$SYS/x", QoS::AtMostOnce, None), None);
         assert_eq!(drain(&m).len(), 1, "only $SYS/#, not #");
     }
 
@@ -258,7 +265,7 @@ mod tests {
         let m = Arc::new(Mailbox::new(100));
         r.subscribe("a/+", sub(1, &m, QoS::AtMostOnce, Some(7)));
         r.subscribe("a/#", sub(1, &m, QoS::ExactlyOnce, Some(9)));
-        r.dispatch(msg("a/b", QoS::AtLeastOnce, None));
+        r.dispatch(msg("a/b", QoS::AtLeastOnce, None), None);
         let got = drain(&m);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].qos, QoS::AtLeastOnce, "min(published 1, granted 2)");
@@ -275,13 +282,13 @@ mod tests {
         let mut s = sub(1, &m, QoS::AtLeastOnce, None);
         s.options.no_local = true;
         r.subscribe("t", s);
-        r.dispatch(msg("t", QoS::AtLeastOnce, Some("c1")));
+        r.dispatch(msg("t", QoS::AtLeastOnce, Some("c1")), None);
         assert!(drain(&m).is_empty());
-        r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")));
+        r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")), None);
         assert_eq!(drain(&m).len(), 1);
         assert!(r.unsubscribe("t", 1));
         assert!(!r.unsubscribe("t", 1));
-        r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")));
+        r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")), None);
         assert!(drain(&m).is_empty());
         assert!(r.index.read().map(|n| n.is_empty()).unwrap_or(false), "empty nodes are pruned");
     }

@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::deliver::Outbound;
+use super::persist::Persist;
 use super::publish::Will;
 use super::{Client, MAILBOX_CAPACITY};
 use crate::broker::Broker;
@@ -138,6 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let existing = broker.sessions.state(&client_id);
         let resumed = existing.clone().filter(|s| !connect.clean_start && !s.is_expired(now_ms()));
         let restored = resumed.as_ref().map(|s| s.subscriptions.clone()).unwrap_or_default();
+        let cursors = resumed.as_ref().map(|s| s.cursors.clone()).unwrap_or_default();
         // Record the new owner (which also resets the expiry clock), or end the stored session.
         let written = if expiry > 0 {
             let state = SessionState {
@@ -146,6 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 expiry_secs: expiry,
                 disconnected_at_ms: None,
                 subscriptions: restored.clone(),
+                cursors: cursors.clone(),
             };
             broker.sessions.write_state(&client_id, &state).await
         } else if existing.is_some() {
@@ -185,6 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             qos2: Default::default(),
             aliases: Vec::new(),
             outbound: Outbound::new(window),
+            persist: (expiry > 0).then(|| Box::new(Persist::new(&cursors))),
             client_id,
             broker,
         };
@@ -192,6 +196,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         // again (the spec sends them on SUBSCRIBE only).
         for sub in &restored {
             client.restore_subscription(sub).await;
+        }
+        // Offline delivery: what arrived while the client was away is read back from Kafka, now
+        // that its subscriptions are live again (see session::catchup for the seam).
+        if resumed.is_some() {
+            client.start_catchup();
         }
         let ack =
             Packet::ConnAck(ConnAck { session_present: resumed.is_some(), reason: reason::SUCCESS, properties: props });

@@ -1,13 +1,16 @@
-//! Messages from the mailbox to the client: packet ids, the client's Receive Maximum window,
-//! and the QoS 1/2 acknowledgement flows.
+//! Messages from the mailbox (and, for a resumed persistent session, from Kafka) to the
+//! client: packet ids, the client's Receive Maximum window, the QoS 1/2 acknowledgement flows,
+//! and the delivery cursors of persistent sessions.
 
 use std::collections::HashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, End};
 use crate::codec::{reason, EncodeError, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
+use crate::mailbox::{Delivery, Origin};
 use crate::message::now_ms;
 use crate::metrics::inc;
+use crate::session::catchup;
 
 /// Deliveries written per loop turn before flushing, so a burst does not pile up in the buffer.
 const BATCH: usize = 64;
@@ -26,7 +29,8 @@ enum Flight {
 /// Outbound in-flight state.
 pub(super) struct Outbound {
     next_id: u16,
-    flights: HashMap<u16, Flight>,
+    /// In-flight messages with their Kafka position (kept for persistent sessions' cursors).
+    flights: HashMap<u16, (Flight, Option<Origin>)>,
     /// The client's Receive Maximum.
     window: u16,
 }
@@ -37,8 +41,18 @@ impl Outbound {
         Outbound { next_id: 0, flights: HashMap::new(), window: window.max(1) }
     }
 
-    fn has_room(&self) -> bool {
+    /// Whether the client's window allows another QoS 1/2 message.
+    pub(super) fn has_room(&self) -> bool {
         self.flights.len() < usize::from(self.window)
+    }
+
+    /// Kafka positions of the messages the client has not acknowledged yet.
+    pub(super) fn in_flight(&self) -> impl Iterator<Item = &Origin> {
+        self.flights.values().filter_map(|(_, o)| o.as_ref())
+    }
+
+    fn state(&self, id: u16) -> Option<Flight> {
+        self.flights.get(&id).map(|(f, _)| *f)
     }
 
     /// The next free packet id; there is always one because the window is below 65,535 ids.
@@ -54,61 +68,121 @@ impl Outbound {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Moves messages from the mailbox into the write buffer while the client's window allows.
+    /// A persistent session reading back from Kafka takes nothing live until it is done; one
+    /// whose mailbox overflowed re-reads Kafka from its cursors instead of losing messages.
     pub(super) fn drain_mailbox(&mut self) -> Result<(), EncodeError> {
+        if let Some(p) = &self.persist {
+            if p.catchup.is_some() {
+                return Ok(());
+            }
+            if self.mailbox.take_overflow() {
+                self.start_catchup();
+                return Ok(());
+            }
+        }
         for _ in 0..BATCH {
             if !self.outbound.has_room() {
                 return Ok(());
             }
             let Some(d) = self.mailbox.pop() else { return Ok(()) };
-            let properties = match self.version {
-                ProtocolVersion::V5 => match d.msg.properties.to_publish(now_ms()) {
-                    Some(mut p) => {
-                        p.subscription_identifiers = d.subscription_ids;
-                        p
-                    }
-                    None => continue,
-                },
-                ProtocolVersion::V311 if d.msg.is_expired(now_ms()) => continue,
-                ProtocolVersion::V311 => Properties::default(),
-            };
-            let packet_id = (d.qos != QoS::AtMostOnce).then(|| self.outbound.allocate());
-            let publish = Packet::Publish(Publish {
-                dup: false,
-                qos: d.qos,
-                retain: d.retain,
-                topic: d.msg.topic.clone(),
-                packet_id,
-                properties,
-                payload: d.msg.payload.clone(),
-            });
-            // A message larger than the client's Maximum Packet Size is dropped (MQTT-3.1.2-25).
-            if self.conn.queue(&publish)? {
-                inc(&self.broker.metrics.publish_sent);
-                if let Some(id) = packet_id {
-                    let flight = if d.qos == QoS::AtLeastOnce { Flight::Ack } else { Flight::Received };
-                    self.outbound.flights.insert(id, flight);
+            self.deliver(d)?;
+        }
+        Ok(())
+    }
+
+    /// Starts reading the session's Kafka topics back from its cursors (offline delivery).
+    pub(super) fn start_catchup(&mut self) {
+        let Some(p) = self.persist.as_mut() else { return };
+        let mapping = self.broker.mapping();
+        let mut topics: Vec<String> =
+            self.subscriptions.keys().flat_map(|f| mapping.kafka_topics_for_filter_cached(f).to_vec()).collect();
+        topics.sort();
+        topics.dedup();
+        let subs = self.subscriptions.iter().map(|(f, (o, id))| (f.to_string(), *o, *id)).collect();
+        let plan = p.plan(&topics);
+        if !plan.is_empty() {
+            p.catchup = Some(catchup::spawn(self.broker.config.kafka.clone(), plan, subs, self.client_id.clone()));
+        }
+    }
+
+    /// Delivers what the offline reader sent (`Some`), or notes that it is done (`None`).
+    pub(super) fn on_catchup(&mut self, d: Option<Delivery>) -> Result<(), EncodeError> {
+        match d {
+            Some(d) => self.deliver(d),
+            None => {
+                if let Some(p) = self.persist.as_mut() {
+                    p.catchup = None;
                 }
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes one delivery to the client, unless it expired, a persistent session already had
+    /// it, or it is too large for the client (MQTT-3.1.2-25: dropped).
+    fn deliver(&mut self, d: Delivery) -> Result<(), EncodeError> {
+        if let (Some(p), Some(origin)) = (self.persist.as_mut(), &d.origin) {
+            if !p.admit(origin) {
+                return Ok(());
+            }
+        }
+        let properties = match self.version {
+            ProtocolVersion::V5 => match d.msg.properties.to_publish(now_ms()) {
+                Some(mut p) => {
+                    p.subscription_identifiers = d.subscription_ids;
+                    p
+                }
+                None => return Ok(()),
+            },
+            ProtocolVersion::V311 if d.msg.is_expired(now_ms()) => return Ok(()),
+            ProtocolVersion::V311 => Properties::default(),
+        };
+        let packet_id = (d.qos != QoS::AtMostOnce).then(|| self.outbound.allocate());
+        let publish = Packet::Publish(Publish {
+            dup: false,
+            qos: d.qos,
+            retain: d.retain,
+            topic: d.msg.topic.clone(),
+            packet_id,
+            properties,
+            payload: d.msg.payload.clone(),
+        });
+        if self.conn.queue(&publish)? {
+            inc(&self.broker.metrics.publish_sent);
+            if let Some(id) = packet_id {
+                let flight = if d.qos == QoS::AtLeastOnce { Flight::Ack } else { Flight::Received };
+                self.outbound.flights.insert(id, (flight, d.origin));
             }
         }
         Ok(())
     }
 
+    /// An acknowledgement completed a flow: a persistent session's stored cursor may move.
+    fn completed(&mut self, id: u16) {
+        self.outbound.flights.remove(&id);
+        if let Some(p) = self.persist.as_mut() {
+            p.dirty = true;
+        }
+    }
+
     pub(super) fn on_puback(&mut self, r: PubResp) -> Result<(), End> {
-        if self.outbound.flights.get(&r.packet_id) == Some(&Flight::Ack) {
-            self.outbound.flights.remove(&r.packet_id);
+        if self.outbound.state(r.packet_id) == Some(Flight::Ack) {
+            self.completed(r.packet_id);
         }
         Ok(())
     }
 
     pub(super) fn on_pubrec(&mut self, r: PubResp) -> Result<(), End> {
-        let code = match self.outbound.flights.get(&r.packet_id) {
+        let code = match self.outbound.state(r.packet_id) {
             // MQTT 5: a PUBREC with an error code ends the flow (no PUBREL).
             Some(Flight::Received) if r.reason >= 0x80 => {
-                self.outbound.flights.remove(&r.packet_id);
+                self.completed(r.packet_id);
                 return Ok(());
             }
             Some(Flight::Received) | Some(Flight::Complete) => {
-                self.outbound.flights.insert(r.packet_id, Flight::Complete);
+                if let Some(f) = self.outbound.flights.get_mut(&r.packet_id) {
+                    f.0 = Flight::Complete;
+                }
                 reason::SUCCESS
             }
             _ => reason::PACKET_IDENTIFIER_NOT_FOUND,
@@ -117,8 +191,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     pub(super) fn on_pubcomp(&mut self, r: PubResp) -> Result<(), End> {
-        if self.outbound.flights.get(&r.packet_id) == Some(&Flight::Complete) {
-            self.outbound.flights.remove(&r.packet_id);
+        if self.outbound.state(r.packet_id) == Some(Flight::Complete) {
+            self.completed(r.packet_id);
         }
         Ok(())
     }
@@ -133,7 +207,7 @@ mod tests {
         let mut o = Outbound::new(3);
         o.next_id = u16::MAX - 1;
         let a = o.allocate();
-        o.flights.insert(a, Flight::Ack);
+        o.flights.insert(a, (Flight::Ack, None));
         assert_eq!(a, u16::MAX);
         assert_eq!(o.allocate(), 1, "wraps past 0");
         o.next_id = u16::MAX - 1;
@@ -145,7 +219,7 @@ mod tests {
         let mut o = Outbound::new(1);
         assert!(o.has_room());
         let id = o.allocate();
-        o.flights.insert(id, Flight::Received);
+        o.flights.insert(id, (Flight::Received, None));
         assert!(!o.has_room());
     }
 }

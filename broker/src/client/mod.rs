@@ -7,6 +7,7 @@
 
 mod connect;
 mod deliver;
+mod persist;
 mod publish;
 mod subscribe;
 
@@ -33,10 +34,14 @@ use crate::session::SessionError;
 use crate::shutdown::Shutdown;
 
 use deliver::Outbound;
+use persist::Persist;
 use publish::{InboundAck, Will};
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a connected persistent session saves its delivery cursors (when they moved): what
+/// a pod crash can make a session receive twice (QoS 1 is at least once).
+const CHECKPOINT: Duration = Duration::from_secs(2);
 /// Longest a closing connection waits for its session state to reach Kafka.
 const FINAL_SAVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued for one client before new ones are dropped.
@@ -136,6 +141,8 @@ struct Client<S> {
     /// MQTT 5 topic aliases set by the client.
     aliases: Vec<Option<Box<str>>>,
     outbound: Outbound,
+    /// Delivery cursors of a persistent session (boxed: clean sessions have none).
+    persist: Option<Box<Persist>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
@@ -150,8 +157,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             if self.conn.flush().await.is_err() {
                 return End::Gone;
             }
+            if self.persist.as_ref().is_some_and(|p| p.dirty && p.saved_at.elapsed() >= CHECKPOINT) {
+                // Boxed for the same reason as packet handling: rare and large.
+                if let Err(e) = Box::pin(self.save_state(None)).await {
+                    tracing::warn!(client = %self.client_id, error = %e, "session cursors not saved");
+                }
+            }
             let deadline = self.keep_alive.map(|ka| self.last_seen + ka.mul_f32(1.5));
             let can_read = self.pending.len() < max_pending;
+            let catching_up = self.persist.as_ref().is_some_and(|p| p.catchup.is_some());
             // The select only decides what to do; packet handling runs after it, boxed. A packet
             // (up to ~850 bytes) or its handler (a PUBLISH waiting for room in the producer, a
             // SUBSCRIBE starting a tailer) must not be part of every idle connection's task.
@@ -174,6 +188,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                         Err(End::Protocol(e.reason_code()))
                     }
                 },
+                d = recv_catchup(&mut self.persist), if catching_up && self.outbound.has_room() => {
+                    match self.on_catchup(d) {
+                        Ok(()) => Ok(None),
+                        Err(_) => Err(End::Protocol(reason::UNSPECIFIED_ERROR)),
+                    }
+                }
                 _ = self.mailbox.notified() => Ok(None),
                 _ = sleep_until(deadline), if deadline.is_some() => Err(End::KeepAlive),
             };
@@ -262,7 +282,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Writes the session state of a persistent session (no-op for others) and waits for
     /// Kafka's ack; `disconnected_at` starts the expiry clock. The state is built before the
     /// returned future runs, which holds no reference to the connection (it is not `Sync`).
-    fn save_state(&self, disconnected_at: Option<u64>) -> impl Future<Output = Result<(), SessionError>> + Send {
+    fn save_state(&mut self, disconnected_at: Option<u64>) -> impl Future<Output = Result<(), SessionError>> + Send {
+        let cursors = match self.persist.as_mut() {
+            Some(p) => {
+                p.dirty = false;
+                p.saved_at = Instant::now();
+                p.stored(self.outbound.in_flight())
+            }
+            None => Default::default(),
+        };
         let state = (self.expiry > 0).then(|| SessionState {
             v: VERSION,
             epoch: self.epoch,
@@ -273,6 +301,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 .iter()
                 .map(|(filter, (options, id))| StoredSubscription::new(filter, *options, *id))
                 .collect(),
+            cursors,
         });
         let (broker, client_id) = (self.broker.clone(), self.client_id.clone());
         async move {
@@ -281,6 +310,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 None => Ok(()),
             }
         }
+    }
+}
+
+/// The next record of a resumed session's offline delivery; `None` once the reader is done.
+async fn recv_catchup(persist: &mut Option<Box<Persist>>) -> Option<crate::mailbox::Delivery> {
+    match persist.as_mut().and_then(|p| p.catchup.as_mut()) {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -68,12 +68,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             return reason::UNSPECIFIED_ERROR;
         }
         self.subscriptions.insert(filter.into(), (options, id));
+        self.start_cursors(&topics).await;
         // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
         if options.retain_handling == 0 || (options.retain_handling == 1 && is_new) {
             retained.extend(self.broker.retained.matching(filter).into_iter().map(|msg: Arc<_>| Delivery {
                 qos: delivered_qos(msg.qos, options.qos),
                 retain: true,
                 subscription_ids: id.into_iter().collect(),
+                origin: None,
                 msg,
             }));
         }
@@ -97,6 +99,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if let Err(e) = self.broker.router.ensure_tailing(&topics).await {
             // Kept in the session: the next connection retries.
             tracing::warn!(client = %self.client_id, filter = %stored.filter, error = %e, "cannot consume kafka for a resumed subscription");
+        }
+        self.start_cursors(&topics).await;
+    }
+
+    /// A persistent session counts deliveries of newly read partitions from where the live
+    /// tailer is now: what arrives after that and misses the client is read back later.
+    async fn start_cursors(&mut self, topics: &[String]) {
+        if self.persist.is_none() {
+            return;
+        }
+        for topic in topics {
+            let positions = self.broker.router.positions(topic).await;
+            if let Some(p) = self.persist.as_mut() {
+                p.start_at(topic, &positions);
+            }
         }
     }
 

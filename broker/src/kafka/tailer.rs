@@ -61,6 +61,9 @@ pub enum TailerError {
 /// A running tailer; dropping it stops the consumer.
 pub struct Tailer {
     _stop: oneshot::Sender<()>,
+    consumer: Arc<StreamConsumer>,
+    /// Explicit starting offsets per partition (for `StartAt::End`, the high watermarks).
+    starts: Vec<(i32, i64)>,
     caught_up: watch::Receiver<bool>,
     partitions: usize,
 }
@@ -100,15 +103,40 @@ impl Tailer {
         };
         consumer.assign(&assignment).map_err(err)?;
         let partitions = assignment.count();
+        let starts = assignment
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect();
         let (caught_tx, caught_up) = watch::channel(pending.is_empty());
         let (stop, stopped) = oneshot::channel();
-        tokio::spawn(run(consumer, topic.to_owned(), pending, caught_tx, sink, stopped));
-        Ok(Tailer { _stop: stop, caught_up, partitions })
+        tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
+        Ok(Tailer { _stop: stop, consumer, starts, caught_up, partitions })
     }
 
     /// Number of partitions of the topic when the tailer started.
     pub fn partitions(&self) -> usize {
         self.partitions
+    }
+
+    /// The next offset this tailer will read, per partition: its consumer's position, or the
+    /// starting offset while the first fetch has not returned yet.
+    pub fn positions(&self) -> Vec<(i32, i64)> {
+        let current: HashMap<i32, i64> = match self.consumer.position() {
+            Ok(list) => list
+                .elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    Offset::Offset(o) => Some((e.partition(), o)),
+                    _ => None,
+                })
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
+        self.starts.iter().map(|&(p, start)| (p, current.get(&p).copied().unwrap_or(start).max(start))).collect()
     }
 
     /// Resolves once the tailer has read every record that existed when it started.

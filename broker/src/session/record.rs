@@ -8,6 +8,7 @@
 //! ignored, so older and newer brokers can share the topic during a rolling upgrade.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::codec::{QoS, SubscriptionOptions};
 
@@ -49,7 +50,14 @@ pub struct SessionState {
     /// Subscriptions with their options and identifiers.
     #[serde(default)]
     pub subscriptions: Vec<StoredSubscription>,
+    /// Delivery cursors: Kafka topic → partition → first offset not yet delivered and
+    /// acknowledged. A resumed session reads Kafka from here (offline delivery).
+    #[serde(default, skip_serializing_if = "Cursors::is_empty")]
+    pub cursors: Cursors,
 }
+
+/// Kafka topic → partition → next offset to deliver.
+pub type Cursors = BTreeMap<String, BTreeMap<i32, i64>>;
 
 /// One subscription of a stored session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +182,7 @@ mod tests {
                 },
                 Some(7),
             )],
+            cursors: Cursors::from([("k1".to_string(), BTreeMap::from([(0, 12), (3, 7)]))]),
         };
         let json = serde_json::to_vec(&s).unwrap_or_default();
         assert_eq!(serde_json::from_slice::<SessionState>(&json).ok(), Some(s.clone()));
@@ -187,7 +196,14 @@ mod tests {
 
     #[test]
     fn expiry() {
-        let mut s = SessionState { v: 1, epoch: 0, expiry_secs: 2, disconnected_at_ms: None, subscriptions: vec![] };
+        let mut s = SessionState {
+            v: 1,
+            epoch: 0,
+            expiry_secs: 2,
+            disconnected_at_ms: None,
+            subscriptions: vec![],
+            cursors: Cursors::new(),
+        };
         assert!(!s.is_expired(u64::MAX), "connected sessions do not expire");
         s.disconnected_at_ms = Some(1000);
         assert!(!s.is_expired(2999));

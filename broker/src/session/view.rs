@@ -135,6 +135,7 @@ mod tests {
             expiry_secs: 10,
             disconnected_at_ms: None,
             subscriptions: vec![super::super::record::StoredSubscription::new(filter, Default::default(), None)],
+            cursors: Default::default(),
         };
         serde_json::to_vec(&s).unwrap_or_default()
     }
@@ -192,7 +193,7 @@ mod tests {
     #[test]
     fn entry_sizes_stay_small() {
         assert!(std::mem::size_of::<Entry>() <= 32);
-        assert!(std::mem::size_of::<SessionState>() <= 56);
+        assert!(std::mem::size_of::<SessionState>() <= 80);
         assert!(std::mem::size_of::<super::super::record::StoredSubscription>() <= 40);
     }
 
