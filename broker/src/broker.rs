@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::kafka::admin::{ensure_topics, AdminError};
+use crate::kafka::offsets::Offsets;
 use crate::kafka::producer::{Delivered, ProduceError, Producer};
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::mapping::TopicMapping;
@@ -56,6 +57,8 @@ pub struct Broker {
     pub sessions: Arc<Sessions>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Metadata and watermark queries (QoS 2 recovery).
+    pub offsets: Arc<Offsets>,
     ready: AtomicBool,
     _retained_tailer: Tailer,
 }
@@ -69,6 +72,7 @@ impl Broker {
         let mapping = config.mapping().map_err(|e| StartError::Mapping(e.to_string()))?;
         ensure_topics(&config, &mapping.all_kafka_topics()).await?;
         let producer = Producer::new(&config.kafka)?;
+        let offsets = Offsets::new(&config.kafka)?;
         let metrics = Arc::new(Metrics::default());
         let router = Router::new(config.kafka.clone(), metrics.clone());
         let retained = Arc::new(RetainedStore::new());
@@ -87,6 +91,7 @@ impl Broker {
             registry,
             sessions,
             metrics,
+            offsets,
             ready: AtomicBool::new(true),
             _retained_tailer: tailer,
         };

@@ -74,6 +74,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// A packet already complete in the read buffer, without reading the socket.
+    pub fn buffered_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+        self.try_decode()
+    }
+
     fn try_decode(&mut self) -> Result<Option<Packet>, DecodeError> {
         let level = if self.version.is_none() { self.connect_level() } else { None };
         let decoded = codec::decode(&mut self.read_buf, self.version, self.max_incoming);
@@ -121,6 +126,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// True when queued bytes wait to be written.
     pub fn has_pending_writes(&self) -> bool {
         !self.write_buf.is_empty()
+    }
+
+    /// Drops everything queued and not yet written.
+    pub fn discard_writes(&mut self) {
+        self.write_buf.clear();
     }
 
     /// Writes everything queued.

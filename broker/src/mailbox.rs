@@ -160,6 +160,7 @@ mod tests {
                 qos: QoS::AtMostOnce,
                 retain: false,
                 publisher: None,
+                publish_id: None,
                 properties: Default::default(),
             }),
             qos: QoS::AtMostOnce,

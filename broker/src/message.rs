@@ -28,6 +28,9 @@ pub const HEADER_RESPONSE_TOPIC: &str = "mqtt.response-topic";
 pub const HEADER_CORRELATION_DATA: &str = "mqtt.correlation-data";
 /// Absolute expiry time of the message in Unix milliseconds (from MQTT 5 Message Expiry Interval).
 pub const HEADER_EXPIRES_AT: &str = "mqtt.expires-at";
+/// Unique id of a QoS 2 publication of a persistent session: lets a broker that takes the
+/// session over find out whether a retransmitted PUBLISH is already in Kafka.
+pub const HEADER_PUBLISH_ID: &str = "mqtt.publish-id";
 /// Prefix under which user properties named `mqtt.*` are stored.
 const USER_ESCAPE_PREFIX: &str = "mqtt.user.";
 const RESERVED_PREFIX: &str = "mqtt.";
@@ -67,6 +70,8 @@ pub struct Message {
     pub retain: bool,
     /// Client id of the MQTT publisher, if it came from MQTT (needed for No Local).
     pub publisher: Option<String>,
+    /// Id of a QoS 2 publication of a persistent session (see [`HEADER_PUBLISH_ID`]).
+    pub publish_id: Option<String>,
     /// MQTT 5 properties carried along.
     pub properties: MessageProperties,
 }
@@ -125,6 +130,9 @@ impl Message {
         if let Some(id) = &self.publisher {
             headers = headers.insert(Header { key: HEADER_CLIENT_ID, value: Some(id.as_bytes()) });
         }
+        if let Some(id) = &self.publish_id {
+            headers = headers.insert(Header { key: HEADER_PUBLISH_ID, value: Some(id.as_bytes()) });
+        }
         let p = &self.properties;
         if let Some(v) = &p.content_type {
             headers = headers.insert(Header { key: HEADER_CONTENT_TYPE, value: Some(v.as_bytes()) });
@@ -162,6 +170,7 @@ impl Message {
             qos: DEFAULT_KAFKA_QOS,
             retain: false,
             publisher: None,
+            publish_id: None,
             properties: MessageProperties::default(),
         };
         let Some(headers) = headers else { return Some(msg) };
@@ -177,6 +186,7 @@ impl Message {
                 }
                 HEADER_RETAIN => msg.retain = raw == b"true",
                 HEADER_CLIENT_ID => msg.publisher = text(),
+                HEADER_PUBLISH_ID => msg.publish_id = text(),
                 HEADER_CONTENT_TYPE => p.content_type = text(),
                 HEADER_PAYLOAD_FORMAT => p.payload_format = text().and_then(|t| t.parse().ok()),
                 HEADER_RESPONSE_TOPIC => {
@@ -212,6 +222,7 @@ mod tests {
             qos: QoS::ExactlyOnce,
             retain: true,
             publisher: Some("car-1".into()),
+            publish_id: Some("car-1:7:1".into()),
             properties: MessageProperties {
                 payload_format: Some(1),
                 content_type: Some("text/plain".into()),

@@ -91,6 +91,7 @@ mod tests {
             qos: QoS::AtLeastOnce,
             retain: true,
             publisher: None,
+            publish_id: None,
             properties: Default::default(),
         }
     }

@@ -236,6 +236,7 @@ mod tests {
             qos,
             retain: true,
             publisher: publisher.map(Into::into),
+            publish_id: None,
             properties: Default::default(),
         })
     }

@@ -140,6 +140,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let resumed = existing.clone().filter(|s| !connect.clean_start && !s.is_expired(now_ms()));
         let restored = resumed.as_ref().map(|s| s.subscriptions.clone()).unwrap_or_default();
         let cursors = resumed.as_ref().map(|s| s.cursors.clone()).unwrap_or_default();
+        let in_flight = resumed.as_ref().map(|s| s.in_flight.clone()).unwrap_or_default();
+        let intents = resumed.as_ref().map(|s| s.inbound_qos2.clone()).unwrap_or_default();
         // Record the new owner (which also resets the expiry clock), or end the stored session.
         let written = if expiry > 0 {
             let state = SessionState {
@@ -149,6 +151,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 disconnected_at_ms: None,
                 subscriptions: restored.clone(),
                 cursors: cursors.clone(),
+                in_flight: in_flight.clone(),
+                inbound_qos2: intents.clone(),
             };
             broker.sessions.write_state(&client_id, &state).await
         } else if existing.is_some() {
@@ -188,7 +192,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             qos2: Default::default(),
             aliases: Vec::new(),
             outbound: Outbound::new(window),
-            persist: (expiry > 0).then(|| Box::new(Persist::new(&cursors))),
+            persist: (expiry > 0).then(|| Box::new(Persist::new(&cursors, &in_flight, &intents))),
             client_id,
             broker,
         };
@@ -200,6 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         // Offline delivery: what arrived while the client was away is read back from Kafka, now
         // that its subscriptions are live again (see session::catchup for the seam).
         if resumed.is_some() {
+            client.resume_in_flight(&in_flight);
             client.start_catchup();
         }
         let ack =

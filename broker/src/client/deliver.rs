@@ -11,6 +11,7 @@ use crate::mailbox::{Delivery, Origin};
 use crate::message::now_ms;
 use crate::metrics::inc;
 use crate::session::catchup;
+use crate::session::record::StoredFlight;
 
 /// Deliveries written per loop turn before flushing, so a burst does not pile up in the buffer.
 const BATCH: usize = 64;
@@ -46,13 +47,26 @@ impl Outbound {
         self.flights.len() < usize::from(self.window)
     }
 
-    /// Kafka positions of the messages the client has not acknowledged yet.
-    pub(super) fn in_flight(&self) -> impl Iterator<Item = &Origin> {
-        self.flights.values().filter_map(|(_, o)| o.as_ref())
-    }
-
     fn state(&self, id: u16) -> Option<Flight> {
         self.flights.get(&id).map(|(f, _)| *f)
+    }
+
+    /// The in-flight messages that came from Kafka, as the session state stores them.
+    pub(super) fn stored(&self) -> Vec<StoredFlight> {
+        self.flights
+            .iter()
+            .filter_map(|(id, (flight, origin))| {
+                let o = origin.as_ref()?;
+                Some(StoredFlight {
+                    topic: o.topic.to_string(),
+                    partition: o.partition,
+                    offset: o.offset,
+                    packet_id: *id,
+                    qos: if *flight == Flight::Ack { 1 } else { 2 },
+                    released: *flight == Flight::Complete,
+                })
+            })
+            .collect()
     }
 
     /// The next free packet id; there is always one because the window is below 65,535 ids.
@@ -100,7 +114,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         topics.dedup();
         let subs = self.subscriptions.iter().map(|(f, (o, id))| (f.to_string(), *o, *id)).collect();
         let plan = p.plan(&topics);
-        if !plan.is_empty() {
+        if plan.is_empty() {
+            // Nothing to read back: stored in-flight messages of topics no longer read are gone.
+            for id in p.drop_redeliveries() {
+                self.outbound.flights.remove(&id);
+            }
+        } else {
             p.catchup = Some(catchup::spawn(self.broker.config.kafka.clone(), plan, subs, self.client_id.clone()));
         }
     }
@@ -112,6 +131,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             None => {
                 if let Some(p) = self.persist.as_mut() {
                     p.catchup = None;
+                    for id in p.drop_redeliveries() {
+                        self.outbound.flights.remove(&id);
+                    }
                 }
                 Ok(())
             }
@@ -120,10 +142,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Writes one delivery to the client, unless it expired, a persistent session already had
     /// it, or it is too large for the client (MQTT-3.1.2-25: dropped).
-    fn deliver(&mut self, d: Delivery) -> Result<(), EncodeError> {
+    fn deliver(&mut self, mut d: Delivery) -> Result<(), EncodeError> {
+        let mut resent = None;
         if let (Some(p), Some(origin)) = (self.persist.as_mut(), &d.origin) {
-            if !p.admit(origin) {
-                return Ok(());
+            // Sent by the previous connection and not acknowledged: again, same packet id, DUP.
+            match p.take_redelivery(origin) {
+                Some((id, qos)) => {
+                    resent = Some(id);
+                    d.qos = qos;
+                }
+                None if !p.admit(origin) => return Ok(()),
+                None => {}
             }
         }
         let properties = match self.version {
@@ -137,9 +166,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             ProtocolVersion::V311 if d.msg.is_expired(now_ms()) => return Ok(()),
             ProtocolVersion::V311 => Properties::default(),
         };
-        let packet_id = (d.qos != QoS::AtMostOnce).then(|| self.outbound.allocate());
+        let packet_id = resent.or_else(|| (d.qos != QoS::AtMostOnce).then(|| self.outbound.allocate()));
         let publish = Packet::Publish(Publish {
-            dup: false,
+            dup: resent.is_some(),
             qos: d.qos,
             retain: d.retain,
             topic: d.msg.topic.clone(),
@@ -151,10 +180,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             inc(&self.broker.metrics.publish_sent);
             if let Some(id) = packet_id {
                 let flight = if d.qos == QoS::AtLeastOnce { Flight::Ack } else { Flight::Received };
+                // QoS 2 is exactly once only if the packet id is saved before the client sees it.
+                if let (Flight::Received, Some(p), Some(_)) = (flight, self.persist.as_mut(), &d.origin) {
+                    p.unsaved = true;
+                }
                 self.outbound.flights.insert(id, (flight, d.origin));
             }
         }
         Ok(())
+    }
+
+    /// Takes over the previous connection's unacknowledged messages: their packet ids stay
+    /// reserved, released QoS 2 flows get their PUBREL again at once, the others are sent
+    /// again when the offline reader reaches them.
+    pub(super) fn resume_in_flight(&mut self, stored: &[StoredFlight]) {
+        for f in stored {
+            let origin = Origin { topic: f.topic.as_str().into(), partition: f.partition, offset: f.offset };
+            let flight = match (f.qos, f.released) {
+                (1, _) => Flight::Ack,
+                (_, false) => Flight::Received,
+                (_, true) => {
+                    let rel =
+                        PubResp { packet_id: f.packet_id, reason: reason::SUCCESS, properties: Properties::default() };
+                    // Encoding a PUBREL cannot fail; if it did, the client would ask again.
+                    let _ = self.conn.queue(&Packet::PubRel(rel));
+                    Flight::Complete
+                }
+            };
+            self.outbound.flights.insert(f.packet_id, (flight, Some(origin)));
+        }
     }
 
     /// An acknowledgement completed a flow: a persistent session's stored cursor may move.
@@ -182,6 +236,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             Some(Flight::Received) | Some(Flight::Complete) => {
                 if let Some(f) = self.outbound.flights.get_mut(&r.packet_id) {
                     f.0 = Flight::Complete;
+                }
+                // Saved before PUBREL leaves: after PUBREL the client may forget the message,
+                // so a resumed session must send PUBREL again, never the message.
+                if let Some(p) = self.persist.as_mut() {
+                    p.unsaved = true;
                 }
                 reason::SUCCESS
             }

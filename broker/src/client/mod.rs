@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::broker::Broker;
-use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion, SubscriptionOptions};
+use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion, QoS, SubscriptionOptions};
 use crate::connection::{Connection, ConnectionError};
 use crate::mailbox::Mailbox;
 use crate::message::now_ms;
@@ -39,6 +39,8 @@ use publish::{InboundAck, Will};
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Packets already in the read buffer handled in one loop turn.
+const BATCH_PACKETS: usize = 64;
 /// How often a connected persistent session saves its delivery cursors (when they moved): what
 /// a pod crash can make a session receive twice (QoS 1 is at least once).
 const CHECKPOINT: Duration = Duration::from_secs(2);
@@ -154,6 +156,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 tracing::warn!(client = %self.client_id, error = %e, "cannot encode a delivery");
                 return End::Protocol(reason::UNSPECIFIED_ERROR);
             }
+            // Write-ahead for QoS 2: what the client is about to see (packet ids, releases) and
+            // what is about to be produced is in the session state first. Boxed: rare and large.
+            if self.persist.as_ref().is_some_and(|p| p.unsaved) {
+                if let Err(end) = Box::pin(self.save_then_produce()).await {
+                    return end;
+                }
+            }
             if self.conn.flush().await.is_err() {
                 return End::Gone;
             }
@@ -166,45 +175,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             let deadline = self.keep_alive.map(|ka| self.last_seen + ka.mul_f32(1.5));
             let can_read = self.pending.len() < max_pending;
             let catching_up = self.persist.as_ref().is_some_and(|p| p.catchup.is_some());
-            // The select only decides what to do; packet handling runs after it, boxed. A packet
-            // (up to ~850 bytes) or its handler (a PUBLISH waiting for room in the producer, a
-            // SUBSCRIBE starting a tailer) must not be part of every idle connection's task.
-            let step: Result<Option<BoxFuture<'_, Result<(), End>>>, End> = tokio::select! {
-                _ = self.shutdown.recv() => Err(End::Shutdown),
-                kick = recv_kick(&mut self.kicked), if self.kicked.is_some() => match kick {
-                    Some(Kick::TakenOver) => Err(End::TakenOver),
-                    // The registry dropped us without a kick: keep serving, stop listening.
-                    None => Ok(None),
-                },
-                Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_kafka_ack(ack).map(|_| None),
-                packet = self.conn.read_packet(), if can_read => match packet {
-                    Ok(Some(p)) => {
-                        self.last_seen = Instant::now();
-                        Ok(Some(Box::pin(self.handle(p))))
-                    }
-                    Ok(None) | Err(ConnectionError::Io(_)) | Err(ConnectionError::Truncated) => Err(End::Gone),
-                    Err(ConnectionError::Decode(e)) => {
-                        tracing::debug!(client = %self.client_id, error = %e, "malformed packet");
-                        Err(End::Protocol(e.reason_code()))
-                    }
-                },
-                d = recv_catchup(&mut self.persist), if catching_up && self.outbound.has_room() => {
-                    match self.on_catchup(d) {
-                        Ok(()) => Ok(None),
-                        Err(_) => Err(End::Protocol(reason::UNSPECIFIED_ERROR)),
-                    }
+            // Packet handling is boxed: a packet (up to ~850 bytes) or its handler (a PUBLISH
+            // waiting for room in the producer, a SUBSCRIBE starting a tailer) must not be part
+            // of every idle connection's task.
+            let mut result = self.next_step(can_read, catching_up, deadline).await;
+            // Packets that arrived together are handled together: one session save and one
+            // flush then serve all of them (a burst of PUBRECs, PUBRELs or QoS 2 PUBLISHes).
+            for _ in 0..BATCH_PACKETS {
+                if result.is_err() || self.pending.len() >= max_pending {
+                    break;
                 }
-                _ = self.mailbox.notified() => Ok(None),
-                _ = sleep_until(deadline), if deadline.is_some() => Err(End::KeepAlive),
-            };
-            let result = match step {
-                Ok(Some(work)) => work.await,
-                Ok(None) => Ok(()),
-                Err(end) => Err(end),
-            };
+                match self.conn.buffered_packet() {
+                    Ok(Some(p)) => result = Box::pin(self.handle(p)).await,
+                    Ok(None) => break,
+                    Err(e) => result = Err(End::Protocol(e.reason_code())),
+                }
+            }
             if let Err(end) = result {
                 return end;
             }
+        }
+    }
+
+    /// Waits for the next thing to do and does it: the select only decides, packet handling
+    /// runs after it, boxed (see `run`).
+    async fn next_step(&mut self, can_read: bool, catching_up: bool, deadline: Option<Instant>) -> Result<(), End> {
+        let step: Result<Option<BoxFuture<'_, Result<(), End>>>, End> = tokio::select! {
+            _ = self.shutdown.recv() => Err(End::Shutdown),
+            kick = recv_kick(&mut self.kicked), if self.kicked.is_some() => match kick {
+                Some(Kick::TakenOver) => Err(End::TakenOver),
+                // The registry dropped us without a kick: keep serving, stop listening.
+                None => Ok(None),
+            },
+            Some(ack) = self.pending.next(), if !self.pending.is_empty() => self.on_kafka_ack(ack).map(|_| None),
+            packet = self.conn.read_packet(), if can_read => match packet {
+                Ok(Some(p)) => {
+                    self.last_seen = Instant::now();
+                    Ok(Some(Box::pin(self.handle(p))))
+                }
+                Ok(None) | Err(ConnectionError::Io(_)) | Err(ConnectionError::Truncated) => Err(End::Gone),
+                Err(ConnectionError::Decode(e)) => {
+                    tracing::debug!(client = %self.client_id, error = %e, "malformed packet");
+                    Err(End::Protocol(e.reason_code()))
+                }
+            },
+            d = recv_catchup(&mut self.persist), if catching_up && self.outbound.has_room() => {
+                match self.on_catchup(d) {
+                    Ok(()) => Ok(None),
+                    Err(_) => Err(End::Protocol(reason::UNSPECIFIED_ERROR)),
+                }
+            }
+            _ = self.mailbox.notified() => Ok(None),
+            _ = sleep_until(deadline), if deadline.is_some() => Err(End::KeepAlive),
+        };
+        match step {
+            Ok(Some(work)) => work.await,
+            Ok(None) => Ok(()),
+            Err(end) => Err(end),
         }
     }
 
@@ -252,6 +279,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
             _ => None,
         };
+        // Packets whose session state was not saved must not reach the client: it gets them
+        // again, consistently, from whichever connection resumes the session.
+        if self.persist.as_ref().is_some_and(|p| p.unsaved) {
+            self.conn.discard_writes();
+        }
         self.conn.close_with(goodbye.as_ref()).await;
         // A session taken over belongs to the new connection now: it must not be written.
         if end != End::TakenOver {
@@ -279,15 +311,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.broker.registry.unregister(&self.client_id, self.session);
     }
 
+    /// Saves the session state, then produces the inbound QoS 2 publications that waited for
+    /// their intent to be in it.
+    async fn save_then_produce(&mut self) -> Result<(), End> {
+        match self.save_state(None).await {
+            Ok(()) => {}
+            Err(SessionError::NotOwner) => return Err(End::TakenOver),
+            Err(e) => {
+                tracing::warn!(client = %self.client_id, error = %e, "session state not saved");
+                return Err(End::Kafka);
+            }
+        }
+        let parked = self.persist.as_mut().map(|p| std::mem::take(&mut p.parked)).unwrap_or_default();
+        for (id, msg) in parked {
+            self.produce(Some(id), QoS::ExactlyOnce, msg).await?;
+        }
+        Ok(())
+    }
+
     /// Writes the session state of a persistent session (no-op for others) and waits for
     /// Kafka's ack; `disconnected_at` starts the expiry clock. The state is built before the
     /// returned future runs, which holds no reference to the connection (it is not `Sync`).
     fn save_state(&mut self, disconnected_at: Option<u64>) -> impl Future<Output = Result<(), SessionError>> + Send {
-        let cursors = match self.persist.as_mut() {
+        let (cursors, in_flight, inbound_qos2) = match self.persist.as_mut() {
             Some(p) => {
                 p.dirty = false;
+                p.unsaved = false;
                 p.saved_at = Instant::now();
-                p.stored(self.outbound.in_flight())
+                (p.stored(), self.outbound.stored(), p.intents.values().cloned().collect())
             }
             None => Default::default(),
         };
@@ -302,6 +353,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 .map(|(filter, (options, id))| StoredSubscription::new(filter, *options, *id))
                 .collect(),
             cursors,
+            in_flight,
+            inbound_qos2,
         });
         let (broker, client_id) = (self.broker.clone(), self.client_id.clone());
         async move {

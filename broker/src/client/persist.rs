@@ -7,9 +7,11 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::codec::QoS;
 use crate::mailbox::{Delivery, Origin};
+use crate::message::Message;
 use crate::session::catchup::CatchUp;
-use crate::session::record::Cursors;
+use crate::session::record::{Cursors, StoredFlight, StoredIntent};
 
 /// Cursor state of a persistent session's connection.
 pub(super) struct Persist {
@@ -21,11 +23,32 @@ pub(super) struct Persist {
     pub dirty: bool,
     /// When the state was last saved.
     pub saved_at: Instant,
+    /// The state must reach Kafka before anything queued for the client is flushed: packet ids
+    /// of outbound QoS 2 messages, released flows, inbound QoS 2 intents and their release.
+    pub unsaved: bool,
+    /// Messages the previous connection sent and the client did not acknowledge: sent again
+    /// with the same packet id when the offline reader reaches them.
+    redeliver: HashMap<(Arc<str>, i32, i64), (u16, QoS)>,
+    /// Inbound QoS 2 publications between PUBLISH and PUBREL, by packet id.
+    pub intents: HashMap<u16, StoredIntent>,
+    /// Inbound QoS 2 publications produced once their intent is saved.
+    pub parked: Vec<(u16, Message)>,
+    /// Numbers this connection's publish ids.
+    publications: u64,
 }
 
 impl Persist {
-    /// Starts from stored cursors.
-    pub fn new(stored: &Cursors) -> Self {
+    /// Starts from the stored state.
+    pub fn new(stored: &Cursors, in_flight: &[StoredFlight], intents: &[StoredIntent]) -> Self {
+        let redeliver = in_flight
+            .iter()
+            .filter(|f| !f.released)
+            .map(|f| {
+                let qos = QoS::try_from(f.qos).unwrap_or(QoS::AtLeastOnce);
+                ((f.topic.as_str().into(), f.partition, f.offset), (f.packet_id, qos))
+            })
+            .collect();
+        let intents = intents.iter().map(|i| (i.packet_id, i.clone())).collect();
         let next = stored
             .iter()
             .flat_map(|(topic, parts)| {
@@ -33,7 +56,34 @@ impl Persist {
                 parts.iter().map(move |(p, o)| ((topic.clone(), *p), *o))
             })
             .collect();
-        Persist { next, catchup: None, dirty: false, saved_at: Instant::now() }
+        Persist {
+            next,
+            catchup: None,
+            dirty: false,
+            saved_at: Instant::now(),
+            unsaved: false,
+            redeliver,
+            intents,
+            parked: Vec::new(),
+            publications: 0,
+        }
+    }
+
+    /// The packet id and QoS a stored in-flight message at `origin` was sent with, once.
+    pub fn take_redelivery(&mut self, origin: &Origin) -> Option<(u16, QoS)> {
+        self.redeliver.remove(&(origin.topic.clone(), origin.partition, origin.offset))
+    }
+
+    /// Forgets stored in-flight messages the offline reader did not find (removed from Kafka by
+    /// retention): their packet ids are free again.
+    pub fn drop_redeliveries(&mut self) -> Vec<u16> {
+        self.redeliver.drain().map(|(_, (id, _))| id).collect()
+    }
+
+    /// A new, unique publish id for an inbound QoS 2 publication.
+    pub fn publish_id(&mut self, client_id: &str, epoch: i64) -> String {
+        self.publications += 1;
+        format!("{client_id}:{epoch}:{}", self.publications)
     }
 
     /// Whether a record at `origin` is still to be delivered; if so it counts as delivered now.
@@ -59,29 +109,31 @@ impl Persist {
         }
     }
 
-    /// What to read back from Kafka for `topics`: every partition from its cursor.
+    /// What to read back from Kafka for `topics`: every partition from its cursor, or from an
+    /// earlier message still to be sent again.
     pub fn plan(&self, topics: &[String]) -> Vec<CatchUp> {
         topics
             .iter()
-            .map(|t| CatchUp {
-                topic: t.clone(),
-                from: self.next.iter().filter(|((topic, _), _)| **topic == **t).map(|((_, p), o)| (*p, *o)).collect(),
+            .map(|t| {
+                let mut from: HashMap<i32, i64> =
+                    self.next.iter().filter(|((topic, _), _)| **topic == **t).map(|((_, p), o)| (*p, *o)).collect();
+                for (topic, p, o) in self.redeliver.keys() {
+                    if **topic == **t {
+                        let f = from.entry(*p).or_insert(*o);
+                        *f = (*f).min(*o);
+                    }
+                }
+                CatchUp { topic: t.clone(), from: from.into_iter().collect() }
             })
             .filter(|c| !c.from.is_empty())
             .collect()
     }
 
-    /// The cursors to store: a message still unacknowledged (`in_flight`) is delivered again
-    /// by the next connection, so its offset caps its partition's cursor.
-    pub fn stored<'a>(&self, in_flight: impl Iterator<Item = &'a Origin>) -> Cursors {
+    /// The cursors to store (unacknowledged messages are stored apart, as in-flight).
+    pub fn stored(&self) -> Cursors {
         let mut cursors = Cursors::new();
         for ((topic, p), o) in &self.next {
             cursors.entry(topic.to_string()).or_default().insert(*p, *o);
-        }
-        for origin in in_flight {
-            if let Some(c) = cursors.get_mut(&*origin.topic).and_then(|parts| parts.get_mut(&origin.partition)) {
-                *c = (*c).min(origin.offset);
-            }
         }
         cursors
     }
@@ -97,7 +149,7 @@ mod tests {
 
     #[test]
     fn admits_each_offset_once_and_in_order() {
-        let mut p = Persist::new(&Cursors::new());
+        let mut p = Persist::new(&Cursors::new(), &[], &[]);
         assert!(p.admit(&at("t", 0, 5)));
         assert!(!p.admit(&at("t", 0, 5)), "the seam: the same record from Kafka and live");
         assert!(!p.admit(&at("t", 0, 3)));
@@ -106,20 +158,26 @@ mod tests {
     }
 
     #[test]
-    fn stored_cursors_resume_and_respect_unacknowledged_messages() {
-        let mut p = Persist::new(&Cursors::new());
+    fn stored_cursors_resume_and_unacknowledged_messages_are_read_again() {
+        let mut p = Persist::new(&Cursors::new(), &[], &[]);
         p.start_at("t", &[(0, 10), (1, 20)]);
         p.start_at("t", &[(0, 99)]);
         assert!(p.admit(&at("t", 0, 12)));
         assert!(p.admit(&at("t", 0, 13)));
-        let stored = p.stored([at("t", 0, 12)].iter());
-        assert_eq!(stored["t"][&0], 12, "12 is not acknowledged yet");
+        let stored = p.stored();
+        assert_eq!(stored["t"][&0], 14);
         assert_eq!(stored["t"][&1], 20);
-        let resumed = Persist::new(&stored);
+        let flight =
+            StoredFlight { topic: "t".into(), partition: 0, offset: 12, packet_id: 7, qos: 2, released: false };
+        let mut resumed = Persist::new(&stored, &[flight], &[]);
         let plan = resumed.plan(&["t".to_string(), "other".to_string()]);
         assert_eq!(plan.len(), 1);
         let mut from = plan[0].from.clone();
         from.sort();
-        assert_eq!(from, [(0, 12), (1, 20)]);
+        assert_eq!(from, [(0, 12), (1, 20)], "partition 0 from the unacknowledged message");
+        assert_eq!(resumed.take_redelivery(&at("t", 0, 12)), Some((7, QoS::ExactlyOnce)));
+        assert_eq!(resumed.take_redelivery(&at("t", 0, 12)), None, "once");
+        assert!(!resumed.admit(&at("t", 0, 13)), "delivered before, not in flight");
+        assert!(resumed.admit(&at("t", 0, 14)));
     }
 }

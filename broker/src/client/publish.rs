@@ -9,9 +9,12 @@ use super::connect::TOPIC_ALIAS_MAX;
 use super::{Client, End};
 use crate::broker::Broker;
 use crate::codec::{reason, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
+use crate::kafka::offsets::OffsetsError;
+use crate::kafka::partition::partition_for_key;
 use crate::kafka::producer::ProduceError;
-use crate::message::{now_ms, Message, MessageProperties};
+use crate::message::{now_ms, Message, MessageProperties, HEADER_PUBLISH_ID};
 use crate::metrics::inc;
+use crate::session::record::StoredIntent;
 
 /// A Last Will, kept until the connection ends.
 pub(super) struct Will {
@@ -56,22 +59,84 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             qos: p.qos,
             retain: p.retain,
             publisher: Some(self.client_id.to_string()),
+            publish_id: None,
             properties: MessageProperties::from_publish(&p.properties, now_ms()),
         };
-        let track = p.qos != QoS::AtMostOnce || msg.retain;
+        match (p.qos, p.packet_id, self.persist.is_some()) {
+            (QoS::ExactlyOnce, Some(id), true) => self.publish_exactly_once(id, msg).await,
+            (qos, id, _) => self.produce(id, qos, msg).await,
+        }
+    }
+
+    /// Hands a publication to Kafka; the client is answered when Kafka acknowledges.
+    pub(super) async fn produce(&mut self, id: Option<u16>, qos: QoS, msg: Message) -> Result<(), End> {
+        let track = qos != QoS::AtMostOnce || msg.retain;
         let ack = match self.broker.publish(msg).await {
             Ok(ack) => ack,
-            Err(e) => return self.produce_failed(p.packet_id, p.qos, e),
+            Err(e) => return self.produce_failed(id, qos, e),
         };
-        if p.qos == QoS::ExactlyOnce {
-            if let Some(id) = p.packet_id {
-                self.qos2.insert(id, false);
-            }
+        if let (QoS::ExactlyOnce, Some(id)) = (qos, id) {
+            self.qos2.insert(id, false);
         }
         if track {
-            let (id, qos) = (p.packet_id, p.qos);
             self.pending.push_back(async move { (id, qos, ack.await.map(|_| ())) }.boxed());
         }
+        Ok(())
+    }
+
+    /// QoS 2 for a persistent session, exactly once even when the session moves to another
+    /// broker mid-flow: the publication's intent (its publish id and where its record will be)
+    /// is saved before the record is produced; a broker that finds an intent for a retransmitted
+    /// packet id looks in Kafka for the record before producing it. See docs/design.md.
+    async fn publish_exactly_once(&mut self, id: u16, mut msg: Message) -> Result<(), End> {
+        if let Some(intent) = self.persist.as_ref().and_then(|p| p.intents.get(&id).cloned()) {
+            let offsets = self.broker.offsets.clone();
+            let found = offsets
+                .contains_header(
+                    &intent.topic,
+                    intent.partition,
+                    intent.from,
+                    HEADER_PUBLISH_ID,
+                    intent.publish_id.clone(),
+                )
+                .await;
+            return match found {
+                Ok(true) => {
+                    self.qos2.insert(id, true);
+                    self.send(&Packet::PubRec(resp(id, reason::SUCCESS)))
+                }
+                Ok(false) => {
+                    msg.publish_id = Some(intent.publish_id);
+                    self.produce(Some(id), QoS::ExactlyOnce, msg).await
+                }
+                Err(e) => {
+                    tracing::warn!(client = %self.client_id, error = %e, "cannot check a retransmitted QoS 2 publication");
+                    Err(End::Kafka)
+                }
+            };
+        }
+        let topic = self.broker.mapping().kafka_topic_for(&msg.topic).to_owned();
+        let offsets = self.broker.offsets.clone();
+        let located = async {
+            let partitions = offsets.partition_count(&topic).await?;
+            let partition = partition_for_key(msg.topic.as_bytes(), partitions);
+            Ok::<_, OffsetsError>((partition, offsets.offset_floor(&topic, partition).await?))
+        };
+        let (partition, from) = match located.await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(client = %self.client_id, error = %e, "cannot locate a QoS 2 publication");
+                return Err(End::Kafka);
+            }
+        };
+        let (client_id, epoch) = (self.client_id.clone(), self.epoch);
+        let Some(p) = self.persist.as_mut() else { return Ok(()) };
+        let publish_id = p.publish_id(&client_id, epoch);
+        msg.publish_id = Some(publish_id.clone());
+        p.intents.insert(id, StoredIntent { packet_id: id, publish_id, topic, partition, from });
+        p.parked.push((id, msg));
+        p.unsaved = true;
+        self.qos2.insert(id, false);
         Ok(())
     }
 
@@ -136,16 +201,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     pub(super) fn on_pubrel(&mut self, r: PubResp) -> Result<(), End> {
-        let code = match self.qos2.get(&r.packet_id) {
-            Some(true) => {
-                self.qos2.remove(&r.packet_id);
-                reason::SUCCESS
-            }
+        let id = r.packet_id;
+        if self.qos2.get(&id) == Some(&false) {
             // PUBREL before our PUBREC is a protocol violation.
-            Some(false) => return Err(End::Protocol(reason::PROTOCOL_ERROR)),
+            return Err(End::Protocol(reason::PROTOCOL_ERROR));
+        }
+        // A persistent session's release is saved before PUBCOMP leaves (write-ahead): after
+        // PUBCOMP the client may reuse the packet id for a new message.
+        let had_intent = self.persist.as_mut().is_some_and(|p| {
+            let had = p.intents.remove(&id).is_some();
+            p.unsaved |= had;
+            had
+        });
+        let code = match self.qos2.remove(&id) {
+            Some(_) => reason::SUCCESS,
+            // Released on another broker's PUBREC: the record is in Kafka.
+            None if had_intent => reason::SUCCESS,
             None => reason::PACKET_IDENTIFIER_NOT_FOUND,
         };
-        self.send(&Packet::PubComp(resp(r.packet_id, code)))
+        self.send(&Packet::PubComp(resp(id, code)))
     }
 }
 
@@ -159,6 +233,7 @@ impl Will {
             qos: will.qos,
             retain: will.retain,
             publisher: Some(client_id.to_owned()),
+            publish_id: None,
             properties: MessageProperties::from_publish(&will.properties, now_ms()),
         };
         let result = match broker.publish(msg).await {

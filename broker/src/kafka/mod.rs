@@ -2,6 +2,8 @@
 //! shared tailing consumers.
 
 pub mod admin;
+pub mod offsets;
+pub mod partition;
 pub mod producer;
 pub mod tailer;
 

@@ -41,6 +41,8 @@ const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
     // failing, and go through once it is back.
     ("message.timeout.ms", "0"),
     ("linger.ms", "2"),
+    // The Java client's default: see `kafka::partition`.
+    ("partitioner", "murmur2_random"),
     // Bounds the memory held for records Kafka has not taken yet.
     ("queue.buffering.max.kbytes", "65536"),
     ("queue.buffering.max.messages", "100000"),

@@ -54,6 +54,46 @@ pub struct SessionState {
     /// acknowledged. A resumed session reads Kafka from here (offline delivery).
     #[serde(default, skip_serializing_if = "Cursors::is_empty")]
     pub cursors: Cursors,
+    /// Outbound QoS 1/2 messages sent and not yet acknowledged, with their packet ids: a resumed
+    /// session sends them again with the same ids (DUP), so the client recognises them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub in_flight: Vec<StoredFlight>,
+    /// Inbound QoS 2 publications not yet released (PUBREL), written before they are produced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inbound_qos2: Vec<StoredIntent>,
+}
+
+/// An outbound message the client has not acknowledged yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFlight {
+    /// Kafka topic of the message.
+    pub topic: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Packet id it was sent with.
+    pub packet_id: u16,
+    /// QoS it was sent with.
+    pub qos: u8,
+    /// QoS 2: PUBREC received and PUBREL sent (only PUBREL is sent again).
+    #[serde(default)]
+    pub released: bool,
+}
+
+/// An inbound QoS 2 publication between its PUBLISH and its PUBREL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIntent {
+    /// The client's packet id.
+    pub packet_id: u16,
+    /// Value of the record's `mqtt.publish-id` header.
+    pub publish_id: String,
+    /// Kafka topic the record goes to.
+    pub topic: String,
+    /// Its partition (the producer's murmur2 partitioner, computed in advance).
+    pub partition: i32,
+    /// The partition's high watermark before the record was produced: where a search starts.
+    pub from: i64,
 }
 
 /// Kafka topic → partition → next offset to deliver.
@@ -183,6 +223,21 @@ mod tests {
                 Some(7),
             )],
             cursors: Cursors::from([("k1".to_string(), BTreeMap::from([(0, 12), (3, 7)]))]),
+            in_flight: vec![StoredFlight {
+                topic: "k1".into(),
+                partition: 3,
+                offset: 6,
+                packet_id: 9,
+                qos: 2,
+                released: true,
+            }],
+            inbound_qos2: vec![StoredIntent {
+                packet_id: 4,
+                publish_id: "c:42:1".into(),
+                topic: "k1".into(),
+                partition: 0,
+                from: 11,
+            }],
         };
         let json = serde_json::to_vec(&s).unwrap_or_default();
         assert_eq!(serde_json::from_slice::<SessionState>(&json).ok(), Some(s.clone()));
@@ -203,6 +258,8 @@ mod tests {
             disconnected_at_ms: None,
             subscriptions: vec![],
             cursors: Cursors::new(),
+            in_flight: vec![],
+            inbound_qos2: vec![],
         };
         assert!(!s.is_expired(u64::MAX), "connected sessions do not expire");
         s.disconnected_at_ms = Some(1000);

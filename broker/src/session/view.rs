@@ -136,6 +136,8 @@ mod tests {
             disconnected_at_ms: None,
             subscriptions: vec![super::super::record::StoredSubscription::new(filter, Default::default(), None)],
             cursors: Default::default(),
+            in_flight: vec![],
+            inbound_qos2: vec![],
         };
         serde_json::to_vec(&s).unwrap_or_default()
     }
@@ -193,7 +195,7 @@ mod tests {
     #[test]
     fn entry_sizes_stay_small() {
         assert!(std::mem::size_of::<Entry>() <= 32);
-        assert!(std::mem::size_of::<SessionState>() <= 80);
+        assert!(std::mem::size_of::<SessionState>() <= 128);
         assert!(std::mem::size_of::<super::super::record::StoredSubscription>() <= 40);
     }
 

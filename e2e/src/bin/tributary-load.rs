@@ -4,16 +4,27 @@
 //! - `publish`: P publishers send M messages each of S bytes at a QoS, as fast as the broker
 //!   acknowledges; prints messages per second.
 //! - `kafka`: the same records written straight to Kafka with rdkafka, the baseline for `publish`.
+//! - `sessions`: writes N stored sessions straight into the sessions topic, in the broker's own
+//!   format (its record types and partitioner), for startup time and memory per stored session.
+//! - `connect-latency`: connects one client at a time (raw TCP, CONNECT encoded by the broker's
+//!   codec) and measures CONNECT sent → CONNACK received; prints percentiles.
 
 use anyhow::{bail, Context};
+use bytes::BytesMut;
 use clap::{Parser, Subcommand};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tributary_broker::codec;
+use tributary_broker::session::record::{partition_for, SessionState, StoredSubscription, NEVER_EXPIRES, VERSION};
 
 #[derive(Parser)]
 #[command(about = "Tributary load simulator")]
@@ -91,6 +102,57 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         keys: usize,
     },
+    /// Write stored sessions straight into the sessions topic (broker's format and partitioner).
+    Sessions {
+        /// Bootstrap servers.
+        #[arg(long)]
+        bootstrap: String,
+        /// The broker's `topics.sessions`.
+        #[arg(long, default_value = "mqtt-sessions")]
+        topic: String,
+        /// Sessions to write; client ids `{prefix}{i}`.
+        #[arg(long, default_value_t = 100_000)]
+        count: usize,
+        /// Subscriptions per session: `devices/{i}/cmd`, `fleet/+/broadcast`, then `extra/{k}/#`.
+        #[arg(long, default_value_t = 2)]
+        subscriptions: usize,
+        /// Client id prefix.
+        #[arg(long, default_value = "bench-session-")]
+        prefix: String,
+        /// Partitions when the topic has to be created (compacted, like the broker creates it).
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+    },
+    /// Connect one client at a time and measure CONNECT → CONNACK.
+    ConnectLatency {
+        /// Broker host.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Broker port.
+        #[arg(long, default_value_t = 1883)]
+        port: u16,
+        /// Client id prefix of the stored sessions (`--persistent`).
+        #[arg(long, default_value = "bench-session-")]
+        prefix: String,
+        /// Connections measured.
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// How many stored sessions there are: the ids used are spread evenly over them.
+        #[arg(long, default_value_t = 100_000)]
+        stored: usize,
+        /// Resume stored sessions: cleanSession=0, and CONNACK must say session present.
+        #[arg(long, conflicts_with = "clean")]
+        persistent: bool,
+        /// Fresh client ids with cleanSession=1 (the comparison).
+        #[arg(long)]
+        clean: bool,
+        /// Connections made first and not counted (producer and connection warm-up).
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Also print every connection slower than 1.5 × the median, with when it started.
+        #[arg(long)]
+        verbose: bool,
+    },
 }
 
 #[tokio::main]
@@ -104,6 +166,15 @@ async fn main() -> anyhow::Result<()> {
             publish(&host, port, publishers, messages, size, qos, kafka).await
         }
         Cmd::Kafka { bootstrap, topic, records, size, keys } => kafka(&bootstrap, &topic, records, size, keys).await,
+        Cmd::Sessions { bootstrap, topic, count, subscriptions, prefix, partitions } => {
+            sessions(&bootstrap, &topic, count, subscriptions, &prefix, partitions).await
+        }
+        Cmd::ConnectLatency { host, port, prefix, count, stored, persistent, clean, warmup, verbose } => {
+            if persistent == clean {
+                bail!("give exactly one of --persistent and --clean");
+            }
+            connect_latency(&host, port, &prefix, count, stored, persistent, warmup, verbose).await
+        }
     }
 }
 
@@ -295,4 +366,199 @@ fn futures_unordered(
     }
     out.reverse();
     out
+}
+
+/// The stored state of session `i`, as a broker writes it for a disconnected MQTT 3.1.1
+/// persistent session whose claims were cleaned up: epoch 0, never expires.
+fn stored_session(i: usize, subscriptions: usize, now_ms: u64) -> SessionState {
+    let options = codec::SubscriptionOptions {
+        qos: codec::QoS::AtLeastOnce,
+        no_local: false,
+        retain_as_published: false,
+        retain_handling: 0,
+    };
+    let filter = |k: usize| match k {
+        0 => format!("devices/{i}/cmd"),
+        1 => "fleet/+/broadcast".to_owned(),
+        k => format!("extra/{k}/#"),
+    };
+    SessionState {
+        v: VERSION,
+        epoch: 0,
+        expiry_secs: NEVER_EXPIRES,
+        disconnected_at_ms: Some(now_ms),
+        subscriptions: (0..subscriptions).map(|k| StoredSubscription::new(&filter(k), options, None)).collect(),
+        cursors: Default::default(),
+        in_flight: Vec::new(),
+        inbound_qos2: Vec::new(),
+    }
+}
+
+async fn sessions(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    subscriptions: usize,
+    prefix: &str,
+    create_partitions: i32,
+) -> anyhow::Result<()> {
+    // Create the topic as the broker would when it is missing (compacted).
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().context("kafka admin client")?;
+    let new = NewTopic::new(topic, create_partitions, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for r in admin.create_topics([&new], &opts).await? {
+        match r {
+            Ok(_) => println!("created topic {topic} with {create_partitions} partitions"),
+            Err((_, rdkafka::error::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((t, code)) => bail!("creating topic {t}: {code}"),
+        }
+    }
+    // Broker producer settings, with larger batches: tansu/sqlite commits once per request.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "20")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create()?;
+    let md = producer.client().fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions = md.topics().iter().find(|t| t.name() == topic).map_or(0, |t| t.partitions().len());
+    if partitions == 0 {
+        bail!("topic {topic} has no partitions");
+    }
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as u64;
+    let start = Instant::now();
+    let mut pending = Vec::with_capacity(count);
+    let mut bytes = 0usize;
+    for i in 0..count {
+        let cid = format!("{prefix}{i}");
+        let value = serde_json::to_vec(&stored_session(i, subscriptions, now))?;
+        bytes += cid.len() + value.len();
+        let record = FutureRecord::to(topic).partition(partition_for(&cid, partitions)).key(&cid).payload(&value);
+        match producer.send_result(record) {
+            Ok(f) => pending.push(f),
+            Err((e, _)) => bail!("enqueue session {i}: {e}"),
+        }
+    }
+    let mut failed = 0;
+    for f in pending {
+        if !matches!(f.await, Ok(Ok(_))) {
+            failed += 1;
+        }
+    }
+    producer.flush(Duration::from_secs(30))?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "sessions written={count} subscriptions={subscriptions} partitions={partitions} bytes={bytes} \
+         ({:.0} B/record) time={secs:.2}s rate={:.0} rec/s failed={failed}",
+        bytes as f64 / count.max(1) as f64,
+        count as f64 / secs
+    );
+    if failed > 0 {
+        bail!("{failed} sessions were not acknowledged");
+    }
+    Ok(())
+}
+
+async fn connect_latency(
+    host: &str,
+    port: u16,
+    prefix: &str,
+    count: usize,
+    stored: usize,
+    persistent: bool,
+    warmup: usize,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    if count == 0 {
+        bail!("--count must be at least 1");
+    }
+    let run = std::process::id();
+    let id = |k: usize| {
+        if persistent {
+            // Spread over the stored sessions; warm-up ids come from the other end of the range.
+            let n = stored.max(1);
+            let i = if k < warmup { n - 1 - k % n } else { ((k - warmup) * n / count.max(1)) % n };
+            format!("{prefix}{i}")
+        } else {
+            format!("bench-clean-{run}-{k}")
+        }
+    };
+    let mut samples = Vec::with_capacity(count);
+    let mut timeline = Vec::with_capacity(count);
+    let start = Instant::now();
+    for k in 0..warmup + count {
+        let cid = id(k);
+        let at = start.elapsed();
+        let rtt =
+            connect_once(host, port, &cid, !persistent).await.with_context(|| format!("connection {k} ({cid})"))?;
+        if k >= warmup {
+            samples.push(rtt);
+            timeline.push((at, rtt));
+        }
+    }
+    samples.sort();
+    if verbose {
+        // Outliers with when they started, to spot periodic causes (a scan every 5 s, say).
+        let slow = samples[samples.len() / 2] * 3 / 2;
+        for (at, rtt) in timeline.iter().filter(|(_, rtt)| *rtt > slow) {
+            println!("slow: at {:.3}s took {:.2}ms", at.as_secs_f64(), rtt.as_secs_f64() * 1000.0);
+        }
+    }
+    let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mean = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
+    println!(
+        "connect-latency {} n={} p50={:.2}ms p90={:.2}ms p99={:.2}ms max={:.2}ms mean={:.2}ms",
+        if persistent { "persistent(session present)" } else { "clean" },
+        samples.len(),
+        ms(pct(0.50)),
+        ms(pct(0.90)),
+        ms(pct(0.99)),
+        ms(samples[samples.len() - 1]),
+        ms(mean)
+    );
+    Ok(())
+}
+
+/// One MQTT 3.1.1 connection: CONNECT → CONNACK (timed), check, DISCONNECT.
+async fn connect_once(host: &str, port: u16, client_id: &str, clean: bool) -> anyhow::Result<Duration> {
+    let mut stream = TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(true)?;
+    let connect = codec::Packet::Connect(codec::Connect {
+        protocol: codec::ProtocolVersion::V311,
+        clean_start: clean,
+        keep_alive: 60,
+        client_id: client_id.to_owned(),
+        will: None,
+        username: None,
+        password: None,
+        properties: Default::default(),
+    });
+    let mut buf = BytesMut::new();
+    codec::encode(&connect, codec::ProtocolVersion::V311, &mut buf)?;
+    let start = Instant::now();
+    stream.write_all(&buf).await?;
+    // CONNACK in 3.1.1: 0x20, remaining length 2, flags (bit 0 = session present), return code.
+    let mut connack = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(15), stream.read_exact(&mut connack)).await.context("no CONNACK")??;
+    let rtt = start.elapsed();
+    if connack[0] != 0x20 || connack[1] != 2 {
+        bail!("not a CONNACK: {connack:02x?}");
+    }
+    if connack[3] != 0 {
+        bail!("CONNACK return code {}", connack[3]);
+    }
+    let present = connack[2] & 1 == 1;
+    if present != !clean {
+        bail!("session present = {present}, expected {}", !clean);
+    }
+    stream.write_all(&[0xe0, 0x00]).await?;
+    // Wait for the broker to close, so the session is stored again before the next one.
+    let mut rest = [0u8; 16];
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut rest)).await;
+    Ok(rtt)
 }
