@@ -88,6 +88,24 @@ pub fn read_topic(bootstrap: &str, topic: &str, expected: usize, timeout: Durati
     out
 }
 
+/// Number of records in `topic`: the sum of its partitions' high watermarks (exact for a topic
+/// that is not compacted). Blocking.
+pub fn record_count(bootstrap: &str, topic: &str) -> i64 {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", bootstrap).create().unwrap_or_else(|e| panic!("consumer: {e}"));
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap_or_else(|e| panic!("metadata: {e}"));
+    md.topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("watermarks: {e}"))
+                .1
+        })
+        .sum()
+}
+
 /// Produces one record the way a Kafka application would.
 pub async fn produce(bootstrap: &str, topic: &str, key: &str, value: &[u8], headers: &[(&str, &str)]) {
     let producer: FutureProducer =

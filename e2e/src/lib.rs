@@ -5,6 +5,7 @@ pub mod kafka;
 pub mod mqtt;
 pub mod mqtt5;
 pub mod procs;
+pub mod raw;
 
 pub use procs::{BrokerProcess, KafkaServer};
 

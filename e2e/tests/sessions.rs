@@ -5,9 +5,11 @@ use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::QoS;
 use std::time::{Duration, Instant};
+use tributary_broker::codec::QoS as RawQoS;
 use tributary_e2e::kafka::{read_topic, Record};
 use tributary_e2e::mqtt::{options, Client};
 use tributary_e2e::mqtt5::{filter, options5, Client5};
+use tributary_e2e::raw::{RawClient, Receiver};
 use tributary_e2e::{BrokerProcess, KafkaServer};
 
 const T: Duration = Duration::from_secs(20);
@@ -221,71 +223,19 @@ async fn qos1_subscriber_loses_nothing_when_its_broker_is_killed() {
     assert_eq!(seen.len(), n as usize);
 }
 
-/// A persistent MQTT 3.1.1 subscriber on a raw socket, so that the test decides when it reads.
-struct SlowSubscriber {
-    stream: std::net::TcpStream,
-    buf: bytes::BytesMut,
-}
-
-impl SlowSubscriber {
-    fn connect(addr: &str, id: &str, filter: &str) -> SlowSubscriber {
-        use tributary_broker::codec::{Connect, Packet, ProtocolVersion, QoS as Q, Subscribe, SubscriptionOptions};
-        let stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("{e}"));
-        let mut s = SlowSubscriber { stream, buf: bytes::BytesMut::new() };
-        s.send(&Packet::Connect(Connect {
-            protocol: ProtocolVersion::V311,
-            clean_start: false,
-            keep_alive: 0,
-            client_id: id.into(),
-            will: None,
-            username: None,
-            password: None,
-            properties: Default::default(),
-        }));
-        assert!(matches!(s.next(), Packet::ConnAck(_)));
-        let options = SubscriptionOptions { qos: Q::AtLeastOnce, ..Default::default() };
-        s.send(&Packet::Subscribe(Subscribe {
-            packet_id: 1,
-            properties: Default::default(),
-            filters: vec![(filter.into(), options)],
-        }));
-        assert!(matches!(s.next(), Packet::SubAck(_)));
-        s
-    }
-
-    fn send(&mut self, p: &tributary_broker::codec::Packet) {
-        use std::io::Write;
-        let mut out = bytes::BytesMut::new();
-        tributary_broker::codec::encode(p, tributary_broker::codec::ProtocolVersion::V311, &mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        self.stream.write_all(&out).unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    fn next(&mut self) -> tributary_broker::codec::Packet {
-        use std::io::Read;
-        use tributary_broker::codec::{decode, ProtocolVersion};
-        self.stream.set_read_timeout(Some(T)).unwrap_or_else(|e| panic!("{e}"));
-        loop {
-            if let Some(p) =
-                decode(&mut self.buf, Some(ProtocolVersion::V311), u32::MAX).unwrap_or_else(|e| panic!("{e}"))
-            {
-                return p;
-            }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.stream.read(&mut chunk).unwrap_or_else(|e| panic!("read: {e}"));
-            assert!(n > 0, "connection closed");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_persistent_subscriber_gets_everything_its_queue_could_not_hold() {
-    use tributary_broker::codec::{Packet, PubResp};
     let kafka = KafkaServer::start();
     let b = BrokerProcess::start(&kafka);
     let addr = b.addr();
-    let mut slow = tokio::task::spawn_blocking(move || SlowSubscriber::connect(&addr, "slow", "slow/#")).await.unwrap();
+    let mut slow = tokio::task::spawn_blocking(move || {
+        let mut c = RawClient::connect(&addr, "slow", false)?;
+        c.subscribe("slow/#", RawQoS::AtLeastOnce)?;
+        std::io::Result::Ok(c)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
     // Far more than the 1,000-message queue plus the socket buffers, while it does not read.
     let n = 3000;
     let payload = |i: usize| format!("{i:08}{}", "x".repeat(8 * 1024));
@@ -300,13 +250,12 @@ async fn a_slow_persistent_subscriber_gets_everything_its_queue_could_not_hold()
     assert!(!dropped.contains("tributary_delivery_dropped_total 0\n"), "the queue should have overflowed: {dropped}");
 
     let got = tokio::task::spawn_blocking(move || {
+        let mut receiver = Receiver::default();
         let mut got = Vec::new();
         while got.len() < n {
-            if let Packet::Publish(p) = slow.next() {
-                got.push(String::from_utf8_lossy(&p.payload[..8]).parse::<usize>().unwrap());
-                if let Some(id) = p.packet_id {
-                    slow.send(&Packet::PubAck(PubResp { packet_id: id, reason: 0, properties: Default::default() }));
-                }
+            let p = slow.recv().unwrap_or_else(|e| panic!("{e}"));
+            if let Some(payload) = receiver.handle(&mut slow, p).unwrap_or_else(|e| panic!("{e}")) {
+                got.push(String::from_utf8_lossy(&payload[..8]).parse::<usize>().unwrap());
             }
         }
         got

@@ -107,7 +107,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if let Some(max) = connect.properties.maximum_packet_size {
             conn.max_outgoing = max;
         }
-        let window = connect.properties.receive_maximum.unwrap_or(u16::MAX);
+        // Our own in-flight limit applies outbound too (MQTT 3.1.1 has no Receive Maximum): it
+        // bounds what each connection holds and what a persistent session stores per save.
+        let window = connect.properties.receive_maximum.unwrap_or(u16::MAX).min(limits.max_inflight);
 
         // Which sessions persist: 3.1.1 cleanSession=0 (never expires); MQTT 5 a Session Expiry
         // Interval above 0 (cleanStart only decides whether an existing session is resumed).
@@ -201,17 +203,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         for sub in &restored {
             client.restore_subscription(sub).await;
         }
-        // Offline delivery: what arrived while the client was away is read back from Kafka, now
-        // that its subscriptions are live again (see session::catchup for the seam).
-        if resumed.is_some() {
-            client.resume_in_flight(&in_flight);
-            client.start_catchup();
+        // Before CONNACK, so that the client's retransmissions find the answer ready.
+        if let Err(e) = client.resolve_intents().await {
+            tracing::warn!(client = %client.client_id, error = %e, "cannot check stored QoS 2 publications");
+            client.release();
+            client.conn.close_with(Some(&Packet::ConnAck(refuse(reason::SERVER_UNAVAILABLE)))).await;
+            return None;
         }
         let ack =
             Packet::ConnAck(ConnAck { session_present: resumed.is_some(), reason: reason::SUCCESS, properties: props });
         if client.conn.queue(&ack).is_err() || client.conn.flush().await.is_err() {
             client.release();
             return None;
+        }
+        // After CONNACK: unacknowledged messages of the previous connection (PUBREL at once,
+        // the others as the offline reader reaches them), then what arrived while the client
+        // was away, read back from Kafka now that its subscriptions are live again (see
+        // session::catchup for the seam).
+        if resumed.is_some() {
+            client.resume_in_flight(&in_flight);
+            client.start_catchup();
         }
         let broker = &client.broker;
         inc(&broker.metrics.connections_total);

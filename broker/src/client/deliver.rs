@@ -69,11 +69,12 @@ impl Outbound {
             .collect()
     }
 
-    /// The next free packet id; there is always one because the window is below 65,535 ids.
-    fn allocate(&mut self) -> u16 {
+    /// The next free packet id, skipping those in flight and `reserved` ones; there is always
+    /// one because the window and the reservations stay far below 65,535 ids.
+    fn allocate(&mut self, reserved: impl Fn(u16) -> bool) -> u16 {
         loop {
             self.next_id = self.next_id.wrapping_add(1);
-            if self.next_id != 0 && !self.flights.contains_key(&self.next_id) {
+            if self.next_id != 0 && !self.flights.contains_key(&self.next_id) && !reserved(self.next_id) {
                 return self.next_id;
             }
         }
@@ -85,8 +86,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// A persistent session reading back from Kafka takes nothing live until it is done; one
     /// whose mailbox overflowed re-reads Kafka from its cursors instead of losing messages.
     pub(super) fn drain_mailbox(&mut self) -> Result<(), EncodeError> {
+        if let Some(p) = self.persist.as_mut() {
+            if p.held.is_some() && self.outbound.has_room() {
+                if let Some(d) = p.held.take() {
+                    self.deliver(d)?;
+                }
+            }
+        }
         if let Some(p) = &self.persist {
-            if p.catchup.is_some() {
+            if p.catchup.is_some() || p.held.is_some() {
                 return Ok(());
             }
             if self.mailbox.take_overflow() {
@@ -116,24 +124,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let plan = p.plan(&topics);
         if plan.is_empty() {
             // Nothing to read back: stored in-flight messages of topics no longer read are gone.
-            for id in p.drop_redeliveries() {
-                self.outbound.flights.remove(&id);
-            }
+            p.drop_redeliveries();
         } else {
+            tracing::debug!(client = %self.client_id, ?plan, "reading back from kafka");
             p.catchup = Some(catchup::spawn(self.broker.config.kafka.clone(), plan, subs, self.client_id.clone()));
         }
     }
 
-    /// Delivers what the offline reader sent (`Some`), or notes that it is done (`None`).
+    /// Delivers what the offline reader sent (`Some`), or notes that it is done (`None`). A
+    /// record that needs room the client's window does not have waits in `held`; the reader is
+    /// not polled again until it is out (stored in-flight messages it brings take no new room).
     pub(super) fn on_catchup(&mut self, d: Option<Delivery>) -> Result<(), EncodeError> {
         match d {
-            Some(d) => self.deliver(d),
+            Some(d) => {
+                let redelivery = matches!((&self.persist, &d.origin), (Some(p), Some(o)) if p.is_redelivery(o));
+                if redelivery || self.outbound.has_room() {
+                    self.deliver(d)
+                } else {
+                    if let Some(p) = self.persist.as_mut() {
+                        p.held = Some(d);
+                    }
+                    Ok(())
+                }
+            }
             None => {
+                tracing::debug!(client = %self.client_id, "read back from kafka");
                 if let Some(p) = self.persist.as_mut() {
                     p.catchup = None;
-                    for id in p.drop_redeliveries() {
-                        self.outbound.flights.remove(&id);
-                    }
+                    p.drop_redeliveries();
                 }
                 Ok(())
             }
@@ -166,7 +184,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             ProtocolVersion::V311 if d.msg.is_expired(now_ms()) => return Ok(()),
             ProtocolVersion::V311 => Properties::default(),
         };
-        let packet_id = resent.or_else(|| (d.qos != QoS::AtMostOnce).then(|| self.outbound.allocate()));
+        let persist = &self.persist;
+        let reserved = |id| persist.as_ref().is_some_and(|p| p.is_reserved(id));
+        let packet_id = resent.or_else(|| (d.qos != QoS::AtMostOnce).then(|| self.outbound.allocate(reserved)));
         let publish = Packet::Publish(Publish {
             dup: resent.is_some(),
             qos: d.qos,
@@ -265,19 +285,21 @@ mod tests {
     fn packet_ids_skip_zero_and_ids_in_flight() {
         let mut o = Outbound::new(3);
         o.next_id = u16::MAX - 1;
-        let a = o.allocate();
+        let a = o.allocate(|_| false);
         o.flights.insert(a, (Flight::Ack, None));
         assert_eq!(a, u16::MAX);
-        assert_eq!(o.allocate(), 1, "wraps past 0");
+        assert_eq!(o.allocate(|_| false), 1, "wraps past 0");
         o.next_id = u16::MAX - 1;
-        assert_eq!(o.allocate(), 1, "skips an id in flight");
+        assert_eq!(o.allocate(|_| false), 1, "skips an id in flight");
+        o.next_id = u16::MAX - 1;
+        assert_eq!(o.allocate(|id| id == 1), 2, "skips a reserved id");
     }
 
     #[test]
     fn window_limits_flights() {
         let mut o = Outbound::new(1);
         assert!(o.has_room());
-        let id = o.allocate();
+        let id = o.allocate(|_| false);
         o.flights.insert(id, (Flight::Received, None));
         assert!(!o.has_room());
     }

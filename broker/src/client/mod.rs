@@ -174,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
             let deadline = self.keep_alive.map(|ka| self.last_seen + ka.mul_f32(1.5));
             let can_read = self.pending.len() < max_pending;
-            let catching_up = self.persist.as_ref().is_some_and(|p| p.catchup.is_some());
+            let catching_up = self.persist.as_ref().is_some_and(|p| p.catchup.is_some() && p.held.is_none());
             // Packet handling is boxed: a packet (up to ~850 bytes) or its handler (a PUBLISH
             // waiting for room in the producer, a SUBSCRIBE starting a tailer) must not be part
             // of every idle connection's task.
@@ -219,7 +219,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     Err(End::Protocol(e.reason_code()))
                 }
             },
-            d = recv_catchup(&mut self.persist), if catching_up && self.outbound.has_room() => {
+            d = recv_catchup(&mut self.persist), if catching_up => {
                 match self.on_catchup(d) {
                     Ok(()) => Ok(None),
                     Err(_) => Err(End::Protocol(reason::UNSPECIFIED_ERROR)),

@@ -35,6 +35,10 @@ pub(super) struct Persist {
     pub parked: Vec<(u16, Message)>,
     /// Numbers this connection's publish ids.
     publications: u64,
+    /// A record from the offline reader waiting for room in the client's window.
+    pub held: Option<Delivery>,
+    /// For stored intents: whether their record was found in Kafka when the session resumed.
+    pub recovered: HashMap<u16, bool>,
 }
 
 impl Persist {
@@ -66,6 +70,8 @@ impl Persist {
             intents,
             parked: Vec::new(),
             publications: 0,
+            held: None,
+            recovered: HashMap::new(),
         }
     }
 
@@ -74,10 +80,21 @@ impl Persist {
         self.redeliver.remove(&(origin.topic.clone(), origin.partition, origin.offset))
     }
 
+    /// Whether `origin` is a stored in-flight message to send again (it needs no new room in
+    /// the client's window: the client still counts it as unacknowledged).
+    pub fn is_redelivery(&self, origin: &Origin) -> bool {
+        self.redeliver.contains_key(&(origin.topic.clone(), origin.partition, origin.offset))
+    }
+
+    /// Whether packet id `id` is reserved for a message to send again.
+    pub fn is_reserved(&self, id: u16) -> bool {
+        self.redeliver.values().any(|(reserved, _)| *reserved == id)
+    }
+
     /// Forgets stored in-flight messages the offline reader did not find (removed from Kafka by
     /// retention): their packet ids are free again.
-    pub fn drop_redeliveries(&mut self) -> Vec<u16> {
-        self.redeliver.drain().map(|(_, (id, _))| id).collect()
+    pub fn drop_redeliveries(&mut self) {
+        self.redeliver.clear();
     }
 
     /// A new, unique publish id for an inbound QoS 2 publication.

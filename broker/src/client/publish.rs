@@ -15,6 +15,7 @@ use crate::kafka::producer::ProduceError;
 use crate::message::{now_ms, Message, MessageProperties, HEADER_PUBLISH_ID};
 use crate::metrics::inc;
 use crate::session::record::StoredIntent;
+use std::collections::{HashMap, HashSet};
 
 /// A Last Will, kept until the connection ends.
 pub(super) struct Will {
@@ -39,6 +40,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.resolve_alias(&mut p)?;
         if p.qos == QoS::ExactlyOnce {
             let id = p.packet_id.ok_or(End::Protocol(reason::PROTOCOL_ERROR))?;
+            tracing::trace!(client = %self.client_id, id, dup = p.dup, known = ?self.qos2.get(&id), "qos 2 publish");
             match self.qos2.get(&id) {
                 // Produced and acknowledged: the client missed our PUBREC (MQTT-4.3.3-?).
                 Some(true) => return self.send(&Packet::PubRec(resp(id, reason::SUCCESS))),
@@ -68,6 +70,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
     }
 
+    /// For a resumed session: finds out which stored QoS 2 intents already have their record in
+    /// Kafka (one read per partition, from the lowest bound), before the client retransmits.
+    pub(super) async fn resolve_intents(&mut self) -> Result<(), OffsetsError> {
+        let Some(p) = self.persist.as_ref() else { return Ok(()) };
+        let mut groups: HashMap<(String, i32), (i64, HashSet<String>)> = HashMap::new();
+        for i in p.intents.values() {
+            let g = groups.entry((i.topic.clone(), i.partition)).or_insert((i.from, HashSet::new()));
+            g.0 = g.0.min(i.from);
+            g.1.insert(i.publish_id.clone());
+        }
+        let mut found = HashSet::new();
+        for ((topic, partition), (from, ids)) in groups {
+            found.extend(self.broker.offsets.find_headers(&topic, partition, from, HEADER_PUBLISH_ID, ids).await?);
+        }
+        if let Some(p) = self.persist.as_mut() {
+            p.recovered = p.intents.iter().map(|(id, i)| (*id, found.contains(&i.publish_id))).collect();
+        }
+        Ok(())
+    }
+
     /// Hands a publication to Kafka; the client is answered when Kafka acknowledges.
     pub(super) async fn produce(&mut self, id: Option<u16>, qos: QoS, msg: Message) -> Result<(), End> {
         let track = qos != QoS::AtMostOnce || msg.retain;
@@ -90,28 +112,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// packet id looks in Kafka for the record before producing it. See docs/design.md.
     async fn publish_exactly_once(&mut self, id: u16, mut msg: Message) -> Result<(), End> {
         if let Some(intent) = self.persist.as_ref().and_then(|p| p.intents.get(&id).cloned()) {
-            let offsets = self.broker.offsets.clone();
-            let found = offsets
-                .contains_header(
-                    &intent.topic,
-                    intent.partition,
-                    intent.from,
-                    HEADER_PUBLISH_ID,
-                    intent.publish_id.clone(),
-                )
-                .await;
+            // A publication the previous connection took: `resolve_intents` looked for it.
+            let found = self.persist.as_ref().and_then(|p| p.recovered.get(&id).copied());
+            tracing::trace!(client = %self.client_id, id, ?found, "retransmission of a stored intent");
             return match found {
-                Ok(true) => {
+                Some(true) => {
                     self.qos2.insert(id, true);
                     self.send(&Packet::PubRec(resp(id, reason::SUCCESS)))
                 }
-                Ok(false) => {
+                _ => {
                     msg.publish_id = Some(intent.publish_id);
                     self.produce(Some(id), QoS::ExactlyOnce, msg).await
-                }
-                Err(e) => {
-                    tracing::warn!(client = %self.client_id, error = %e, "cannot check a retransmitted QoS 2 publication");
-                    Err(End::Kafka)
                 }
             };
         }
@@ -202,6 +213,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     pub(super) fn on_pubrel(&mut self, r: PubResp) -> Result<(), End> {
         let id = r.packet_id;
+        tracing::trace!(client = %self.client_id, id, known = ?self.qos2.get(&id), "pubrel");
         if self.qos2.get(&id) == Some(&false) {
             // PUBREL before our PUBREC is a protocol violation.
             return Err(End::Protocol(reason::PROTOCOL_ERROR));

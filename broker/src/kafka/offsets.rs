@@ -1,12 +1,12 @@
 //! Point queries on Kafka the QoS 2 recovery needs: partition counts, high watermarks, and a
-//! scan of one partition for a record with a given header. All blocking librdkafka calls run on
+//! scan of one partition for records with given header values. All blocking librdkafka calls run on
 //! the blocking pool.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,42 +102,51 @@ impl Offsets {
         .await
     }
 
-    /// Whether a record at or after `from` in the partition carries header `name` = `value`.
-    /// Reads up to the high watermark at the time of the call.
-    pub async fn contains_header(
+    /// Which of `values` a record at or after `from` in the partition carries as header `name`.
+    /// Reads once, up to the high watermark at the time of the call.
+    pub async fn find_headers(
         self: &Arc<Self>,
         topic: &str,
         partition: i32,
         from: i64,
         name: &'static str,
-        value: String,
-    ) -> Result<bool, OffsetsError> {
+        mut values: HashSet<String>,
+    ) -> Result<HashSet<String>, OffsetsError> {
         let topic = topic.to_owned();
         self.blocking(move |me| {
+            let mut found = HashSet::new();
             let (_, high) = me.consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
-            if from >= high {
-                return Ok(false);
+            if from >= high || values.is_empty() {
+                return Ok(found);
             }
             let reader: BaseConsumer = super::client_config(
                 &me.kafka.bootstrap_servers,
                 &me.kafka.properties,
-                &[("group.id", "tributary-scan"), ("enable.auto.commit", "false"), ("auto.offset.reset", "earliest")],
+                &[
+                    ("group.id", "tributary-scan"),
+                    ("enable.auto.commit", "false"),
+                    ("auto.offset.reset", "earliest"),
+                    ("fetch.wait.max.ms", "10"),
+                ],
             )
             .create()?;
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(&topic, partition, Offset::Offset(from))?;
             reader.assign(&tpl)?;
             loop {
-                match reader.poll(Duration::from_millis(200)) {
+                match reader.poll(Duration::from_millis(100)) {
                     Some(Ok(m)) => {
-                        let found = m
-                            .headers()
-                            .is_some_and(|h| h.iter().any(|h| h.key == name && h.value == Some(value.as_bytes())));
-                        if found {
-                            return Ok(true);
+                        if let Some(h) = m.headers() {
+                            for h in h.iter().filter(|h| h.key == name) {
+                                if let Some(v) = h.value.and_then(|v| std::str::from_utf8(v).ok()) {
+                                    if let Some(v) = values.take(v) {
+                                        found.insert(v);
+                                    }
+                                }
+                            }
                         }
-                        if m.offset() + 1 >= high {
-                            return Ok(false);
+                        if values.is_empty() || m.offset() + 1 >= high {
+                            return Ok(found);
                         }
                     }
                     Some(Err(e)) => return Err(e.into()),
@@ -147,7 +156,7 @@ impl Offsets {
                             _ => false,
                         });
                         if done {
-                            return Ok(false);
+                            return Ok(found);
                         }
                     }
                 }

@@ -74,7 +74,9 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
-    ("fetch.wait.max.ms", "50"),
+    // Low: a CONNECT waits for its own claim to come back through the sessions tailer, and
+    // live deliveries wait for the next fetch (tansu holds an empty fetch for the full wait).
+    ("fetch.wait.max.ms", "10"),
     // librdkafka needs a group id to build a consumer; we never join or commit to it.
     ("group.id", "tributary-tailer"),
 ];

@@ -173,7 +173,8 @@ async fn main() -> anyhow::Result<()> {
             if persistent == clean {
                 bail!("give exactly one of --persistent and --clean");
             }
-            connect_latency(&host, port, &prefix, count, stored, persistent, warmup, verbose).await
+            let run = LatencyRun { host: &host, port, prefix: &prefix, count, stored, persistent, warmup, verbose };
+            connect_latency(run).await
         }
     }
 }
@@ -463,20 +464,24 @@ async fn sessions(
     Ok(())
 }
 
-async fn connect_latency(
-    host: &str,
+/// One `connect-latency` run.
+struct LatencyRun<'a> {
+    host: &'a str,
     port: u16,
-    prefix: &str,
+    prefix: &'a str,
     count: usize,
     stored: usize,
     persistent: bool,
     warmup: usize,
     verbose: bool,
-) -> anyhow::Result<()> {
+}
+
+async fn connect_latency(run: LatencyRun<'_>) -> anyhow::Result<()> {
+    let LatencyRun { host, port, prefix, count, stored, persistent, warmup, verbose } = run;
     if count == 0 {
         bail!("--count must be at least 1");
     }
-    let run = std::process::id();
+    let pid = std::process::id();
     let id = |k: usize| {
         if persistent {
             // Spread over the stored sessions; warm-up ids come from the other end of the range.
@@ -484,7 +489,7 @@ async fn connect_latency(
             let i = if k < warmup { n - 1 - k % n } else { ((k - warmup) * n / count.max(1)) % n };
             format!("{prefix}{i}")
         } else {
-            format!("bench-clean-{run}-{k}")
+            format!("bench-clean-{pid}-{k}")
         }
     };
     let mut samples = Vec::with_capacity(count);
@@ -553,7 +558,7 @@ async fn connect_once(host: &str, port: u16, client_id: &str, clean: bool) -> an
         bail!("CONNACK return code {}", connack[3]);
     }
     let present = connack[2] & 1 == 1;
-    if present != !clean {
+    if present == clean {
         bail!("session present = {present}, expected {}", !clean);
     }
     stream.write_all(&[0xe0, 0x00]).await?;

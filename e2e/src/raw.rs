@@ -1,0 +1,185 @@
+//! A raw MQTT 3.1.1 client on a blocking socket, built on the broker's codec, for tests that
+//! need control a library client does not give: when to read, and a QoS 2 receiver whose
+//! state survives a reconnect to another broker (rumqttc forgets it).
+
+use bytes::BytesMut;
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+use tributary_broker::codec::{
+    decode, encode, Connect, Packet, ProtocolVersion, PubResp, QoS, Subscribe, SubscriptionOptions,
+};
+
+/// A connected raw client.
+pub struct RawClient {
+    stream: TcpStream,
+    buf: BytesMut,
+    /// The CONNACK's session-present flag.
+    pub session_present: bool,
+}
+
+impl RawClient {
+    /// Connects with cleanSession = `clean`, keep-alive off.
+    pub fn connect(addr: &str, id: &str, clean: bool) -> std::io::Result<RawClient> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        let mut c = RawClient { stream, buf: BytesMut::new(), session_present: false };
+        c.send(&Packet::Connect(Connect {
+            protocol: ProtocolVersion::V311,
+            clean_start: clean,
+            keep_alive: 0,
+            client_id: id.into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: Default::default(),
+        }))?;
+        match c.recv()? {
+            Packet::ConnAck(a) if a.reason == 0 => c.session_present = a.session_present,
+            other => return Err(std::io::Error::other(format!("expected CONNACK, got {other:?}"))),
+        }
+        Ok(c)
+    }
+
+    /// Subscribes one filter and waits for the SUBACK.
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> std::io::Result<()> {
+        let options = SubscriptionOptions { qos, ..Default::default() };
+        self.send(&Packet::Subscribe(Subscribe {
+            packet_id: 1,
+            properties: Default::default(),
+            filters: vec![(filter.into(), options)],
+        }))?;
+        match self.recv()? {
+            Packet::SubAck(_) => Ok(()),
+            other => Err(std::io::Error::other(format!("expected SUBACK, got {other:?}"))),
+        }
+    }
+
+    /// Sends a packet.
+    pub fn send(&mut self, p: &Packet) -> std::io::Result<()> {
+        let mut out = BytesMut::new();
+        encode(p, ProtocolVersion::V311, &mut out).map_err(std::io::Error::other)?;
+        self.stream.write_all(&out)
+    }
+
+    /// The next packet from the broker.
+    pub fn recv(&mut self) -> std::io::Result<Packet> {
+        loop {
+            if let Some(p) =
+                decode(&mut self.buf, Some(ProtocolVersion::V311), u32::MAX).map_err(std::io::Error::other)?
+            {
+                return Ok(p);
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+/// The receiving side of QoS 1 and 2 as a client keeps it for its session: acknowledges, and
+/// hands each QoS 2 message to the application once even when the broker sends it again.
+#[derive(Default)]
+pub struct Receiver {
+    /// QoS 2 packet ids received and not yet released (PUBREL).
+    unreleased: HashSet<u16>,
+}
+
+impl Receiver {
+    /// Handles one packet; returns the payload when it is a new application message.
+    pub fn handle(&mut self, c: &mut RawClient, p: Packet) -> std::io::Result<Option<bytes::Bytes>> {
+        let ack = |packet_id| PubResp { packet_id, reason: 0, properties: Default::default() };
+        match p {
+            Packet::Publish(p) => match (p.qos, p.packet_id) {
+                (QoS::AtLeastOnce, Some(id)) => {
+                    c.send(&Packet::PubAck(ack(id)))?;
+                    Ok(Some(p.payload))
+                }
+                (QoS::ExactlyOnce, Some(id)) => {
+                    let new = self.unreleased.insert(id);
+                    c.send(&Packet::PubRec(ack(id)))?;
+                    Ok(new.then_some(p.payload))
+                }
+                _ => Ok(Some(p.payload)),
+            },
+            Packet::PubRel(r) => {
+                self.unreleased.remove(&r.packet_id);
+                c.send(&Packet::PubComp(ack(r.packet_id)))?;
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The sending side of QoS 2 as a client keeps it for its session: after a reconnect, messages
+/// without PUBREC are sent again with DUP set and the same packet id, and PUBREL again for the
+/// others (MQTT-4.4.0-1). rumqttc 0.25 can resend a PUBLISH it already completed, which a
+/// broker must then take as a new message, so exactly-once tests use this instead.
+#[derive(Default)]
+pub struct Sender {
+    next_id: u16,
+    unacknowledged: std::collections::BTreeMap<u16, (String, bytes::Bytes)>,
+    released: std::collections::BTreeSet<u16>,
+}
+
+impl Sender {
+    /// Messages sent and not completed yet.
+    pub fn in_flight(&self) -> usize {
+        self.unacknowledged.len() + self.released.len()
+    }
+
+    /// Sends a new QoS 2 message.
+    pub fn publish(&mut self, c: &mut RawClient, topic: &str, payload: bytes::Bytes) -> std::io::Result<()> {
+        loop {
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            if !self.unacknowledged.contains_key(&self.next_id) && !self.released.contains(&self.next_id) {
+                break;
+            }
+        }
+        self.unacknowledged.insert(self.next_id, (topic.to_owned(), payload.clone()));
+        c.send(&Self::publish_packet(self.next_id, topic, payload, false))
+    }
+
+    fn publish_packet(id: u16, topic: &str, payload: bytes::Bytes, dup: bool) -> Packet {
+        Packet::Publish(tributary_broker::codec::Publish {
+            dup,
+            qos: QoS::ExactlyOnce,
+            retain: false,
+            topic: topic.to_owned(),
+            packet_id: Some(id),
+            properties: Default::default(),
+            payload,
+        })
+    }
+
+    /// After reconnecting: everything in flight again.
+    pub fn resume(&mut self, c: &mut RawClient) -> std::io::Result<()> {
+        for (id, (topic, payload)) in &self.unacknowledged {
+            c.send(&Self::publish_packet(*id, topic, payload.clone(), true))?;
+        }
+        for id in &self.released {
+            c.send(&Packet::PubRel(PubResp { packet_id: *id, reason: 0, properties: Default::default() }))?;
+        }
+        Ok(())
+    }
+
+    /// Handles an acknowledgement; returns true when a message completed.
+    pub fn handle(&mut self, c: &mut RawClient, p: Packet) -> std::io::Result<bool> {
+        match p {
+            Packet::PubRec(r) => {
+                if self.unacknowledged.remove(&r.packet_id).is_some() {
+                    self.released.insert(r.packet_id);
+                }
+                c.send(&Packet::PubRel(PubResp { packet_id: r.packet_id, reason: 0, properties: Default::default() }))?;
+                Ok(false)
+            }
+            Packet::PubComp(r) => Ok(self.released.remove(&r.packet_id)),
+            _ => Ok(false),
+        }
+    }
+}
