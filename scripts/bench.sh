@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks behind BENCHMARKS.md. Starts its own tansu (sqlite storage) and a release broker on
-# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|throughput|all]
+# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|throughput|sessions|all]
 # Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100),
+# SESSIONS stored sessions (100000), LATENCY_CONNECTS (1000),
 # CARGO_TARGET_DIR (where the release binaries are built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -9,6 +10,8 @@ what="${1:-all}"
 connections="${CONNECTIONS:-10000}"
 publishers="${PUBLISHERS:-100}"
 messages="${MESSAGES:-1000}"
+sessions="${SESSIONS:-100000}"
+latency_connects="${LATENCY_CONNECTS:-1000}"
 ulimit -n 20000
 tansu="$("$root/scripts/ensure-tansu.sh")"
 bin_dir="${CARGO_TARGET_DIR:-$root/target}/release"
@@ -22,26 +25,54 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { for _ in $(seq 1 200); do port_open "$1" && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; return 1; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-metric() { exec 3<>"/dev/tcp/127.0.0.1/$aport"; printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3; awk -v m="$1" '$1 == m {print $2}' <&3; exec 3>&-; }
+# CPU time (user + system) of a process so far, in seconds.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+http_get() { exec 3<>"/dev/tcp/127.0.0.1/$aport"; printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3; cat <&3; exec 3>&-; }
+metric() { http_get /metrics | awk -v m="$1" '$1 == m {print $2}'; }
 
-kport=$(free_port); mport=$(free_port); aport=$(free_port)
-(cd "$work" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine "sqlite://tansu.db" >"$work/tansu.log" 2>&1) &
-pids+=($!)
-wait_port "$kport"
-cat >"$work/broker.yaml" <<YAML
+# start_tansu DIR: a tansu with its sqlite file in DIR; sets kport and tpid.
+start_tansu() {
+  kport=$(free_port)
+  (cd "$1" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine "sqlite://tansu.db" >"$1/tansu.log" 2>&1) &
+  tpid=$!
+  pids+=($tpid)
+  wait_port "$kport"
+}
+
+# start_broker NAME: a release broker against tansu on $kport, config and log in $work/NAME.*;
+# sets bpid, mport, aport and startup_secs (process start until the MQTT port accepts: the broker
+# listens only once the retained and sessions topics are loaded).
+start_broker() {
+  mport=$(free_port); aport=$(free_port)
+  cat >"$work/$1.yaml" <<YAML
 listeners:
   - { name: mqtt, protocol: mqtt, address: "127.0.0.1:$mport" }
 admin: { address: "127.0.0.1:$aport" }
 kafka: { bootstrapServers: "127.0.0.1:$kport" }
 topics: { partitions: 4 }
 YAML
-RUST_LOG=warn "$broker" --config "$work/broker.yaml" >"$work/broker.log" 2>&1 &
-bpid=$!
-pids+=($bpid)
-wait_port "$mport"
-echo "machine: $(nproc) cores, $(uname -r); broker pid $bpid; tansu on :$kport"
+  local t0 t1
+  t0=$(date +%s.%N)
+  RUST_LOG="${BROKER_LOG:-warn}" "$broker" --config "$work/$1.yaml" >"$work/$1.log" 2>&1 &
+  bpid=$!
+  pids+=($bpid)
+  for _ in $(seq 1 30000); do port_open "$mport" && break; kill -0 "$bpid" 2>/dev/null || break; sleep 0.01; done
+  port_open "$mport" || { cat "$work/$1.log"; echo "broker $1 never listened" >&2; return 1; }
+  t1=$(date +%s.%N)
+  startup_secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+}
+
+stop_broker() { kill -TERM "$bpid"; wait "$bpid" 2>/dev/null || true; }
+
+if [[ "$what" == idle || "$what" == throughput || "$what" == all ]]; then
+  mkdir -p "$work/main"
+  start_tansu "$work/main"
+  start_broker main
+  echo "machine: $(nproc) cores, $(uname -r); broker pid $bpid; tansu on :$kport"
+fi
 
 if [[ "$what" == idle || "$what" == all ]]; then
   sleep 2
@@ -65,4 +96,34 @@ if [[ "$what" == throughput || "$what" == all ]]; then
       --bootstrap "127.0.0.1:$kport" --topic mqtt-messages
   done
   "$load" kafka --bootstrap "127.0.0.1:$kport" --topic mqtt-messages --records $((publishers * messages)) --size 500 --keys "$publishers"
+fi
+
+if [[ "$what" == sessions || "$what" == all ]]; then
+  [[ "$what" == all ]] && { stop_broker; kill "$tpid"; wait "$tpid" 2>/dev/null || true; }
+  # A tansu of its own, so the idle/throughput runs leave nothing in this sessions topic.
+  mkdir -p "$work/sessions"
+  start_tansu "$work/sessions"
+  echo "sessions: machine: $(nproc) cores, $(uname -r); tansu on :$kport"
+  # Baseline: a broker on empty topics (it creates them, the sessions topic with 4 partitions).
+  BROKER_LOG=info start_broker empty
+  sleep 3
+  empty_rss=$(rss_kib "$bpid")
+  echo "sessions: empty topics: ready in ${startup_secs}s, RSS ${empty_rss} KiB"
+  stop_broker
+  "$load" sessions --bootstrap "127.0.0.1:$kport" --topic mqtt-sessions --count "$sessions" --subscriptions 2
+  echo "sessions: tansu db $(du -sh "$work/sessions/tansu.db" | cut -f1)"
+  tansu_cpu0=$(cpu_secs "$tpid")
+  BROKER_LOG=info start_broker loaded
+  tansu_cpu1=$(cpu_secs "$tpid")
+  broker_cpu=$(cpu_secs "$bpid")
+  ready=$(http_get /readyz | tail -1)
+  echo "sessions: $sessions stored: ready in ${startup_secs}s (/readyz: $ready); CPU during startup: broker ${broker_cpu}s, tansu $(awk -v a="$tansu_cpu0" -v b="$tansu_cpu1" 'BEGIN { printf "%.2f", b - a }')s"
+  grep -E "retained messages loaded|sessions loaded|mqtt listener ready" "$work/loaded.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/sessions:   /'
+  sleep 3
+  loaded_rss=$(rss_kib "$bpid")
+  echo "sessions: tributary_sessions_stored $(metric tributary_sessions_stored); RSS ${loaded_rss} KiB"
+  awk -v b="$empty_rss" -v h="$loaded_rss" -v n="$sessions" 'BEGIN { printf "sessions: %.0f B per stored session (RSS delta vs empty topics)\n", (h-b)*1024/n }'
+  "$load" connect-latency --port "$mport" --prefix bench-session- --stored "$sessions" --count "$latency_connects" --persistent
+  "$load" connect-latency --port "$mport" --count "$latency_connects" --clean
+  echo "sessions: after the connects: RSS $(rss_kib "$bpid") KiB, tributary_sessions_stored $(metric tributary_sessions_stored)"
 fi
