@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make run` and `make test` (see README.md).
-.PHONY: run test test-exactly-once deps build lint fmt crds bench clean
+.PHONY: run test deps build lint fmt crds bench clean
 
 CARGO ?= cargo
 
@@ -12,11 +12,6 @@ run:
 test: deps
 	$(CARGO) build --workspace --bins
 	TANSU_BIN="$$(./scripts/ensure-tansu.sh)" $(CARGO) test --workspace -- --test-threads=2
-
-## QoS 2 exactly-once across a kill -9 (10,000 messages, about a minute; opt-in, see the test).
-test-exactly-once: deps
-	$(CARGO) build --workspace --bins
-	TANSU_BIN="$$(./scripts/ensure-tansu.sh)" $(CARGO) test -p tributary-e2e --test exactly_once -- --ignored
 
 deps:
 	./scripts/install-deps.sh

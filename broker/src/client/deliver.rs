@@ -104,9 +104,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         for _ in 0..BATCH {
             if !self.outbound.has_room() {
+                tracing::trace!(client = %self.client_id, "window full");
                 return Ok(());
             }
             let Some(d) = self.mailbox.pop() else { return Ok(()) };
+            tracing::trace!(client = %self.client_id, origin = ?d.origin, "from mailbox");
             self.deliver(d)?;
         }
         Ok(())
@@ -169,7 +171,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     resent = Some(id);
                     d.qos = qos;
                 }
-                None if !p.admit(origin) => return Ok(()),
+                None if !p.admit(origin) => {
+                    tracing::trace!(client = %self.client_id, ?origin, "already delivered");
+                    return Ok(());
+                }
                 None => {}
             }
         }
