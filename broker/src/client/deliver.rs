@@ -215,24 +215,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         Ok(())
     }
 
-    /// Takes over the previous connection's unacknowledged messages: their packet ids stay
-    /// reserved, released QoS 2 flows get their PUBREL again at once, the others are sent
-    /// again when the offline reader reaches them.
+    /// Takes over the previous connection's unacknowledged messages: released QoS 2 flows get
+    /// their PUBREL again at once; the others keep their packet ids reserved in `Persist`,
+    /// outside the window (waiting on them while the window is full of later messages would
+    /// deadlock), and are sent again when the offline reader reaches them.
     pub(super) fn resume_in_flight(&mut self, stored: &[StoredFlight]) {
-        for f in stored {
+        for f in stored.iter().filter(|f| f.released) {
             let origin = Origin { topic: f.topic.as_str().into(), partition: f.partition, offset: f.offset };
-            let flight = match (f.qos, f.released) {
-                (1, _) => Flight::Ack,
-                (_, false) => Flight::Received,
-                (_, true) => {
-                    let rel =
-                        PubResp { packet_id: f.packet_id, reason: reason::SUCCESS, properties: Properties::default() };
-                    // Encoding a PUBREL cannot fail; if it did, the client would ask again.
-                    let _ = self.conn.queue(&Packet::PubRel(rel));
-                    Flight::Complete
-                }
-            };
-            self.outbound.flights.insert(f.packet_id, (flight, Some(origin)));
+            let rel = PubResp { packet_id: f.packet_id, reason: reason::SUCCESS, properties: Properties::default() };
+            // Encoding a PUBREL cannot fail; if it did, the client would ask again.
+            let _ = self.conn.queue(&Packet::PubRel(rel));
+            self.outbound.flights.insert(f.packet_id, (Flight::Complete, Some(origin)));
         }
     }
 

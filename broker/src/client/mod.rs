@@ -338,7 +338,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 p.dirty = false;
                 p.unsaved = false;
                 p.saved_at = Instant::now();
-                (p.stored(), self.outbound.stored(), p.intents.values().cloned().collect())
+                let mut in_flight = self.outbound.stored();
+                in_flight.extend(p.stored_redeliveries());
+                (p.stored(), in_flight, p.intents.values().cloned().collect())
             }
             None => Default::default(),
         };

@@ -86,6 +86,19 @@ impl Persist {
         self.redeliver.contains_key(&(origin.topic.clone(), origin.partition, origin.offset))
     }
 
+    /// Messages still to be sent again, as the session state stores them (a save before the
+    /// offline reader reaches them must not lose them).
+    pub fn stored_redeliveries(&self) -> impl Iterator<Item = StoredFlight> + '_ {
+        self.redeliver.iter().map(|((topic, partition, offset), (packet_id, qos))| StoredFlight {
+            topic: topic.to_string(),
+            partition: *partition,
+            offset: *offset,
+            packet_id: *packet_id,
+            qos: *qos as u8,
+            released: false,
+        })
+    }
+
     /// Whether packet id `id` is reserved for a message to send again.
     pub fn is_reserved(&self, id: u16) -> bool {
         self.redeliver.values().any(|(reserved, _)| *reserved == id)
@@ -186,7 +199,8 @@ mod tests {
         assert_eq!(stored["t"][&1], 20);
         let flight =
             StoredFlight { topic: "t".into(), partition: 0, offset: 12, packet_id: 7, qos: 2, released: false };
-        let mut resumed = Persist::new(&stored, &[flight], &[]);
+        let mut resumed = Persist::new(&stored, std::slice::from_ref(&flight), &[]);
+        assert_eq!(resumed.stored_redeliveries().collect::<Vec<_>>(), [flight], "kept across saves until sent");
         let plan = resumed.plan(&["t".to_string(), "other".to_string()]);
         assert_eq!(plan.len(), 1);
         let mut from = plan[0].from.clone();
@@ -194,6 +208,7 @@ mod tests {
         assert_eq!(from, [(0, 12), (1, 20)], "partition 0 from the unacknowledged message");
         assert_eq!(resumed.take_redelivery(&at("t", 0, 12)), Some((7, QoS::ExactlyOnce)));
         assert_eq!(resumed.take_redelivery(&at("t", 0, 12)), None, "once");
+        assert_eq!(resumed.stored_redeliveries().count(), 0);
         assert!(!resumed.admit(&at("t", 0, 13)), "delivered before, not in flight");
         assert!(resumed.admit(&at("t", 0, 14)));
     }
