@@ -62,7 +62,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         loop {
             // Decoding happens in a separate sync call so that no packet value is held across the
             // read below: that keeps this future (part of every idle connection) small.
-            if let Some(p) = self.try_decode()? {
+            if let Some(p) = self.buffered_packet()? {
                 return Ok(Some(p));
             }
             if self.read_buf.capacity() - self.read_buf.len() < INITIAL_READ {
@@ -76,10 +76,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// A packet already complete in the read buffer, without reading the socket.
     pub fn buffered_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
-        self.try_decode()
-    }
-
-    fn try_decode(&mut self) -> Result<Option<Packet>, DecodeError> {
         let level = if self.version.is_none() { self.connect_level() } else { None };
         let decoded = codec::decode(&mut self.read_buf, self.version, self.max_incoming);
         match &decoded {

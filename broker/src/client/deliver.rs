@@ -104,11 +104,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         for _ in 0..BATCH {
             if !self.outbound.has_room() {
-                tracing::trace!(client = %self.client_id, "window full");
                 return Ok(());
             }
             let Some(d) = self.mailbox.pop() else { return Ok(()) };
-            tracing::trace!(client = %self.client_id, origin = ?d.origin, "from mailbox");
             self.deliver(d)?;
         }
         Ok(())

@@ -51,13 +51,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         // The mapping in force now decides which Kafka topics this subscription tails. A later
         // config reload does not revisit it: the client re-subscribes to pick up a new mapping.
         let topics = self.broker.mapping().kafka_topics_for_filter_cached(filter);
-        let sub = Subscriber {
-            session: self.session,
-            client_id: self.client_id.clone(),
-            mailbox: self.mailbox.clone(),
-            options,
-            id,
-        };
+        let sub = self.subscriber(options, id);
         // Register first, then make sure the tailers run: a record produced after this point is
         // read by a tailer that already sees the subscription.
         let is_new = self.broker.router.subscribe(filter, sub);
@@ -87,20 +81,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) async fn restore_subscription(&mut self, stored: &StoredSubscription) {
         let options = stored.options();
         let topics = self.broker.mapping().kafka_topics_for_filter_cached(&stored.filter);
-        let sub = Subscriber {
-            session: self.session,
-            client_id: self.client_id.clone(),
-            mailbox: self.mailbox.clone(),
-            options,
-            id: stored.id,
-        };
-        self.broker.router.subscribe(&stored.filter, sub);
+        self.broker.router.subscribe(&stored.filter, self.subscriber(options, stored.id));
         self.subscriptions.insert(stored.filter.as_str().into(), (options, stored.id));
         if let Err(e) = self.broker.router.ensure_tailing(&topics).await {
             // Kept in the session: the next connection retries.
             tracing::warn!(client = %self.client_id, filter = %stored.filter, error = %e, "cannot consume kafka for a resumed subscription");
         }
         self.start_cursors(&topics).await;
+    }
+
+    /// This connection as the router knows a subscriber of it.
+    fn subscriber(&self, options: SubscriptionOptions, id: Option<u32>) -> Subscriber {
+        Subscriber {
+            session: self.session,
+            client_id: self.client_id.clone(),
+            mailbox: self.mailbox.clone(),
+            options,
+            id,
+        }
     }
 
     /// A persistent session counts deliveries of newly read partitions from where the live

@@ -151,10 +151,7 @@ impl Offsets {
                     }
                     Some(Err(e)) => return Err(e.into()),
                     None => {
-                        let done = reader.position()?.elements().iter().any(|e| match e.offset() {
-                            Offset::Offset(o) => o >= high,
-                            _ => false,
-                        });
+                        let done = super::known_offsets(&reader.position()?).any(|(_, o)| o >= high);
                         if done {
                             return Ok(found);
                         }

@@ -105,14 +105,7 @@ impl Tailer {
         };
         consumer.assign(&assignment).map_err(err)?;
         let partitions = assignment.count();
-        let starts = assignment
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
-            })
-            .collect();
+        let starts = super::known_offsets(&assignment).collect();
         let (caught_tx, caught_up) = watch::channel(pending.is_empty());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
@@ -128,14 +121,7 @@ impl Tailer {
     /// starting offset while the first fetch has not returned yet.
     pub fn positions(&self) -> Vec<(i32, i64)> {
         let current: HashMap<i32, i64> = match self.consumer.position() {
-            Ok(list) => list
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some((e.partition(), o)),
-                    _ => None,
-                })
-                .collect(),
+            Ok(list) => super::known_offsets(&list).collect(),
             Err(_) => HashMap::new(),
         };
         self.starts.iter().map(|&(p, start)| (p, current.get(&p).copied().unwrap_or(start).max(start))).collect()
@@ -206,11 +192,7 @@ async fn run(
             _ = &mut stop => return,
             _ = check.tick(), if !pending.is_empty() => {
                 if let Ok(positions) = consumer.position() {
-                    for e in positions.elements() {
-                        if let Offset::Offset(o) = e.offset() {
-                            pending.retain(|p, target| !(*p == e.partition() && o >= *target));
-                        }
-                    }
+                    super::drop_reached(&mut pending, &positions);
                 }
                 if pending.is_empty() {
                     caught_up.send_replace(true);

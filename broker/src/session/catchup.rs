@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::codec::{QoS, SubscriptionOptions};
 use crate::config::Kafka;
+use crate::kafka::drop_reached;
 use crate::mailbox::{Delivery, Origin};
 use crate::message::Message;
 use crate::topic::matches;
@@ -128,16 +129,8 @@ fn read(
                     }
                 }
                 Some(Err(e)) => tracing::debug!(error = %e, "offline delivery read error"),
-                // Idle: the last records below the target may have been compacted away.
-                None => {
-                    for e in consumer.position()?.elements() {
-                        if let (Offset::Offset(o), Some(&t)) = (e.offset(), targets.get(&e.partition())) {
-                            if o >= t {
-                                targets.remove(&e.partition());
-                            }
-                        }
-                    }
-                }
+                // Idle: see `drop_reached`.
+                None => drop_reached(&mut targets, &consumer.position()?),
             }
         }
         consumer.unassign()?;
