@@ -70,7 +70,10 @@ impl Broker {
     /// Creates missing topics, loads retained messages and returns a broker ready to serve.
     pub async fn start(config: Config) -> Result<Arc<Broker>, StartError> {
         let mapping = config.mapping().map_err(|e| StartError::Mapping(e.to_string()))?;
-        ensure_topics(&config, &mapping.all_kafka_topics()).await?;
+        let created = ensure_topics(&config, &mapping.all_kafka_topics()).await?;
+        if !created.is_empty() {
+            tracing::info!(?created, "created missing kafka topics");
+        }
         let producer = Producer::new(&config.kafka)?;
         let offsets = Offsets::new(&config.kafka)?;
         let metrics = Arc::new(Metrics::default());

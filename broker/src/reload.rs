@@ -149,9 +149,13 @@ impl Watcher {
             }
         };
         // Create the new Kafka topics before any publish can be routed to them.
-        if let Err(error) = ensure_topics(&new, &mapping.all_kafka_topics()).await {
-            tracing::warn!(%error, "cannot create kafka topics of the new mapping; will retry");
-            return false;
+        match ensure_topics(&new, &mapping.all_kafka_topics()).await {
+            Ok(created) if !created.is_empty() => tracing::info!(?created, "created kafka topics of the new mapping"),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, "cannot create kafka topics of the new mapping; will retry");
+                return false;
+            }
         }
         self.broker.set_mapping(mapping);
         self.running = new;

@@ -9,6 +9,10 @@ pub enum Error {
     /// The broker configuration could not be rendered to YAML.
     #[error("rendering broker.yaml failed: {0}")]
     Yaml(#[from] serde_yaml::Error),
+    /// The rendered broker.yaml is refused by the broker's parser (an operator bug: the contract
+    /// tests parse every rendering).
+    #[error("{0}")]
+    RenderedConfig(String),
     /// An object could not be converted to or from JSON.
     #[error("JSON conversion failed: {0}")]
     Json(#[from] serde_json::Error),

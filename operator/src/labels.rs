@@ -25,8 +25,6 @@ pub const CONFIG_FILE: &str = "/etc/tributary/broker.yaml";
 pub const CONFIG_KEY: &str = "broker.yaml";
 /// Path of the password file inside the config volume.
 pub const PASSWORD_FILE: &str = "/etc/tributary/auth/passwords";
-/// Prefix of environment variables the broker turns into librdkafka properties.
-pub const KAFKA_ENV_PREFIX: &str = "TRIBUTARY_KAFKA_";
 
 /// Labels selecting the pods of one MqttBroker.
 pub fn selector_labels(instance: &str) -> BTreeMap<String, String> {

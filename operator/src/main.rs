@@ -29,6 +29,13 @@ enum Command {
         /// Seconds to wait for each Kafka bootstrap server's TCP connect.
         #[arg(long, default_value_t = 3)]
         kafka_timeout_secs: u64,
+        /// Seconds to wait for Kafka to create the missing topics.
+        #[arg(long, default_value_t = 15)]
+        topics_timeout_secs: u64,
+        /// Only check that Kafka is reachable; leave creating missing topics to the brokers
+        /// (for Kafka clusters whose ACLs do not let the operator create topics).
+        #[arg(long)]
+        no_create_topics: bool,
         /// Do not read tributary_connections from the broker pods (status.connections stays empty).
         #[arg(long)]
         no_scrape_metrics: bool,
@@ -46,7 +53,15 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", tributary_operator::crd_yaml()?);
             Ok(())
         }
-        Command::Run { namespace, broker_image, kafka_timeout_secs, no_scrape_metrics, resync_secs } => {
+        Command::Run {
+            namespace,
+            broker_image,
+            kafka_timeout_secs,
+            topics_timeout_secs,
+            no_create_topics,
+            no_scrape_metrics,
+            resync_secs,
+        } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
                     tracing_subscriber::EnvFilter::try_from_default_env()
@@ -60,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
                 kube::Client::try_default().await.context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;
             let mut settings = Settings {
                 kafka_timeout: Duration::from_secs(kafka_timeout_secs),
+                topics_timeout: Duration::from_secs(topics_timeout_secs),
+                create_topics: !no_create_topics,
                 scrape_metrics: !no_scrape_metrics,
                 resync: Duration::from_secs(resync_secs.max(4)),
                 ..Settings::default()

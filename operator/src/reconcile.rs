@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::NamespaceResourceScope;
@@ -25,8 +25,8 @@ use tracing::{debug, info, warn};
 use crate::crd::{MqttBroker, MqttBrokerStatus};
 use crate::desired::{self, Children, Owner};
 use crate::error::Error;
-use crate::kafka::check_bootstrap;
-use crate::labels::{selector_string, ADMIN_PORT, MANAGED_BY_LABEL, MANAGER};
+use crate::kafka::{self, KafkaCheck};
+use crate::labels::{selector_string, ADMIN_PORT, CONFIG_KEY, MANAGED_BY_LABEL, MANAGER};
 use crate::metrics::scrape_connections;
 use crate::status::{self, ConditionUpdate, Rollout, KAFKA_REACHABLE, READY};
 use crate::validate::validate;
@@ -38,6 +38,12 @@ pub struct Settings {
     pub default_image: String,
     /// Timeout of the TCP connect to each Kafka bootstrap server.
     pub kafka_timeout: Duration,
+    /// Timeout of creating the missing topics (an admin client connects, reads metadata and
+    /// waits for the creations).
+    pub topics_timeout: Duration,
+    /// Create the missing Kafka topics (never alters or deletes any); off, only reachability
+    /// is checked and the brokers create topics at start.
+    pub create_topics: bool,
     /// Read `tributary_connections` from the ready pods (needs pod network access).
     pub scrape_metrics: bool,
     /// Timeout of one pod's metrics request.
@@ -51,6 +57,8 @@ impl Default for Settings {
         Settings {
             default_image: crate::labels::default_image(),
             kafka_timeout: Duration::from_secs(3),
+            topics_timeout: Duration::from_secs(15),
+            create_topics: true,
             scrape_metrics: true,
             scrape_timeout: Duration::from_secs(2),
             resync: Duration::from_secs(60),
@@ -132,7 +140,7 @@ pub async fn reconcile(broker: Arc<MqttBroker>, ctx: Arc<Context>) -> Result<Act
     let children = desired::children(&broker, &ctx.settings.default_image)?;
     let (deployment, service) = apply_children(&ctx.client, &owner.namespace, &children).await?;
 
-    let kafka = check_bootstrap(&broker.spec.kafka.bootstrap_servers, ctx.settings.kafka_timeout).await;
+    let kafka = check_kafka(&ctx, &broker, &owner.namespace, &children).await?;
     let rollout = Rollout::of(&deployment);
     let connections = if ctx.settings.scrape_metrics { pod_connections(&ctx, &owner).await? } else { None };
     let updates: Vec<ConditionUpdate> = status::applied_conditions(&rollout, &kafka);
@@ -151,10 +159,50 @@ pub async fn reconcile(broker: Arc<MqttBroker>, ctx: Arc<Context>) -> Result<Act
     publish_transitions(&ctx, &broker, &previous.conditions, &new_status.conditions).await;
     ctx.reset_failures(&key_of(&broker));
 
-    if rollout.in_progress() || !kafka.reachable {
+    if rollout.in_progress() || !kafka.healthy() {
         Ok(Action::requeue(ctx.settings.resync / 4))
     } else {
         Ok(Action::requeue(ctx.settings.resync))
+    }
+}
+
+/// Checks Kafka and, when enabled, creates the brokers' missing topics from the rendered
+/// configuration and the credentials Secret. Kafka trouble is a condition, not an error; only a
+/// failing Kubernetes request is.
+async fn check_kafka(
+    ctx: &Context,
+    broker: &MqttBroker,
+    namespace: &str,
+    children: &Children,
+) -> Result<KafkaCheck, Error> {
+    let timeout = ctx.settings.kafka_timeout;
+    if !ctx.settings.create_topics {
+        return Ok(kafka::check_bootstrap(&broker.spec.kafka.bootstrap_servers, timeout).await);
+    }
+    let mut credentials = Vec::new();
+    if let Some(secret_ref) = &broker.spec.kafka.credentials_secret_ref {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+        match secrets.get_opt(&secret_ref.name).await? {
+            Some(secret) => {
+                for (key, value) in secret.data.unwrap_or_default() {
+                    credentials.push((key, String::from_utf8_lossy(&value.0).into_owned()));
+                }
+            }
+            None => {
+                let mut check = kafka::check_bootstrap(&broker.spec.kafka.bootstrap_servers, timeout).await;
+                check.topics_ready = Some(false);
+                check.message.push_str(&format!(
+                    "; cannot create topics: spec.kafka.credentialsSecretRef: secret {} not found",
+                    secret_ref.name
+                ));
+                return Ok(check);
+            }
+        }
+    }
+    let yaml = children.config_map.data.as_ref().and_then(|d| d.get(CONFIG_KEY)).map(String::as_str).unwrap_or("");
+    match kafka::broker_config(yaml, credentials.into_iter()) {
+        Ok(config) => Ok(kafka::prepare(&config, timeout, ctx.settings.topics_timeout).await),
+        Err(e) => Err(Error::RenderedConfig(e)),
     }
 }
 

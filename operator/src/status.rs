@@ -16,7 +16,8 @@ use crate::validate::FieldError;
 pub const READY: &str = "Ready";
 /// Condition type: the operator is converging the children (rollout, scaling).
 pub const RECONCILING: &str = "Reconciling";
-/// Condition type: a Kafka bootstrap server accepted a TCP connection.
+/// Condition type: a Kafka bootstrap server accepted a TCP connection and, unless topic
+/// creation is disabled, the brokers' topics exist.
 pub const KAFKA_REACHABLE: &str = "KafkaReachable";
 /// Reason used when the spec fails validation.
 pub const INVALID_SPEC: &str = "InvalidSpec";
@@ -143,12 +144,13 @@ pub fn applied_conditions(rollout: &Rollout, kafka: &KafkaCheck) -> Vec<Conditio
     } else {
         ConditionUpdate::new(RECONCILING, false, "Reconciled", "all children match the spec".to_string())
     };
-    let kafka = ConditionUpdate::new(
-        KAFKA_REACHABLE,
-        kafka.reachable,
-        if kafka.reachable { "Connected" } else { "Unreachable" },
-        kafka.message.clone(),
-    );
+    let reason = match (kafka.reachable, kafka.topics_ready) {
+        (false, _) => "Unreachable",
+        (true, Some(false)) => "TopicsNotCreated",
+        (true, Some(true)) => "TopicsReady",
+        (true, None) => "Connected",
+    };
+    let kafka = ConditionUpdate::new(KAFKA_REACHABLE, kafka.healthy(), reason, kafka.message.clone());
     vec![ready, reconciling, kafka]
 }
 

@@ -123,12 +123,16 @@ async fn fake_kafka() -> (TcpListener, String) {
     (listener, addr)
 }
 
-fn context(client: Client) -> Arc<Context> {
+/// Topic creation against real Kafka (tansu) is tested in `e2e/tests/operator_topics.rs`; here
+/// it is only enabled where the reconcile must stop before talking Kafka.
+fn context(client: Client, create_topics: bool) -> Arc<Context> {
     Arc::new(Context::new(
         client,
         Settings {
             default_image: "example/broker:test".into(),
             kafka_timeout: Duration::from_secs(2),
+            topics_timeout: Duration::from_secs(2),
+            create_topics,
             scrape_metrics: true,
             scrape_timeout: Duration::from_millis(200),
             resync: Duration::from_secs(60),
@@ -136,13 +140,22 @@ fn context(client: Client) -> Arc<Context> {
     ))
 }
 
-/// Runs one reconcile against the scripted API server.
+/// Runs one reconcile against the scripted API server, without creating topics.
 async fn run(
     b: MqttBroker,
     steps: Vec<Step>,
 ) -> (Result<kube::runtime::controller::Action, Error>, Vec<Seen>, Arc<Context>) {
+    run_with(b, steps, false).await
+}
+
+/// Runs one reconcile against the scripted API server.
+async fn run_with(
+    b: MqttBroker,
+    steps: Vec<Step>,
+    create_topics: bool,
+) -> (Result<kube::runtime::controller::Action, Error>, Vec<Seen>, Arc<Context>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let ctx = context(Client::new(service, "default"));
+    let ctx = context(Client::new(service, "default"), create_topics);
     let server = tokio::spawn(serve(handle, steps));
     let result = reconcile(Arc::new(b), ctx.clone()).await;
     let seen = server.await.expect("mock server task");
@@ -268,7 +281,8 @@ async fn first_reconcile_creates_children_and_writes_status() {
     assert_eq!((reconciling["status"].as_str(), reconciling["reason"].as_str()), (Some("True"), Some("RollingOut")));
     let kafka = condition(status, "KafkaReachable");
     assert_eq!(kafka["status"], "True");
-    assert!(kafka["message"].as_str().expect("message").contains("created by the broker"));
+    assert_eq!(kafka["reason"], "Connected");
+    assert!(kafka["message"].as_str().expect("message").contains(&format!("reached {kafka_addr}")));
 
     let reasons: Vec<&str> = seen[8..].iter().map(|s| s.body["reason"].as_str().unwrap_or_default()).collect();
     assert_eq!(reasons, vec!["NoBrokerReady", "Connected"]);
@@ -377,6 +391,25 @@ async fn unreachable_kafka_is_a_condition_not_an_error() {
     assert_eq!((kafka["status"].as_str(), kafka["reason"].as_str()), (Some("False"), Some("Unreachable")));
     assert!(kafka["message"].as_str().expect("message").contains(&addr));
     assert_eq!(seen[9].body["type"], "Warning");
+    assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(15)));
+}
+
+#[tokio::test]
+async fn missing_credentials_secret_blocks_topic_creation_with_a_condition() {
+    let (_kafka, kafka_addr) = fake_kafka().await;
+    let yaml = "kafka: { bootstrapServers: kafka, credentialsSecretRef: { name: kafka-creds } }";
+    let b = broker("cars", spec_with_kafka(yaml, &kafka_addr));
+    let mut steps = apply_steps(ready_deployment(), false);
+    // The Secret is read after the children are applied, before the pods are listed.
+    let pods = steps.pop().expect("pod listing step");
+    steps.push(step(Method::GET, format!("{NS}/secrets/kafka-creds"), not_found()));
+    steps.extend([pods, status_step(), event_step(), event_step()]);
+    let (result, seen, _) = run_with(b, steps, true).await;
+    let action = result.expect("a missing Secret is a condition, not a reconcile error");
+    let kafka = condition(&seen[8].body["status"], "KafkaReachable");
+    assert_eq!((kafka["status"].as_str(), kafka["reason"].as_str()), (Some("False"), Some("TopicsNotCreated")));
+    let message = kafka["message"].as_str().expect("message");
+    assert!(message.contains("spec.kafka.credentialsSecretRef") && message.contains("kafka-creds"), "{message}");
     assert_eq!(action, kube::runtime::controller::Action::requeue(Duration::from_secs(15)));
 }
 

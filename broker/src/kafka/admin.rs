@@ -25,8 +25,9 @@ pub enum AdminError {
 }
 
 /// Creates the data topics (mapped and default, `delete` policy) and the retained and sessions
-/// topics (compacted) the configuration names, skipping those that exist.
-pub async fn ensure_topics(config: &Config, data_topics: &[String]) -> Result<(), AdminError> {
+/// topics (compacted) the configuration names, skipping those that exist. Returns the topics it
+/// created (the broker at start and the operator both call this, so both create alike).
+pub async fn ensure_topics(config: &Config, data_topics: &[String]) -> Result<Vec<String>, AdminError> {
     let admin: AdminClient<DefaultClientContext> =
         super::client_config(&config.kafka.bootstrap_servers, &config.kafka.properties, &[]).create()?;
     let partitions = config.topics.partitions;
@@ -40,11 +41,13 @@ pub async fn ensure_topics(config: &Config, data_topics: &[String]) -> Result<()
             .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(rf)).set("cleanup.policy", "compact")),
     );
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let mut created = Vec::new();
     for result in admin.create_topics(&new_topics, &opts).await? {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(topic) => created.push(topic),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => return Err(AdminError::Topic { topic, code }),
         }
     }
-    Ok(())
+    Ok(created)
 }

@@ -24,8 +24,8 @@ use super::Owner;
 use crate::crd::MqttBrokerSpec;
 use crate::labels::{
     selector_labels, standard_labels, ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION, CONFIG_KEY,
-    KAFKA_ENV_PREFIX,
 };
+use tributary_broker::config::KAFKA_ENV_PREFIX;
 
 /// Name of the broker container.
 pub const CONTAINER_NAME: &str = "broker";
