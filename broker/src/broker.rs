@@ -12,7 +12,7 @@ use crate::kafka::producer::{Delivered, ProduceError, Producer};
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::mapping::TopicMapping;
 use crate::message::Message;
-use crate::metrics::Metrics;
+use crate::metrics::{inc, Metrics};
 use crate::registry::Registry;
 use crate::retained::RetainedStore;
 use crate::router::Router;
@@ -33,6 +33,9 @@ pub enum StartError {
     /// The topic mapping is invalid.
     #[error("topic mapping: {0}")]
     Mapping(String),
+    /// The first heartbeat could not be written to the sessions topic.
+    #[error("sessions topic: {0}")]
+    Sessions(#[from] crate::session::SessionError),
 }
 
 /// Shared broker state.
@@ -85,6 +88,8 @@ impl Broker {
         tracing::info!(retained = retained.len(), "retained messages loaded");
         let registry = Arc::new(Registry::default());
         let sessions = Sessions::start(&config, producer.clone(), registry.clone(), metrics.clone()).await?;
+        // Before serving: other brokers must not take this one's first sessions for orphans.
+        sessions.heartbeat().await?;
         let broker = Broker {
             config,
             mapping: ArcSwap::from_pointee(mapping),
@@ -98,7 +103,9 @@ impl Broker {
             ready: AtomicBool::new(true),
             _retained_tailer: tailer,
         };
-        Ok(Arc::new(broker))
+        let broker = Arc::new(broker);
+        tokio::spawn(crate::session::reaper::run(Arc::downgrade(&broker)));
+        Ok(broker)
     }
 
     /// The topic mapping in force now. Costs one reference-count increment; hold it for the
@@ -123,6 +130,20 @@ impl Broker {
     /// Marks the broker as draining: readiness fails so the load balancer stops sending clients.
     pub fn set_draining(&self) {
         self.ready.store(false, Ordering::Relaxed);
+    }
+
+    /// Publishes the Last Will of `client_id` and waits until Kafka has it.
+    pub async fn publish_will(&self, client_id: &str, msg: Message) -> Result<(), ProduceError> {
+        let result = match self.publish(msg).await {
+            Ok(ack) => ack.await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            inc(&self.metrics.produce_failed);
+        } else {
+            tracing::debug!(client = %client_id, "last will published");
+        }
+        result
     }
 
     /// Produces `msg` to its mapped Kafka topic (and, when retained, to the retained topic).

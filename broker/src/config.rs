@@ -271,11 +271,20 @@ pub struct Limits {
     pub max_connections: u32,
     /// Upper bound on the client's keep-alive in seconds; 0 accepts the client's value.
     pub max_keep_alive: u16,
+    /// Seconds without a heartbeat after which other brokers take a broker's sessions over
+    /// (publish their Wills, start their expiry): 2..=3600.
+    pub node_timeout: u16,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_packet_size: MAX_PACKET_SIZE, max_inflight: 32, max_connections: 0, max_keep_alive: 0 }
+        Limits {
+            max_packet_size: MAX_PACKET_SIZE,
+            max_inflight: 32,
+            max_connections: 0,
+            max_keep_alive: 0,
+            node_timeout: 15,
+        }
     }
 }
 
@@ -620,6 +629,11 @@ impl Config {
         if self.limits.max_inflight == 0 {
             return Err(invalid("limits.maxInflight", "must be between 1 and 65535"));
         }
+        // Below 2 s a busy broker's heartbeat could miss the deadline; above an hour a dead
+        // broker's Wills would wait too long.
+        if !(2..=3600).contains(&self.limits.node_timeout) {
+            return Err(invalid("limits.nodeTimeout", "must be between 2 and 3600 seconds"));
+        }
         Ok(())
     }
 
@@ -858,6 +872,7 @@ mod tests {
         assert_eq!(config.limits.max_inflight, 32);
         assert_eq!(config.limits.max_connections, 0);
         assert_eq!(config.limits.max_keep_alive, 0);
+        assert_eq!(config.limits.node_timeout, 15);
         assert!(config.authentication.allow_anonymous);
         assert_eq!(config.authentication.password_file, None);
         assert_eq!(config.authorization.default_effect, Effect::Allow);
@@ -1039,6 +1054,7 @@ mod tests {
             "limits.maxPacketSize: must be between 1 and 268435455"
         );
         assert_eq!(error_with("limits: {maxInflight: 0}\n"), "limits.maxInflight: must be between 1 and 65535");
+        assert_eq!(error_with("limits: {nodeTimeout: 1}\n"), "limits.nodeTimeout: must be between 2 and 3600 seconds");
         assert!(Config::from_yaml_str(&format!(
             "{MINIMAL}limits: {{maxPacketSize: 1, maxInflight: 65535, maxConnections: 10, maxKeepAlive: 65535}}\n"
         ))

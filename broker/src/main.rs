@@ -69,6 +69,8 @@ async fn main() -> anyhow::Result<()> {
     trigger.trigger();
     // Connections say goodbye and publish Wills; give them a bounded time.
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
+    // Delayed Wills of the closed connections are left to the other brokers, at once.
+    broker.sessions.stop().await;
     broker.producer.flush(Duration::from_secs(10)).context("flushing kafka producer")?;
     Ok(())
 }

@@ -69,6 +69,11 @@ impl Client5 {
             .await
     }
 
+    /// Drops the connection without DISCONNECT (an ungraceful close: the Will is due).
+    pub fn abort(self) {
+        self.events.abort();
+    }
+
     /// Waits for the next PUBACK.
     pub async fn puback(&mut self) {
         self.events.next(Duration::from_secs(15), |p| matches!(p, Packet::PubAck(_)).then_some(())).await;

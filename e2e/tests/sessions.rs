@@ -102,8 +102,11 @@ async fn expired_sessions_are_tombstoned_and_not_resumed() {
     assert!(!c.connack.session_present, "an expired session is not resumed");
 }
 
+/// Clean sessions write their claim (take-over across brokers needs it) and nothing else,
+/// unless they have a Will: that is kept in a state record while connected, so that it is
+/// published even if the broker dies, and removed at disconnect.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clean_sessions_write_nothing_but_their_claim() {
+async fn clean_sessions_write_only_their_claim_and_their_will() {
     let kafka = KafkaServer::start();
     let b = BrokerProcess::start(&kafka);
     let mut c = Client::connect(options(b.port, "clean")).await;
@@ -113,13 +116,27 @@ async fn clean_sessions_write_nothing_but_their_claim() {
     let mut c5 = Client5::connect(options5(b.port, "clean5")).await;
     c5.subscribe(filter("c/#", rumqttc::v5::mqttbytes::QoS::AtLeastOnce, false, false), None).await;
     c5.client.disconnect().await.unwrap_or_else(|e| panic!("{e}"));
+    let mut o = options(b.port, "clean-will");
+    o.set_last_will(rumqttc::LastWill::new("c/status", "offline", QoS::AtLeastOnce, false));
+    let w = Client::connect(o).await;
+    let connected = sessions_topic(&kafka, usize::MAX).await;
+    assert!(
+        connected.iter().any(|r| r.key_str() == "clean-will" && r.value.is_some()),
+        "the Will is stored while connected"
+    );
+    w.client.disconnect().await.unwrap_or_else(|e| panic!("{e}"));
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let records = sessions_topic(&kafka, usize::MAX).await;
-    let keys: Vec<String> = records.iter().map(Record::key_str).collect();
+    // Broker heartbeats share the topic; they are not session records.
+    let keys: Vec<String> = records.iter().map(Record::key_str).filter(|k| !k.ends_with("#node")).collect();
     assert_eq!(keys.iter().filter(|k| k.as_str() == "clean#claim").count(), 1, "{keys:?}");
     assert_eq!(keys.iter().filter(|k| k.as_str() == "clean5#claim").count(), 1, "{keys:?}");
-    assert_eq!(records.len(), 2, "only the claims: {keys:?}");
+    assert_eq!(keys.iter().filter(|k| k.as_str() == "clean-will#claim").count(), 1, "{keys:?}");
+    let will_state: Vec<bool> =
+        records.iter().filter(|r| r.key_str() == "clean-will").map(|r| r.value.is_some()).collect();
+    assert_eq!(will_state, [true, false], "state with the Will, then its tombstone");
+    assert_eq!(keys.len(), 5, "only the claims and the Will's state: {keys:?}");
     assert!(b.metrics().contains("\ntributary_sessions_stored 0\n"));
 }
 

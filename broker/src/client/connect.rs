@@ -8,7 +8,6 @@ use tokio::time::Instant;
 
 use super::deliver::Outbound;
 use super::persist::Persist;
-use super::publish::Will;
 use super::{Client, MAILBOX_CAPACITY};
 use crate::broker::Broker;
 use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
@@ -16,7 +15,7 @@ use crate::connection::Connection;
 use crate::mailbox::Mailbox;
 use crate::message::now_ms;
 use crate::metrics::inc;
-use crate::session::record::{is_reserved, SessionState, NEVER_EXPIRES, VERSION};
+use crate::session::record::{is_reserved, SessionState, StoredWill, NEVER_EXPIRES, VERSION};
 use crate::session::SessionError;
 use crate::shutdown::Shutdown;
 use crate::topic::validate_topic_name;
@@ -139,13 +138,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             return None;
         }
         let existing = broker.sessions.state(&client_id);
+        let will = connect.will.as_ref().map(|w| Box::new(StoredWill::from_connect(w)));
+        // The previous connection's Will, when this connect is what makes it due.
+        if let Some((old, state)) = existing.as_ref().and_then(|s| Some((s.will.as_ref()?, s))) {
+            if previous_will_due(state, old, connect.clean_start, now_ms()) {
+                if let Err(e) = broker.publish_will(&client_id, old.to_message(&client_id, now_ms())).await {
+                    tracing::warn!(client = %client_id, error = %e, "previous connection's will not published");
+                }
+            }
+        }
         let resumed = existing.clone().filter(|s| !connect.clean_start && !s.is_expired(now_ms()));
         let restored = resumed.as_ref().map(|s| s.subscriptions.clone()).unwrap_or_default();
         let cursors = resumed.as_ref().map(|s| s.cursors.clone()).unwrap_or_default();
         let in_flight = resumed.as_ref().map(|s| s.in_flight.clone()).unwrap_or_default();
         let intents = resumed.as_ref().map(|s| s.inbound_qos2.clone()).unwrap_or_default();
         // Record the new owner (which also resets the expiry clock), or end the stored session.
-        let written = if expiry > 0 {
+        // A session ending with its connection stores a state only to keep its Will, so that
+        // the Will survives this broker (see session::reaper).
+        let written = if expiry > 0 || will.is_some() {
             let state = SessionState {
                 v: VERSION,
                 epoch,
@@ -155,6 +165,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 cursors: cursors.clone(),
                 in_flight: in_flight.clone(),
                 inbound_qos2: intents.clone(),
+                will: will.clone(),
             };
             broker.sessions.write_state(&client_id, &state).await
         } else if existing.is_some() {
@@ -168,15 +179,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             return None;
         }
 
-        let will = connect.will.map(|w| {
-            Box::new(Will {
-                topic: w.topic,
-                payload: w.payload,
-                qos: w.qos,
-                retain: w.retain,
-                properties: w.properties,
-            })
-        });
         let mut client = Client {
             conn,
             version,
@@ -186,6 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             kicked: Some(registration.kicked),
             mailbox: Arc::new(Mailbox::new(MAILBOX_CAPACITY)),
             subscriptions: Default::default(),
+            stored: expiry > 0 || will.is_some(),
             will,
             keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
             last_seen: Instant::now(),
@@ -238,4 +241,20 @@ fn assign_client_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let host = std::env::var("HOSTNAME").unwrap_or_default();
     format!("tributary-{host}-{:x}-{}", now_ms(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Whether the stored Will of the previous connection is published because of this CONNECT.
+/// The previous connection never publishes its Will on a take-over: the stored state decides,
+/// here, also when that connection died with its broker. Its Will goes out when the session
+/// ended (this connect starts clean, or the session ended with its connection) or its delay
+/// has passed; a connection resuming the session within the delay cancels it (MQTT-3.1.3-9).
+fn previous_will_due(state: &SessionState, will: &StoredWill, clean_start: bool, now_ms: u64) -> bool {
+    if clean_start || state.expiry_secs == 0 {
+        return true;
+    }
+    match state.disconnected_at_ms {
+        // Still connected elsewhere (or its broker died): it is disconnected now.
+        None => will.delay_secs == 0,
+        Some(_) => state.will_due_at_ms().is_some_and(|due| due <= now_ms),
+    }
 }

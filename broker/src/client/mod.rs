@@ -29,13 +29,13 @@ use crate::mailbox::Mailbox;
 use crate::message::now_ms;
 use crate::metrics::inc;
 use crate::registry::Kick;
-use crate::session::record::{SessionState, StoredSubscription, VERSION};
+use crate::session::record::{SessionState, StoredSubscription, StoredWill, VERSION};
 use crate::session::SessionError;
 use crate::shutdown::Shutdown;
 
 use deliver::Outbound;
 use persist::Persist;
-use publish::{InboundAck, Will};
+use publish::InboundAck;
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -129,8 +129,11 @@ struct Client<S> {
     /// Filters this connection subscribed to, with options and identifier (removed from the
     /// router at the end, stored for persistent sessions).
     subscriptions: HashMap<Box<str>, (SubscriptionOptions, Option<u32>)>,
-    /// Boxed: most clients have none, and a Will with its properties is ~400 bytes.
-    will: Option<Box<Will>>,
+    /// The Last Will, also in the stored session state (so it survives this broker). Boxed:
+    /// most clients have none, and a Will with its properties is a few hundred bytes.
+    will: Option<Box<StoredWill>>,
+    /// A session state was written at CONNECT (persistent, or keeping a Will).
+    stored: bool,
     keep_alive: Option<Duration>,
     last_seen: Instant,
     kicked: Option<oneshot::Receiver<Kick>>,
@@ -285,6 +288,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             self.conn.discard_writes();
         }
         self.conn.close_with(goodbye.as_ref()).await;
+        // The Will: none after a normal DISCONNECT; on a take-over the new connection decides
+        // from the stored state (see connect::previous_will_due); otherwise at once, unless it
+        // has a delay and the session outlives the connection: then it stays in the saved state
+        // and is published when due by whichever broker owns the session (session::reaper).
+        let will = self.will.take();
+        let delayed = will.as_ref().is_some_and(|w| w.delay_secs > 0 && self.expiry > 0);
+        match end {
+            End::ClientDisconnect { will: false } | End::TakenOver => {}
+            _ if delayed => self.will = will,
+            _ => {
+                if let Some(w) = will {
+                    // Before the state forgets it: a crash in between publishes it twice, not never.
+                    let msg = w.to_message(&self.client_id, now_ms());
+                    if let Err(e) = self.broker.publish_will(&self.client_id, msg).await {
+                        tracing::warn!(client = %self.client_id, error = %e, "last will not published");
+                    }
+                }
+            }
+        }
         // A session taken over belongs to the new connection now: it must not be written.
         if end != End::TakenOver {
             let saved = tokio::time::timeout(FINAL_SAVE_TIMEOUT, self.save_state(Some(now_ms()))).await;
@@ -294,10 +316,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         self.release();
         self.broker.metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let will = self.will.take();
-        if let (Some(will), true) = (will, end != End::ClientDisconnect { will: false }) {
-            will.publish(&self.broker, &self.client_id).await;
-        }
         tracing::debug!(client = %self.client_id, ?end, "connection closed");
     }
 }
@@ -329,8 +347,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         Ok(())
     }
 
-    /// Writes the session state of a persistent session (no-op for others) and waits for
-    /// Kafka's ack; `disconnected_at` starts the expiry clock. The state is built before the
+    /// Writes the session state of a persistent session and waits for Kafka's ack;
+    /// `disconnected_at` starts the expiry clock. A session ending with its connection only
+    /// has a state to keep its Will: it is removed at disconnect. The state is built before the
     /// returned future runs, which holds no reference to the connection (it is not `Sync`).
     fn save_state(&mut self, disconnected_at: Option<u64>) -> impl Future<Output = Result<(), SessionError>> + Send {
         let (cursors, in_flight, inbound_qos2) = match self.persist.as_mut() {
@@ -357,11 +376,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             cursors,
             in_flight,
             inbound_qos2,
+            will: self.will.clone(),
         });
-        let (broker, client_id) = (self.broker.clone(), self.client_id.clone());
+        // A stored session whose expiry is 0 now (a clean session keeping its Will, or a
+        // DISCONNECT setting the expiry to 0) ends here.
+        let remove = self.expiry == 0 && disconnected_at.is_some() && self.stored;
+        let (broker, client_id, epoch) = (self.broker.clone(), self.client_id.clone(), self.epoch);
         async move {
             match state {
                 Some(state) => broker.sessions.write_state(&client_id, &state).await,
+                None if remove => broker.sessions.remove_state(&client_id, epoch).await,
                 None => Ok(()),
             }
         }

@@ -1,13 +1,11 @@
 //! PUBLISH from the client into Kafka: topic aliases, QoS 1/2 acknowledgement after the Kafka
-//! ack, QoS 2 duplicate suppression, and the Last Will.
+//! ack, QoS 2 duplicate suppression.
 
-use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connect::TOPIC_ALIAS_MAX;
 use super::{Client, End};
-use crate::broker::Broker;
 use crate::codec::{reason, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
 use crate::kafka::offsets::OffsetsError;
 use crate::kafka::partition::partition_for_key;
@@ -16,16 +14,6 @@ use crate::message::{now_ms, Message, MessageProperties, HEADER_PUBLISH_ID};
 use crate::metrics::inc;
 use crate::session::record::StoredIntent;
 use std::collections::{HashMap, HashSet};
-
-/// A Last Will, kept until the connection ends.
-pub(super) struct Will {
-    pub topic: String,
-    pub payload: Bytes,
-    pub qos: QoS,
-    pub retain: bool,
-    /// Kept raw: the expiry interval counts from when the Will is published.
-    pub properties: Properties,
-}
 
 /// Result of one publish handed to Kafka: (packet id, QoS, outcome).
 pub(super) type InboundAck = BoxFuture<'static, (Option<u16>, QoS, Result<(), ProduceError>)>;
@@ -232,29 +220,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             None => reason::PACKET_IDENTIFIER_NOT_FOUND,
         };
         self.send(&Packet::PubComp(resp(id, code)))
-    }
-}
-
-impl Will {
-    /// Publishes the Will and waits for Kafka's ack, so a Will is not lost when the task ends.
-    pub(super) async fn publish(self, broker: &Broker, client_id: &str) {
-        let will = self;
-        let msg = Message {
-            topic: will.topic,
-            payload: will.payload,
-            qos: will.qos,
-            retain: will.retain,
-            publisher: Some(client_id.to_owned()),
-            publish_id: None,
-            properties: MessageProperties::from_publish(&will.properties, now_ms()),
-        };
-        let result = match broker.publish(msg).await {
-            Ok(ack) => ack.await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            inc(&broker.metrics.produce_failed);
-            tracing::warn!(client = %client_id, error = %e, "last will not published");
-        }
     }
 }

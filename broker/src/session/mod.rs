@@ -10,11 +10,14 @@
 //! epoch; the view ignores those older than the newest claim. See docs/design.md.
 
 pub mod catchup;
+pub mod reaper;
 pub mod record;
 pub mod view;
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
+use futures::StreamExt;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -24,14 +27,17 @@ use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::message::{now_ms, Message};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use record::{claim_key, partition_for, ClaimRecord, SessionState, VERSION};
-use view::View;
+use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, VERSION};
+use view::{Entry, View};
 
 /// Longest a CONNECT waits for its claim to be written and read back before it is refused
 /// (Kafka unavailable).
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often each broker looks for expired sessions.
+/// How often each broker looks for expired sessions and for sessions of dead brokers.
 pub const EXPIRY_SCAN: Duration = Duration::from_secs(5);
+/// Sessions of dead brokers taken over per scan, and how many at once.
+const MAX_ADOPTIONS_PER_SCAN: usize = 5000;
+const ADOPTIONS_IN_PARALLEL: usize = 32;
 /// Claims of clients without stored state are removed after this long, so that every client id
 /// ever seen does not stay in every broker's memory. Harmless for a clean session still
 /// connected: take-over compares against the *new* claim's offset only.
@@ -89,8 +95,25 @@ pub struct Sessions {
     producer: Producer,
     topic: String,
     partitions: usize,
+    /// This process: `<hostname>/<pid>/<start ms>`, unique even when a container restarts
+    /// with the same hostname and pid.
     node: String,
+    /// Silence after which another broker process counts as dead (`limits.nodeTimeout`).
+    node_timeout_ms: u64,
+    /// Set by [`Sessions::stop`]: no more heartbeats.
+    stopped: AtomicBool,
     _tailer: Tailer,
+}
+
+/// What one scan of the view found to do.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Expired sessions (true) and stale claims without state (false) to tombstone.
+    expired: Vec<(String, bool)>,
+    /// Sessions of dead brokers this process takes over, with when their broker died.
+    orphans: Vec<(String, u64)>,
+    /// Dead brokers with nothing left to take over whose heartbeat key this process removes.
+    buried: Vec<String>,
 }
 
 impl Sessions {
@@ -114,12 +137,45 @@ impl Sessions {
             producer,
             topic,
             partitions: tailer.partitions(),
-            node: format!("{host}/{}", std::process::id()),
+            node: format!("{host}/{}/{}", std::process::id(), now_ms()),
+            node_timeout_ms: u64::from(config.limits.node_timeout) * 1000,
+            stopped: AtomicBool::new(false),
             _tailer: tailer,
         });
-        tracing::info!(stored = sessions.stored(), "sessions loaded");
-        tokio::spawn(expiry_loop(Arc::downgrade(&sessions)));
+        tracing::info!(stored = sessions.stored(), node = %sessions.node, "sessions loaded");
         Ok(sessions)
+    }
+
+    /// This broker process's name in claims and heartbeats.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// How often heartbeats are written: five per node timeout, so a few lost ones are fine.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis((self.node_timeout_ms / 5).max(200))
+    }
+
+    /// Writes this process's heartbeat, unless it has stopped.
+    pub async fn heartbeat(&self) -> Result<(), SessionError> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.write_heartbeat(false).await
+    }
+
+    /// Announces a clean stop, after the connections were closed: other brokers take over the
+    /// sessions still waiting for a delayed Will at once instead of after the node timeout.
+    pub async fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        if let Err(e) = self.write_heartbeat(true).await {
+            tracing::warn!(error = %e, "cannot announce the stop to other brokers");
+        }
+    }
+
+    async fn write_heartbeat(&self, stopped: bool) -> Result<(), SessionError> {
+        let value = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms: now_ms(), stopped })?;
+        self.produce(node_key(&self.node).as_bytes(), &self.node, Some(&value)).await
     }
 
     fn partition(&self, client_id: &str) -> i32 {
@@ -187,25 +243,34 @@ impl Sessions {
         Ok(())
     }
 
-    /// Tombstones expired sessions (state and claim) and old claims of clients without state.
-    /// Every broker runs it; tombstoning twice is harmless.
-    async fn expire(&self) {
+    /// Disconnected sessions whose Will is due now and that this process owns.
+    pub fn due_wills(&self) -> Vec<(Box<str>, Arc<SessionState>)> {
+        self.store.view.lock().map(|v| v.due_wills(&self.node, now_ms())).unwrap_or_default()
+    }
+
+    /// After a stored Will was published: the session forgets it, or ends when it had expired
+    /// or ends with its connection (expiry 0).
+    pub async fn will_published(&self, client_id: &str, state: &SessionState) -> Result<(), SessionError> {
+        if state.expiry_secs == 0 || state.is_expired(now_ms()) {
+            self.remove_state(client_id, state.epoch).await?;
+            return self.produce(claim_key(client_id).as_bytes(), client_id, None).await;
+        }
+        let mut rest = state.clone();
+        rest.will = None;
+        self.write_state(client_id, &rest).await
+    }
+
+    /// Tombstones expired sessions (state and claim) and old claims of clients without state,
+    /// takes over the sessions of dead broker processes that fall to this one, and removes
+    /// the heartbeat keys of dead brokers with nothing left. Every broker runs it; doing a
+    /// tombstone twice is harmless, and two brokers adopting one session resolve by claim order.
+    pub async fn scan_and_expire(&self) {
         let now = now_ms();
-        let due: Vec<(String, bool)> = match self.store.view.lock() {
-            Ok(v) => v
-                .entries()
-                .filter_map(|(cid, e)| match &e.state {
-                    Some(s) if s.is_expired(now) => Some((cid.to_owned(), true)),
-                    None if e.claim.is_some() && e.claim_at_ms.saturating_add(CLAIM_RETENTION_MS) <= now => {
-                        Some((cid.to_owned(), false))
-                    }
-                    _ => None,
-                })
-                .take(MAX_TOMBSTONES_PER_SCAN)
-                .collect(),
+        let scan = match self.store.view.lock() {
+            Ok(v) => self.scan(&v, now),
             Err(_) => return,
         };
-        for (cid, has_state) in due {
+        for (cid, has_state) in scan.expired {
             if has_state {
                 tracing::debug!(client = %cid, "session expired");
                 if let Err(e) = self.produce(cid.as_bytes(), &cid, None).await {
@@ -216,15 +281,112 @@ impl Sessions {
                 tracing::warn!(client = %cid, error = %e, "cannot remove session claim");
             }
         }
+        if !scan.orphans.is_empty() {
+            tracing::info!(sessions = scan.orphans.len(), "taking over sessions of dead brokers");
+        }
+        futures::stream::iter(scan.orphans)
+            .for_each_concurrent(ADOPTIONS_IN_PARALLEL, |(cid, dead_since)| async move {
+                if let Err(e) = self.adopt(&cid, dead_since).await {
+                    tracing::warn!(client = %cid, error = %e, "cannot take over the session of a dead broker");
+                }
+            })
+            .await;
+        for node in scan.buried {
+            tracing::info!(%node, "dead broker has no sessions left");
+            if let Err(e) = self.produce(node_key(&node).as_bytes(), &node, None).await {
+                tracing::warn!(%node, error = %e, "cannot remove the heartbeat of a dead broker");
+            }
+        }
     }
-}
 
-/// Runs the expiry scan until the sessions are dropped.
-async fn expiry_loop(sessions: Weak<Sessions>) {
-    let mut tick = tokio::time::interval(EXPIRY_SCAN);
-    loop {
-        tick.tick().await;
-        let Some(s) = sessions.upgrade() else { return };
-        s.expire().await;
+    /// Whether broker process `node` counts as alive at `now`, and if not since when it is
+    /// gone. Without a heartbeat (not yet written, or removed) the claim's time stands in.
+    fn liveness(&self, view: &View, node: Option<&Arc<str>>, entry: &Entry, now: u64) -> Result<(), u64> {
+        if node.is_some_and(|n| **n == *self.node) {
+            return Ok(());
+        }
+        let (seen, stopped) = match node.and_then(|n| view.heartbeat(n)) {
+            Some(h) => (h.at_ms, h.stopped),
+            None => (entry.claim_at_ms, false),
+        };
+        if !stopped && now < seen.saturating_add(self.node_timeout_ms) {
+            Ok(())
+        } else {
+            Err(seen.min(now))
+        }
+    }
+
+    fn scan(&self, view: &View, now: u64) -> Scan {
+        // Live brokers, in one order on every broker: each orphan falls to exactly one of them
+        // (while their views agree; if not, the later claim wins).
+        let mut live: Vec<&str> = view
+            .heartbeats()
+            .filter(|(_, h)| !h.stopped && now < h.at_ms.saturating_add(self.node_timeout_ms))
+            .map(|(n, _)| &**n)
+            .collect();
+        live.push(&self.node);
+        live.sort_unstable();
+        live.dedup();
+        let falls_to_me = |key: &str| {
+            let i = usize::try_from(partition_for(key, live.len())).unwrap_or(0);
+            live.get(i).is_some_and(|n| *n == self.node)
+        };
+        let mut scan = Scan::default();
+        let mut orphaned_nodes: HashSet<&str> = HashSet::new();
+        for (cid, e) in view.entries() {
+            match &e.state {
+                // A pending Will keeps the session until it is published (see `will_published`).
+                Some(s) if s.is_expired(now) && s.will.is_none() => {
+                    if scan.expired.len() < MAX_TOMBSTONES_PER_SCAN {
+                        scan.expired.push((cid.to_owned(), true));
+                    }
+                    continue;
+                }
+                // Connected, or waiting to publish a Will: it needs a live owner.
+                Some(s) if s.disconnected_at_ms.is_none() || s.will.is_some() => {
+                    let node = view.node_of(e);
+                    if let Err(dead_since) = self.liveness(view, node, e, now) {
+                        if let Some(n) = node {
+                            orphaned_nodes.insert(n);
+                        }
+                        if scan.orphans.len() < MAX_ADOPTIONS_PER_SCAN && falls_to_me(cid) {
+                            scan.orphans.push((cid.to_owned(), dead_since));
+                        }
+                    }
+                }
+                None if e.claim.is_some()
+                    && e.claim_at_ms.saturating_add(CLAIM_RETENTION_MS) <= now
+                    && scan.expired.len() < MAX_TOMBSTONES_PER_SCAN =>
+                {
+                    scan.expired.push((cid.to_owned(), false));
+                }
+                _ => {}
+            }
+        }
+        scan.buried = view
+            .heartbeats()
+            .filter(|(n, h)| {
+                let dead = h.stopped || now >= h.at_ms.saturating_add(self.node_timeout_ms);
+                dead && !orphaned_nodes.contains(&***n) && falls_to_me(n)
+            })
+            .map(|(n, _)| n.to_string())
+            .collect();
+        scan
+    }
+
+    /// Takes over the session of a dead broker process: claims it (a client connecting
+    /// meanwhile claims after us and wins) and rewrites its state as disconnected since the
+    /// broker died, so that its expiry runs and its Will is published by this process.
+    async fn adopt(&self, client_id: &str, dead_since: u64) -> Result<(), SessionError> {
+        let epoch = self.claim(client_id).await?;
+        let Some(state) = self.state(client_id) else { return Ok(()) };
+        if self.newest_claim(client_id) != Some(epoch) {
+            return Ok(());
+        }
+        let mut adopted = (*state).clone();
+        adopted.epoch = epoch;
+        adopted.disconnected_at_ms = Some(state.disconnected_at_ms.unwrap_or(dead_since));
+        tracing::debug!(client = %client_id, epoch, "adopted the session of a dead broker");
+        self.write_state(client_id, &adopted).await
     }
 }

@@ -1,13 +1,16 @@
 //! The materialized view of the sessions topic and its fencing rules, without any I/O (so the
 //! rules are unit-tested on their own).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::record::{parse_key, ClaimRecord, Key, SessionState};
+use super::record::{parse_key, ClaimRecord, Key, NodeRecord, SessionState};
+
+/// Node index of claims whose node is not known (claims from before heartbeats existed).
+const NO_NODE: u32 = u32::MAX;
 
 /// What the view knows about one client id.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Offset of the newest claim (the current epoch), if any.
     pub claim: Option<i64>,
@@ -15,14 +18,39 @@ pub struct Entry {
     pub claim_at_ms: u64,
     /// The session state, if stored. Shared so that readers clone a pointer, not the state.
     pub state: Option<Arc<SessionState>>,
+    /// The broker process of the newest claim, as an index into the view's node names (a few
+    /// bytes per session instead of a name).
+    node: u32,
 }
 
-/// Latest claim and state per client id, plus how far each partition has been applied.
+impl Default for Entry {
+    fn default() -> Self {
+        Entry { claim: None, claim_at_ms: 0, state: None, node: NO_NODE }
+    }
+}
+
+/// The last heartbeat of a broker process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// When it was written (Unix ms, the writer's clock).
+    pub at_ms: u64,
+    /// The process stopped cleanly.
+    pub stopped: bool,
+}
+
+/// Latest claim and state per client id, the broker processes' heartbeats, plus how far each
+/// partition has been applied.
 #[derive(Debug, Default)]
 pub struct View {
     entries: HashMap<Box<str>, Entry>,
     applied: HashMap<i32, i64>,
     stored: usize,
+    /// Node names by index, and their indexes (claims name their node; few distinct names).
+    node_names: Vec<Arc<str>>,
+    node_index: HashMap<Arc<str>, u32>,
+    heartbeats: HashMap<u32, Heartbeat>,
+    /// Client ids whose state is disconnected with a Will still to publish.
+    pending_wills: HashSet<Box<str>>,
 }
 
 /// A claim the view just applied: local connections of `client_id` with an older epoch must go.
@@ -54,6 +82,10 @@ impl View {
                 }
                 e.claim = Some(offset);
                 e.claim_at_ms = claim.at_ms;
+                let node = self.intern(&claim.node);
+                if let Some(e) = self.entries.get_mut(cid) {
+                    e.node = node;
+                }
                 Some(NewClaim { client_id: cid.into(), epoch: offset })
             }
             (Key::Claim(cid), None) => {
@@ -77,7 +109,13 @@ impl View {
                 if e.state.is_none() {
                     self.stored += 1;
                 }
+                let pending = state.will.is_some() && state.disconnected_at_ms.is_some();
                 e.state = Some(Arc::new(state));
+                if pending {
+                    self.pending_wills.insert(cid.into());
+                } else {
+                    self.pending_wills.remove(cid);
+                }
                 None
             }
             (Key::State(cid), None) => {
@@ -86,10 +124,68 @@ impl View {
                         self.stored -= 1;
                     }
                 }
+                self.pending_wills.remove(cid);
                 self.prune(cid);
                 None
             }
+            (Key::Node(node), Some(v)) => {
+                let Ok(beat) = serde_json::from_slice::<NodeRecord>(v) else {
+                    tracing::warn!(partition, offset, "skipping undecodable broker heartbeat");
+                    return None;
+                };
+                let index = self.intern(node);
+                self.heartbeats.insert(index, Heartbeat { at_ms: beat.at_ms, stopped: beat.stopped });
+                None
+            }
+            (Key::Node(node), None) => {
+                if let Some(index) = self.node_index.get(node) {
+                    self.heartbeats.remove(index);
+                }
+                None
+            }
         }
+    }
+
+    /// The index of node name `name`, added on first sight.
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.node_index.get(name) {
+            return *i;
+        }
+        let i = u32::try_from(self.node_names.len()).unwrap_or(NO_NODE);
+        let name: Arc<str> = name.into();
+        self.node_names.push(name.clone());
+        self.node_index.insert(name, i);
+        i
+    }
+
+    /// The broker process of `entry`'s newest claim, if known.
+    pub fn node_of(&self, entry: &Entry) -> Option<&Arc<str>> {
+        self.node_names.get(usize::try_from(entry.node).ok()?)
+    }
+
+    /// The last heartbeat of broker process `node`.
+    pub fn heartbeat(&self, node: &str) -> Option<Heartbeat> {
+        self.heartbeats.get(self.node_index.get(node)?).copied()
+    }
+
+    /// Every broker process with a heartbeat record, with it.
+    pub fn heartbeats(&self) -> impl Iterator<Item = (&Arc<str>, Heartbeat)> {
+        self.heartbeats.iter().filter_map(|(i, h)| Some((self.node_names.get(usize::try_from(*i).ok()?)?, *h)))
+    }
+
+    /// Disconnected sessions whose Will is due at `now_ms` and whose newest claim (and state)
+    /// belongs to broker process `node`: that process publishes them.
+    pub fn due_wills(&self, node: &str, now_ms: u64) -> Vec<(Box<str>, Arc<SessionState>)> {
+        let Some(&index) = self.node_index.get(node) else { return Vec::new() };
+        self.pending_wills
+            .iter()
+            .filter_map(|cid| {
+                let e = self.entries.get(cid)?;
+                let state = e.state.as_ref()?;
+                let owned = e.node == index && e.claim == Some(state.epoch);
+                (owned && state.will_due_at_ms()? <= now_ms).then(|| (cid.clone(), state.clone()))
+            })
+            .collect()
     }
 
     fn prune(&mut self, cid: &str) {
@@ -121,7 +217,7 @@ impl View {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::VERSION;
+    use super::super::record::{NodeRecord, VERSION};
     use super::*;
 
     fn claim() -> Vec<u8> {
@@ -138,6 +234,7 @@ mod tests {
             cursors: Default::default(),
             in_flight: vec![],
             inbound_qos2: vec![],
+            will: None,
         };
         serde_json::to_vec(&s).unwrap_or_default()
     }
@@ -194,9 +291,71 @@ mod tests {
     /// docs/design.md estimates memory per stored session from these sizes.
     #[test]
     fn entry_sizes_stay_small() {
-        assert!(std::mem::size_of::<Entry>() <= 32);
-        assert!(std::mem::size_of::<SessionState>() <= 128);
+        assert!(std::mem::size_of::<Entry>() <= 40);
+        assert!(std::mem::size_of::<SessionState>() <= 136);
         assert!(std::mem::size_of::<super::super::record::StoredSubscription>() <= 40);
+    }
+
+    fn claim_by(node: &str, at_ms: u64) -> Vec<u8> {
+        serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms }).unwrap_or_default()
+    }
+
+    fn disconnected_with_will(epoch: i64, at_ms: u64, delay_secs: u32) -> Vec<u8> {
+        let s = SessionState {
+            v: VERSION,
+            epoch,
+            expiry_secs: 3600,
+            disconnected_at_ms: Some(at_ms),
+            subscriptions: vec![],
+            cursors: Default::default(),
+            in_flight: vec![],
+            inbound_qos2: vec![],
+            will: Some(Box::new(super::super::record::StoredWill {
+                topic: "w".into(),
+                payload: Default::default(),
+                qos: 0,
+                retain: false,
+                delay_secs,
+                properties: Default::default(),
+            })),
+        };
+        serde_json::to_vec(&s).unwrap_or_default()
+    }
+
+    #[test]
+    fn claims_name_their_node_and_heartbeats_are_tracked() {
+        let mut v = View::default();
+        v.apply(0, 1, Some(b"c#claim"), Some(&claim_by("pod-a/1/5", 5)));
+        let e = v.get("c").cloned().unwrap_or_default();
+        assert_eq!(v.node_of(&e).map(|n| n.to_string()), Some("pod-a/1/5".to_string()));
+        assert_eq!(v.heartbeat("pod-a/1/5"), None);
+        let beat = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms: 77, stopped: false }).unwrap_or_default();
+        v.apply(1, 0, Some(b"pod-a/1/5#node"), Some(&beat));
+        assert_eq!(v.heartbeat("pod-a/1/5"), Some(Heartbeat { at_ms: 77, stopped: false }));
+        assert_eq!(v.heartbeats().count(), 1);
+        v.apply(1, 1, Some(b"pod-a/1/5#node"), None);
+        assert_eq!(v.heartbeat("pod-a/1/5"), None);
+        assert!(v.get("pod-a/1/5").is_none(), "a heartbeat is not a session");
+        assert_eq!(v.stored(), 0);
+    }
+
+    #[test]
+    fn due_wills_are_those_of_this_node_past_their_delay() {
+        let mut v = View::default();
+        v.apply(0, 1, Some(b"mine#claim"), Some(&claim_by("me", 0)));
+        v.apply(0, 2, Some(b"mine"), Some(&disconnected_with_will(1, 1_000, 5)));
+        v.apply(0, 3, Some(b"theirs#claim"), Some(&claim_by("other", 0)));
+        v.apply(0, 4, Some(b"theirs"), Some(&disconnected_with_will(3, 1_000, 0)));
+        let due = |v: &View, now| v.due_wills("me", now).into_iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>();
+        assert!(due(&v, 5_999).is_empty(), "delay not over");
+        assert_eq!(due(&v, 6_000), ["mine"]);
+        assert!(v.due_wills("nobody", 10_000).is_empty());
+        // A reconnect (a newer claim) takes the Will back, before and after its state arrives.
+        v.apply(0, 5, Some(b"mine#claim"), Some(&claim_by("me", 0)));
+        assert!(due(&v, 6_000).is_empty());
+        v.apply(0, 6, Some(b"mine"), Some(&state(5, "f")));
+        assert!(due(&v, 6_000).is_empty());
+        assert!(v.pending_wills.is_empty() || !v.pending_wills.contains("mine"));
     }
 
     #[test]

@@ -392,6 +392,7 @@ fn stored_session(i: usize, subscriptions: usize, now_ms: u64) -> SessionState {
         cursors: Default::default(),
         in_flight: Vec::new(),
         inbound_qos2: Vec::new(),
+        will: None,
     }
 }
 

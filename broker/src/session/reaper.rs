@@ -1,0 +1,57 @@
+//! The background work of a broker process for sessions without a connection here: its
+//! heartbeat, delayed and orphaned Wills, session expiry, and taking over the sessions of
+//! broker processes that died.
+//!
+//! A Will lives in the session state from CONNECT on. When a connection ends without
+//! DISCONNECT and its Will has a delay, the state is saved as disconnected with the Will, and
+//! the owning process publishes it here once due (delay elapsed, or the session ended). When a
+//! process dies (kill -9, node loss), its heartbeat stops; after `limits.nodeTimeout` another
+//! process adopts each of its sessions (a claim, so a reconnecting client still wins) and the
+//! same path publishes their Wills and starts their expiry.
+
+use std::sync::Weak;
+use std::time::Duration;
+use tokio::time::Instant;
+
+use super::EXPIRY_SCAN;
+use crate::broker::Broker;
+use crate::message::now_ms;
+
+/// How often due Wills are looked for (the resolution of the Will Delay Interval).
+const WILL_TICK: Duration = Duration::from_millis(500);
+
+/// Runs until the broker is dropped.
+pub async fn run(broker: Weak<Broker>) {
+    let mut tick = tokio::time::interval(WILL_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_beat = Instant::now();
+    let mut last_scan = Instant::now();
+    loop {
+        tick.tick().await;
+        let Some(broker) = broker.upgrade() else { return };
+        let sessions = &broker.sessions;
+        if last_beat.elapsed() >= sessions.heartbeat_interval() {
+            last_beat = Instant::now();
+            if let Err(e) = sessions.heartbeat().await {
+                tracing::warn!(error = %e, "heartbeat not written");
+            }
+        }
+        for (client_id, state) in sessions.due_wills() {
+            let Some(will) = &state.will else { continue };
+            // Published before it is forgotten: a crash in between publishes it twice rather
+            // than never (a Will is at least once across broker failures).
+            match broker.publish_will(&client_id, will.to_message(&client_id, now_ms())).await {
+                Ok(()) => {
+                    if let Err(e) = sessions.will_published(&client_id, &state).await {
+                        tracing::warn!(client = %client_id, error = %e, "published will not cleared");
+                    }
+                }
+                Err(e) => tracing::warn!(client = %client_id, error = %e, "delayed will not published; will retry"),
+            }
+        }
+        if last_scan.elapsed() >= EXPIRY_SCAN {
+            last_scan = Instant::now();
+            sessions.scan_and_expire().await;
+        }
+    }
+}
