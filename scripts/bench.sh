@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks behind BENCHMARKS.md. Starts its own tansu (sqlite storage) and a release broker on
-# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|throughput|sessions|all]
+# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|throughput|sessions|adoption|all]
 # Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100),
-# SESSIONS stored sessions (100000), LATENCY_CONNECTS (1000),
+# SESSIONS stored sessions (100000), LATENCY_CONNECTS (1000), ORPHANS sessions of a dead broker (20000),
 # CARGO_TARGET_DIR (where the release binaries are built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,6 +12,7 @@ publishers="${PUBLISHERS:-100}"
 messages="${MESSAGES:-1000}"
 sessions="${SESSIONS:-100000}"
 latency_connects="${LATENCY_CONNECTS:-1000}"
+orphans="${ORPHANS:-20000}"
 ulimit -n 20000
 tansu="$("$root/scripts/ensure-tansu.sh")"
 bin_dir="${CARGO_TARGET_DIR:-$root/target}/release"
@@ -126,4 +127,28 @@ if [[ "$what" == sessions || "$what" == all ]]; then
   "$load" connect-latency --port "$mport" --prefix bench-session- --stored "$sessions" --count "$latency_connects" --persistent
   "$load" connect-latency --port "$mport" --count "$latency_connects" --clean
   echo "sessions: after the connects: RSS $(rss_kib "$bpid") KiB, tributary_sessions_stored $(metric tributary_sessions_stored)"
+fi
+
+if [[ "$what" == adoption || "$what" == all ]]; then
+  [[ "$what" == all ]] && { stop_broker; kill "$tpid"; wait "$tpid" 2>/dev/null || true; }
+  # Sessions a killed broker left connected, each with a Will: a new broker adopts them all
+  # (claim + state write each) and publishes the Wills.
+  mkdir -p "$work/adoption"
+  start_tansu "$work/adoption"
+  echo "adoption: machine: $(nproc) cores, $(uname -r); tansu on :$kport"
+  BROKER_LOG=info start_broker empty-adoption
+  stop_broker
+  "$load" sessions --bootstrap "127.0.0.1:$kport" --topic mqtt-sessions --count "$orphans" --subscriptions 2 \
+    --prefix orphan- --orphaned
+  BROKER_LOG=info start_broker adopter
+  t0=$(date +%s.%N)
+  adopted=0
+  for _ in $(seq 1 6000); do
+    adopted=$(metric tributary_sessions_adopted_total); wills=$(metric tributary_wills_published_total)
+    [[ "${adopted:-0}" -ge "$orphans" && "${wills:-0}" -ge "$orphans" ]] && break
+    sleep 0.1
+  done
+  t1=$(date +%s.%N)
+  echo "adoption: ready in ${startup_secs}s; then $adopted of $orphans sessions adopted and ${wills:-0} Wills published in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')s"
+  echo "adoption: CPU broker $(cpu_secs "$bpid")s, tansu $(cpu_secs "$tpid")s; RSS $(rss_kib "$bpid") KiB"
 fi

@@ -141,6 +141,7 @@ impl Broker {
         if result.is_err() {
             inc(&self.metrics.produce_failed);
         } else {
+            inc(&self.metrics.wills_published);
             tracing::debug!(client = %client_id, "last will published");
         }
         result

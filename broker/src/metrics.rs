@@ -23,6 +23,10 @@ pub struct Metrics {
     pub delivery_dropped: AtomicU64,
     /// Connections closed for a protocol violation or malformed packet.
     pub protocol_errors: AtomicU64,
+    /// Sessions of dead broker processes this one took over.
+    pub sessions_adopted: AtomicU64,
+    /// Last Wills published (at a connection's end, after their delay, or for a dead broker).
+    pub wills_published: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -68,6 +72,13 @@ impl Metrics {
             "Connections closed for protocol errors.",
             &self.protocol_errors,
         );
+        counter(
+            &mut out,
+            "tributary_sessions_adopted_total",
+            "Sessions of dead brokers taken over.",
+            &self.sessions_adopted,
+        );
+        counter(&mut out, "tributary_wills_published_total", "Last Wills published.", &self.wills_published);
         out
     }
 }

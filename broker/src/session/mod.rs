@@ -248,6 +248,20 @@ impl Sessions {
         self.store.view.lock().map(|v| v.due_wills(&self.node, now_ms())).unwrap_or_default()
     }
 
+    /// Writes again the states of this process's disconnected sessions that a fenced-off
+    /// writer's late record followed in the log (see [`View::take_overwritten`]).
+    pub async fn rewrite_overwritten(&self) {
+        let overwritten = match self.store.view.lock() {
+            Ok(mut v) => v.take_overwritten(&self.node),
+            Err(_) => return,
+        };
+        for (cid, state) in overwritten {
+            if let Err(e) = self.write_state(&cid, &state).await {
+                tracing::warn!(client = %cid, error = %e, "cannot rewrite a session state written over");
+            }
+        }
+    }
+
     /// After a stored Will was published: the session forgets it, or ends when it had expired
     /// or ends with its connection (expiry 0).
     pub async fn will_published(&self, client_id: &str, state: &SessionState) -> Result<(), SessionError> {
@@ -271,6 +285,11 @@ impl Sessions {
             Err(_) => return,
         };
         for (cid, has_state) in scan.expired {
+            // The scan's view may be a moment old: a client that reconnected since owns a
+            // fresh state, which a tombstone must not remove.
+            if has_state && !self.state(&cid).is_some_and(|s| s.is_expired(now_ms())) {
+                continue;
+            }
             if has_state {
                 tracing::debug!(client = %cid, "session expired");
                 if let Err(e) = self.produce(cid.as_bytes(), &cid, None).await {
@@ -307,7 +326,10 @@ impl Sessions {
         }
         let (seen, stopped) = match node.and_then(|n| view.heartbeat(n)) {
             Some(h) => (h.at_ms, h.stopped),
-            None => (entry.claim_at_ms, false),
+            None if entry.claim.is_some() => (entry.claim_at_ms, false),
+            // A state whose claim is gone names no owner: nobody will ever release it, and
+            // nothing says since when, so its clock starts now.
+            None => return Err(now),
         };
         if !stopped && now < seen.saturating_add(self.node_timeout_ms) {
             Ok(())
@@ -387,6 +409,8 @@ impl Sessions {
         adopted.epoch = epoch;
         adopted.disconnected_at_ms = Some(state.disconnected_at_ms.unwrap_or(dead_since));
         tracing::debug!(client = %client_id, epoch, "adopted the session of a dead broker");
-        self.write_state(client_id, &adopted).await
+        self.write_state(client_id, &adopted).await?;
+        crate::metrics::inc(&self.store.metrics.sessions_adopted);
+        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! The background work of a broker process for sessions without a connection here: its
-//! heartbeat, delayed and orphaned Wills, session expiry, and taking over the sessions of
-//! broker processes that died.
+//! heartbeat, delayed and orphaned Wills, session expiry, taking over the sessions of broker
+//! processes that died, and rewriting states a fenced-off writer wrote over.
 //!
 //! A Will lives in the session state from CONNECT on. When a connection ends without
 //! DISCONNECT and its Will has a delay, the state is saved as disconnected with the Will, and
@@ -49,6 +49,7 @@ pub async fn run(broker: Weak<Broker>) {
                 Err(e) => tracing::warn!(client = %client_id, error = %e, "delayed will not published; will retry"),
             }
         }
+        sessions.rewrite_overwritten().await;
         if last_scan.elapsed() >= EXPIRY_SCAN {
             last_scan = Instant::now();
             sessions.scan_and_expire().await;

@@ -51,7 +51,12 @@ pub struct View {
     heartbeats: HashMap<u32, Heartbeat>,
     /// Client ids whose state is disconnected with a Will still to publish.
     pending_wills: HashSet<Box<str>>,
+    /// Client ids for which a fenced-off writer's state record was just ignored (bounded).
+    stale_writes: Vec<Box<str>>,
 }
+
+/// At most this many ignored stale writes wait for [`View::take_overwritten`].
+const MAX_STALE_WRITES: usize = 10_000;
 
 /// A claim the view just applied: local connections of `client_id` with an older epoch must go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +109,9 @@ impl View {
                 // A writer fenced off by a newer claim (a zombie pod) must not replace the state.
                 if e.claim.is_some_and(|c| state.epoch < c) {
                     tracing::debug!(client = %cid, epoch = state.epoch, "ignoring session state of an older epoch");
+                    if self.stale_writes.len() < MAX_STALE_WRITES {
+                        self.stale_writes.push(cid.into());
+                    }
                     return None;
                 }
                 if e.state.is_none() {
@@ -171,6 +179,24 @@ impl View {
     /// Every broker process with a heartbeat record, with it.
     pub fn heartbeats(&self) -> impl Iterator<Item = (&Arc<str>, Heartbeat)> {
         self.heartbeats.iter().filter_map(|(i, h)| Some((self.node_names.get(usize::try_from(*i).ok()?)?, *h)))
+    }
+
+    /// Sessions whose accepted state was followed in the log by a fenced-off writer's record
+    /// and that broker process `node` owns, disconnected (a connected owner saves again
+    /// anyway). Compaction keeps only the last record of a key, so a broker started later would
+    /// see the stale one: the owner writes the accepted state again. Clears the list.
+    pub fn take_overwritten(&mut self, node: &str) -> Vec<(Box<str>, Arc<SessionState>)> {
+        let stale = std::mem::take(&mut self.stale_writes);
+        let Some(&index) = self.node_index.get(node) else { return Vec::new() };
+        stale
+            .into_iter()
+            .filter_map(|cid| {
+                let e = self.entries.get(&cid)?;
+                let state = e.state.as_ref()?;
+                let own = e.node == index && e.claim == Some(state.epoch) && state.disconnected_at_ms.is_some();
+                own.then(|| (cid, state.clone()))
+            })
+            .collect()
     }
 
     /// Disconnected sessions whose Will is due at `now_ms` and whose newest claim (and state)
@@ -356,6 +382,25 @@ mod tests {
         v.apply(0, 6, Some(b"mine"), Some(&state(5, "f")));
         assert!(due(&v, 6_000).is_empty());
         assert!(v.pending_wills.is_empty() || !v.pending_wills.contains("mine"));
+    }
+
+    #[test]
+    fn a_disconnected_owner_rewrites_a_state_a_zombie_wrote_over() {
+        let mut v = View::default();
+        v.apply(0, 1, Some(b"c#claim"), Some(&claim_by("old", 0)));
+        v.apply(0, 2, Some(b"d#claim"), Some(&claim_by("me", 0)));
+        v.apply(0, 3, Some(b"c#claim"), Some(&claim_by("me", 0)));
+        v.apply(0, 4, Some(b"c"), Some(&disconnected_with_will(3, 1_000, 0)));
+        v.apply(0, 5, Some(b"d"), Some(&state(2, "connected")));
+        // Late writes of fenced-off owners (epochs 1 and 0) follow the accepted states.
+        v.apply(0, 6, Some(b"c"), Some(&state(1, "zombie")));
+        v.apply(0, 7, Some(b"d"), Some(&state(0, "zombie")));
+        let again = v.take_overwritten("me");
+        assert_eq!(again.len(), 1, "d is connected: its connection saves again by itself");
+        assert_eq!((&*again[0].0, again[0].1.epoch), ("c", 3));
+        assert!(v.take_overwritten("me").is_empty(), "taken once");
+        v.apply(0, 8, Some(b"c"), Some(&state(1, "zombie")));
+        assert!(v.take_overwritten("other").is_empty(), "only the owner rewrites");
     }
 
     #[test]

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tributary_broker::codec;
-use tributary_broker::session::record::{partition_for, SessionState, StoredSubscription, NEVER_EXPIRES, VERSION};
+use tributary_broker::session::record::{
+    partition_for, SessionState, StoredSubscription, StoredWill, NEVER_EXPIRES, VERSION,
+};
 
 #[derive(Parser)]
 #[command(about = "Tributary load simulator")]
@@ -122,6 +124,11 @@ enum Cmd {
         /// Partitions when the topic has to be created (compacted, like the broker creates it).
         #[arg(long, default_value_t = 4)]
         partitions: i32,
+        /// Write the sessions as still connected on a broker that is gone (no claim, no
+        /// heartbeat), each with a Will on `wills/{i}`: a broker starting on them adopts
+        /// every one and publishes the Wills.
+        #[arg(long)]
+        orphaned: bool,
     },
     /// Connect one client at a time and measure CONNECT → CONNACK.
     ConnectLatency {
@@ -166,8 +173,8 @@ async fn main() -> anyhow::Result<()> {
             publish(&host, port, publishers, messages, size, qos, kafka).await
         }
         Cmd::Kafka { bootstrap, topic, records, size, keys } => kafka(&bootstrap, &topic, records, size, keys).await,
-        Cmd::Sessions { bootstrap, topic, count, subscriptions, prefix, partitions } => {
-            sessions(&bootstrap, &topic, count, subscriptions, &prefix, partitions).await
+        Cmd::Sessions { bootstrap, topic, count, subscriptions, prefix, partitions, orphaned } => {
+            sessions(&bootstrap, &topic, count, subscriptions, &prefix, partitions, orphaned).await
         }
         Cmd::ConnectLatency { host, port, prefix, count, stored, persistent, clean, warmup, verbose } => {
             if persistent == clean {
@@ -370,8 +377,9 @@ fn futures_unordered(
 }
 
 /// The stored state of session `i`, as a broker writes it for a disconnected MQTT 3.1.1
-/// persistent session whose claims were cleaned up: epoch 0, never expires.
-fn stored_session(i: usize, subscriptions: usize, now_ms: u64) -> SessionState {
+/// persistent session whose claims were cleaned up: epoch 0, never expires. `orphaned`: still
+/// connected, with a Will, as a killed broker leaves it.
+fn stored_session(i: usize, subscriptions: usize, now_ms: u64, orphaned: bool) -> SessionState {
     let options = codec::SubscriptionOptions {
         qos: codec::QoS::AtLeastOnce,
         no_local: false,
@@ -387,12 +395,21 @@ fn stored_session(i: usize, subscriptions: usize, now_ms: u64) -> SessionState {
         v: VERSION,
         epoch: 0,
         expiry_secs: NEVER_EXPIRES,
-        disconnected_at_ms: Some(now_ms),
+        disconnected_at_ms: (!orphaned).then_some(now_ms),
         subscriptions: (0..subscriptions).map(|k| StoredSubscription::new(&filter(k), options, None)).collect(),
         cursors: Default::default(),
         in_flight: Vec::new(),
         inbound_qos2: Vec::new(),
-        will: None,
+        will: orphaned.then(|| {
+            Box::new(StoredWill {
+                topic: format!("wills/{i}"),
+                payload: bytes::Bytes::from_static(b"offline"),
+                qos: 1,
+                retain: false,
+                delay_secs: 0,
+                properties: Default::default(),
+            })
+        }),
     }
 }
 
@@ -403,6 +420,7 @@ async fn sessions(
     subscriptions: usize,
     prefix: &str,
     create_partitions: i32,
+    orphaned: bool,
 ) -> anyhow::Result<()> {
     // Create the topic as the broker would when it is missing (compacted).
     let admin: AdminClient<DefaultClientContext> =
@@ -437,7 +455,7 @@ async fn sessions(
     let mut bytes = 0usize;
     for i in 0..count {
         let cid = format!("{prefix}{i}");
-        let value = serde_json::to_vec(&stored_session(i, subscriptions, now))?;
+        let value = serde_json::to_vec(&stored_session(i, subscriptions, now, orphaned))?;
         bytes += cid.len() + value.len();
         let record = FutureRecord::to(topic).partition(partition_for(&cid, partitions)).key(&cid).payload(&value);
         match producer.send_result(record) {
