@@ -27,6 +27,7 @@ fmt:
 crds:
 	$(CARGO) run -q -p tributary-operator -- crd > crds/mqttbroker.yaml
 	cp crds/mqttbroker.yaml charts/tributary/crds/mqttbroker.yaml
+	cp crds/mqttbroker.yaml deploy/operator/crd.yaml
 
 ## Benchmarks (figures recorded in BENCHMARKS.md).
 bench: deps

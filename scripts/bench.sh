@@ -151,4 +151,5 @@ if [[ "$what" == adoption || "$what" == all ]]; then
   t1=$(date +%s.%N)
   echo "adoption: ready in ${startup_secs}s; then $adopted of $orphans sessions adopted and ${wills:-0} Wills published in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')s"
   echo "adoption: CPU broker $(cpu_secs "$bpid")s, tansu $(cpu_secs "$tpid")s; RSS $(rss_kib "$bpid") KiB"
+  grep -E "taking over|no sessions left" "$work/adopter.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/adoption:   /'
 fi

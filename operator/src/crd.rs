@@ -300,6 +300,11 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 65535))]
     pub max_keep_alive: Option<i32>,
+    /// Seconds without a heartbeat after which the other pods take a pod's sessions over:
+    /// publish their Wills, start their expiry (default 15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 2, max = 3600))]
+    pub node_timeout: Option<i32>,
 }
 
 /// Client authentication.

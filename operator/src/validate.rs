@@ -297,6 +297,9 @@ fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
     if matches!(limits.max_keep_alive, Some(v) if !(0..=65535).contains(&v)) {
         errors.push("spec.limits.maxKeepAlive", "must be between 0 and 65535");
     }
+    if matches!(limits.node_timeout, Some(v) if !(2..=3600).contains(&v)) {
+        errors.push("spec.limits.nodeTimeout", "must be between 2 and 3600");
+    }
 }
 
 fn validate_auth(spec: &MqttBrokerSpec, errors: &mut Errors) {

@@ -95,6 +95,7 @@ limits:
   maxInflight: 32
   maxConnections: 0
   maxKeepAlive: 0
+  nodeTimeout: 15
 authentication:
   allowAnonymous: true
 authorization:
@@ -137,6 +138,7 @@ fn full_spec_renders_every_config_field() {
     assert_eq!(y["limits"]["maxInflight"], 100);
     assert_eq!(y["limits"]["maxConnections"], 50000);
     assert_eq!(y["limits"]["maxKeepAlive"], 600);
+    assert_eq!(y["limits"]["nodeTimeout"], 20);
     assert_eq!(y["authentication"]["allowAnonymous"], false);
     assert_eq!(y["authentication"]["passwordFile"], "/etc/tributary/auth/passwords");
     assert_eq!(y["authorization"]["defaultEffect"], "deny");
@@ -600,6 +602,7 @@ fn invalid_limits() {
     assert_invalid(&format!("{K}limits: {{ maxInflight: 0 }}"), "spec.limits.maxInflight", "between");
     assert_invalid(&format!("{K}limits: {{ maxConnections: -1 }}"), "spec.limits.maxConnections", "negative");
     assert_invalid(&format!("{K}limits: {{ maxKeepAlive: 70000 }}"), "spec.limits.maxKeepAlive", "between");
+    assert_invalid(&format!("{K}limits: {{ nodeTimeout: 1 }}"), "spec.limits.nodeTimeout", "between");
 }
 
 #[test]

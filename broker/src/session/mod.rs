@@ -35,9 +35,10 @@ use view::{Entry, View};
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often each broker looks for expired sessions and for sessions of dead brokers.
 pub const EXPIRY_SCAN: Duration = Duration::from_secs(5);
-/// Sessions of dead brokers taken over per scan, and how many at once.
+/// Sessions of dead brokers taken over per scan, and how many at once (their records share
+/// produce requests: the Kafka server's cost is per request more than per record).
 const MAX_ADOPTIONS_PER_SCAN: usize = 5000;
-const ADOPTIONS_IN_PARALLEL: usize = 32;
+const ADOPTIONS_IN_PARALLEL: usize = 256;
 /// Claims of clients without stored state are removed after this long, so that every client id
 /// ever seen does not stay in every broker's memory. Harmless for a clean session still
 /// connected: take-over compares against the *new* claim's offset only.
@@ -102,6 +103,9 @@ pub struct Sessions {
     node_timeout_ms: u64,
     /// Set by [`Sessions::stop`]: no more heartbeats.
     stopped: AtomicBool,
+    /// Wills published whose cleared state the view has not read back yet (client id, epoch):
+    /// not published again meanwhile.
+    wills_done: Mutex<HashSet<(Box<str>, i64)>>,
     _tailer: Tailer,
 }
 
@@ -140,6 +144,7 @@ impl Sessions {
             node: format!("{host}/{}/{}", std::process::id(), now_ms()),
             node_timeout_ms: u64::from(config.limits.node_timeout) * 1000,
             stopped: AtomicBool::new(false),
+            wills_done: Mutex::new(HashSet::new()),
             _tailer: tailer,
         });
         tracing::info!(stored = sessions.stored(), node = %sessions.node, "sessions loaded");
@@ -243,9 +248,17 @@ impl Sessions {
         Ok(())
     }
 
-    /// Disconnected sessions whose Will is due now and that this process owns.
+    /// Disconnected sessions whose Will is due now and that this process owns, except those
+    /// just published.
     pub fn due_wills(&self) -> Vec<(Box<str>, Arc<SessionState>)> {
-        self.store.view.lock().map(|v| v.due_wills(&self.node, now_ms())).unwrap_or_default()
+        let Ok(view) = self.store.view.lock() else { return Vec::new() };
+        let due = view.due_wills(&self.node, now_ms());
+        let Ok(mut done) = self.wills_done.lock() else { return due };
+        // Once the view shows the cleared state (or anything newer), the mark has done its job.
+        done.retain(|(cid, epoch)| {
+            view.get(cid).and_then(|e| e.state.as_ref()).is_some_and(|s| s.epoch == *epoch && s.will.is_some())
+        });
+        due.into_iter().filter(|(cid, s)| !done.contains(&(cid.clone(), s.epoch))).collect()
     }
 
     /// Writes again the states of this process's disconnected sessions that a fenced-off
@@ -265,13 +278,27 @@ impl Sessions {
     /// After a stored Will was published: the session forgets it, or ends when it had expired
     /// or ends with its connection (expiry 0).
     pub async fn will_published(&self, client_id: &str, state: &SessionState) -> Result<(), SessionError> {
-        if state.expiry_secs == 0 || state.is_expired(now_ms()) {
-            self.remove_state(client_id, state.epoch).await?;
-            return self.produce(claim_key(client_id).as_bytes(), client_id, None).await;
+        let mark = (Box::<str>::from(client_id), state.epoch);
+        if let Ok(mut done) = self.wills_done.lock() {
+            done.insert(mark.clone());
         }
-        let mut rest = state.clone();
-        rest.will = None;
-        self.write_state(client_id, &rest).await
+        let cleared = if state.expiry_secs == 0 || state.is_expired(now_ms()) {
+            match self.remove_state(client_id, state.epoch).await {
+                Ok(()) => self.produce(claim_key(client_id).as_bytes(), client_id, None).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            let mut rest = state.clone();
+            rest.will = None;
+            self.write_state(client_id, &rest).await
+        };
+        // Not cleared: the Will stays due and is published again rather than never.
+        if cleared.is_err() {
+            if let Ok(mut done) = self.wills_done.lock() {
+                done.remove(&mark);
+            }
+        }
+        cleared
     }
 
     /// Tombstones expired sessions (state and claim) and old claims of clients without state,
@@ -389,7 +416,7 @@ impl Sessions {
             .heartbeats()
             .filter(|(n, h)| {
                 let dead = h.stopped || now >= h.at_ms.saturating_add(self.node_timeout_ms);
-                dead && !orphaned_nodes.contains(&***n) && falls_to_me(n)
+                dead && ***n != *self.node && !orphaned_nodes.contains(&***n) && falls_to_me(n)
             })
             .map(|(n, _)| n.to_string())
             .collect();

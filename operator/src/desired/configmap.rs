@@ -134,6 +134,8 @@ pub struct LimitsConfig {
     pub max_connections: i64,
     /// Largest keep-alive, 0 = client's value.
     pub max_keep_alive: i32,
+    /// Seconds of silence before a pod counts as dead.
+    pub node_timeout: i32,
 }
 
 /// `authentication`.
@@ -233,6 +235,7 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> BrokerConfig {
             max_inflight: limits.max_inflight.unwrap_or(32),
             max_connections: limits.max_connections.unwrap_or(0),
             max_keep_alive: limits.max_keep_alive.unwrap_or(0),
+            node_timeout: limits.node_timeout.unwrap_or(15),
         },
         authentication: AuthenticationConfig {
             allow_anonymous: authn.allow_anonymous.unwrap_or(true),
