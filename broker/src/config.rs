@@ -733,10 +733,11 @@ impl Config {
     /// Fails closed on settings this version parses but does not enforce yet: silently
     /// ignoring an ACL or a TLS listener would be worse than not starting (or not reloading).
     pub fn refuse_unsupported(&self) -> Result<(), ConfigError> {
-        if let Some((i, l)) = self.listeners.iter().enumerate().find(|(_, l)| l.protocol != Protocol::Mqtt) {
+        let served = [Protocol::Mqtt, Protocol::Mqtts];
+        if let Some((i, l)) = self.listeners.iter().enumerate().find(|(_, l)| !served.contains(&l.protocol)) {
             return Err(invalid(
                 format!("listeners[{i}].protocol"),
-                format!("{} is not supported yet (only mqtt)", l.protocol),
+                format!("{} is not supported yet (only mqtt and mqtts)", l.protocol),
             ));
         }
         if !self.authentication.allow_anonymous || self.authentication.password_file.is_some() {
@@ -1303,5 +1304,14 @@ admin: {{address: '127.0.0.1:0'}}
         .expect("config");
         let err = Overrides::default().resolve_with_env(acl, env()).expect_err("refused");
         assert_eq!(err.to_string(), "authorization.rules: ACL enforcement is not supported yet");
+
+        let tls =
+            "listeners:\n  - {name: s, protocol: mqtts, address: '127.0.0.1:8883', tls: {certFile: c, keyFile: k}}\n";
+        let mqtts = Config::from_yaml_str(&format!("{MINIMAL}{tls}")).expect("config");
+        assert!(Overrides::default().resolve_with_env(mqtts, env()).is_ok(), "mqtts is served");
+        let ws = "listeners:\n  - {name: w, protocol: ws, address: '127.0.0.1:80'}\n";
+        let ws = Config::from_yaml_str(&format!("{MINIMAL}{ws}")).expect("config");
+        let err = Overrides::default().resolve_with_env(ws, env()).expect_err("refused");
+        assert_eq!(err.to_string(), "listeners[0].protocol: ws is not supported yet (only mqtt and mqtts)");
     }
 }

@@ -19,4 +19,5 @@ pub mod router;
 pub mod server;
 pub mod session;
 pub mod shutdown;
+pub mod tls;
 pub mod topic;

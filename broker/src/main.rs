@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use tributary_broker::broker::Broker;
 use tributary_broker::config::{Config, Overrides};
-use tributary_broker::{admin, reload, server, shutdown};
+use tributary_broker::{admin, reload, server, shutdown, tls};
 
 /// How long connections get to close after a shutdown signal before the process exits.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -44,16 +44,24 @@ async fn main() -> anyhow::Result<()> {
         .and_then(|c| overrides.resolve(c))
         .with_context(|| format!("loading {}", args.config.display()))?;
 
+    // TLS material first: a bad certificate fails the start before Kafka is touched.
+    let mut acceptors = Vec::with_capacity(config.listeners.len());
+    for l in &config.listeners {
+        acceptors.push(match &l.tls {
+            Some(t) => Some(tls::acceptor(t).with_context(|| format!("listener {}: TLS", l.name))?),
+            None => None,
+        });
+    }
     let broker = Broker::start(config).await.context("starting broker")?;
     let (trigger, shutdown) = shutdown::channel();
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
 
-    for l in &broker.config.listeners {
+    for (l, tls) in broker.config.listeners.iter().zip(acceptors) {
         let listener = TcpListener::bind(l.address)
             .await
             .with_context(|| format!("binding listener {} on {}", l.name, l.address))?;
-        tracing::info!(listener = %l.name, address = %listener.local_addr()?, "mqtt listener ready");
-        tokio::spawn(server::accept_loop(listener, broker.clone(), shutdown.clone(), done_tx.clone()));
+        tracing::info!(listener = %l.name, protocol = %l.protocol, address = %listener.local_addr()?, "mqtt listener ready");
+        tokio::spawn(server::accept_loop(listener, tls, broker.clone(), shutdown.clone(), done_tx.clone()));
     }
     let admin_listener = TcpListener::bind(broker.config.admin.address)
         .await

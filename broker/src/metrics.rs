@@ -23,6 +23,9 @@ pub struct Metrics {
     pub delivery_dropped: AtomicU64,
     /// Connections closed for a protocol violation or malformed packet.
     pub protocol_errors: AtomicU64,
+    /// TLS handshakes that failed or timed out (bad or missing client certificates, plain
+    /// MQTT sent to a TLS port, ...).
+    pub tls_handshake_failed: AtomicU64,
     /// Sessions of dead broker processes this one took over.
     pub sessions_adopted: AtomicU64,
     /// Last Wills published (at a connection's end, after their delay, or for a dead broker).
@@ -71,6 +74,12 @@ impl Metrics {
             "tributary_protocol_errors_total",
             "Connections closed for protocol errors.",
             &self.protocol_errors,
+        );
+        counter(
+            &mut out,
+            "tributary_tls_handshake_failed_total",
+            "TLS handshakes that failed or timed out.",
+            &self.tls_handshake_failed,
         );
         counter(
             &mut out,

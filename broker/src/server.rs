@@ -5,16 +5,27 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
+use crate::metrics::inc;
 use crate::shutdown::Shutdown;
 
 /// How long to back off after `accept` fails (usually: out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a TLS client may take to complete the handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections on `listener` until shutdown. Every connection task holds a clone of
-/// `done`; the caller knows all connections ended when its receiver sees the channel close.
-pub async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutdown, done: mpsc::Sender<()>) {
+/// Accepts connections on `listener` until shutdown, through `tls` for `mqtts` listeners.
+/// Every connection task holds a clone of `done`; the caller knows all connections ended when
+/// its receiver sees the channel close.
+pub async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    broker: Arc<Broker>,
+    mut shutdown: Shutdown,
+    done: mpsc::Sender<()>,
+) {
     let max = broker.config.limits.max_connections as usize;
     let permits = (max > 0).then(|| Arc::new(Semaphore::new(max)));
     loop {
@@ -38,20 +49,44 @@ pub async fn accept_loop(listener: TcpListener, broker: Arc<Broker>, mut shutdow
             },
             None => None,
         };
-        tokio::spawn(serve_tcp(stream, peer, broker.clone(), shutdown.clone(), done.clone(), permit));
+        let (broker, shutdown, done) = (broker.clone(), shutdown.clone(), done.clone());
+        tokio::spawn(serve_tcp(
+            stream,
+            peer,
+            tls.clone(),
+            Connected { broker, shutdown, _done: done, _permit: permit },
+        ));
     }
 }
 
-async fn serve_tcp(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// What a connection task holds besides its socket: the broker, the shutdown signal, and
+/// tokens whose drop tells that the connection ended.
+struct Connected {
     broker: Arc<Broker>,
     shutdown: Shutdown,
     _done: mpsc::Sender<()>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
-) {
+}
+
+async fn serve_tcp(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, c: Connected) {
     // MQTT packets are small and latency matters more than segment count.
     let _ = stream.set_nodelay(true);
     tracing::trace!(%peer, "tcp connection");
-    crate::client::serve(stream, broker, shutdown).await;
+    let Some(tls) = tls else {
+        crate::client::serve(stream, c.broker, c.shutdown).await;
+        return;
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        // Boxed: the TLS state is large, and the connection's own future stays as small as for
+        // plain TCP (see client::serve).
+        Ok(Ok(stream)) => crate::client::serve(Box::new(stream), c.broker, c.shutdown).await,
+        Ok(Err(e)) => {
+            inc(&c.broker.metrics.tls_handshake_failed);
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+        }
+        Err(_) => {
+            inc(&c.broker.metrics.tls_handshake_failed);
+            tracing::debug!(%peer, "TLS handshake timed out");
+        }
+    }
 }

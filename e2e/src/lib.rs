@@ -1,6 +1,7 @@
 //! Support for Tributary's end-to-end tests and tools: a real Kafka-protocol server (tansu) and
 //! real broker processes on loopback, started per test and killed when dropped.
 
+pub mod certs;
 pub mod kafka;
 pub mod mqtt;
 pub mod mqtt5;

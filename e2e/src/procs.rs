@@ -14,7 +14,8 @@ fn tansu_bin() -> PathBuf {
     }
 }
 
-fn broker_bin() -> PathBuf {
+/// The broker binary the tests run (`target/debug/tributary-broker`).
+pub fn broker_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TRIBUTARY_BROKER_BIN") {
         return PathBuf::from(p);
     }
@@ -102,6 +103,8 @@ pub struct BrokerOptions {
     pub mappings: Vec<(String, Vec<String>)>,
     /// Entries of the `limits:` section, e.g. (`maxInflight`, `4`).
     pub limits: Vec<(String, String)>,
+    /// More `listeners:` entries, as YAML flow mappings (e.g. an `mqtts` listener).
+    pub extra_listeners: Vec<String>,
 }
 
 /// A tributary-broker process with its own config file and ports.
@@ -157,6 +160,9 @@ impl BrokerProcess {
              topics:\n  partitions: 3\n  mappings:\n",
             self.port, self.admin_port, self.kafka_bootstrap
         );
+        for l in &opts.extra_listeners {
+            yaml = yaml.replacen("admin:\n", &format!("  - {l}\nadmin:\n"), 1);
+        }
         for (k, patterns) in &opts.mappings {
             let list: Vec<String> = patterns.iter().map(|p| format!("\"{p}\"")).collect();
             yaml.push_str(&format!("    - {{ kafkaTopic: {k}, mqttTopics: [{}] }}\n", list.join(", ")));
