@@ -104,7 +104,7 @@ impl Broker {
             _retained_tailer: tailer,
         };
         let broker = Arc::new(broker);
-        tokio::spawn(crate::session::reaper::run(Arc::downgrade(&broker)));
+        crate::session::reaper::start(Arc::downgrade(&broker));
         Ok(broker)
     }
 

@@ -80,6 +80,11 @@ impl Registry {
         }
     }
 
+    /// The epoch of the local connection of `client_id`, if there is one.
+    pub fn epoch_of(&self, client_id: &str) -> Option<i64> {
+        self.clients.lock().ok()?.get(client_id).map(|e| e.epoch)
+    }
+
     /// Number of connected clients.
     pub fn len(&self) -> usize {
         self.clients.lock().map(|c| c.len()).unwrap_or(0)

@@ -126,3 +126,27 @@ async fn wills_and_expiry_of_a_killed_brokers_sessions_are_handled_by_another_br
     let back = Client5::connect(o).await;
     assert!(!back.connack.session_present, "the dead broker's session should have expired");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wills_over_128_kib_are_refused_at_connect() {
+    let kafka = KafkaServer::start();
+    let b = BrokerProcess::start(&kafka);
+    // The payload is at most 65,535 bytes by the protocol; user properties make the rest.
+    let pub_with_will = |property: usize| {
+        std::process::Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &b.port.to_string(), "-V", "mqttv5", "-t", "w/ok", "-m", "x"])
+            .args(["--will-topic", "status/big", "--will-payload", &"w".repeat(65_000)])
+            // Two properties: a UTF-8 string is at most 65,535 bytes.
+            .args(["-D", "will", "user-property", "a", &"p".repeat(40_000)])
+            .args(["-D", "will", "user-property", "b", &"p".repeat(property - 40_000)])
+            .output()
+            .unwrap_or_else(|e| panic!("mosquitto_pub: {e}"))
+    };
+    let fits = 128 * 1024 - 65_000 - "status/big".len() - 2;
+    let ok = pub_with_will(fits);
+    assert!(ok.status.success(), "a 128 KiB Will is accepted: {}", String::from_utf8_lossy(&ok.stderr));
+    let refused = pub_with_will(fits + 1);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr).to_lowercase();
+    assert!(stderr.contains("packet too large") || stderr.contains("149"), "{stderr}");
+}

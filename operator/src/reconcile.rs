@@ -182,21 +182,23 @@ async fn check_kafka(
     let mut credentials = Vec::new();
     if let Some(secret_ref) = &broker.spec.kafka.credentials_secret_ref {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-        match secrets.get_opt(&secret_ref.name).await? {
-            Some(secret) => {
+        // A missing Secret, or RBAC without `get secrets` (an operator upgraded without its
+        // new role), is a condition on the MqttBroker, not a failed reconcile.
+        let why = match secrets.get_opt(&secret_ref.name).await {
+            Ok(Some(secret)) => {
                 for (key, value) in secret.data.unwrap_or_default() {
                     credentials.push((key, String::from_utf8_lossy(&value.0).into_owned()));
                 }
+                None
             }
-            None => {
-                let mut check = kafka::check_bootstrap(&broker.spec.kafka.bootstrap_servers, timeout).await;
-                check.topics_ready = Some(false);
-                check.message.push_str(&format!(
-                    "; cannot create topics: spec.kafka.credentialsSecretRef: secret {} not found",
-                    secret_ref.name
-                ));
-                return Ok(check);
-            }
+            Ok(None) => Some(format!("secret {} not found", secret_ref.name)),
+            Err(e) => Some(format!("cannot read secret {}: {e}", secret_ref.name)),
+        };
+        if let Some(why) = why {
+            let mut check = kafka::check_bootstrap(&broker.spec.kafka.bootstrap_servers, timeout).await;
+            check.topics_ready = Some(false);
+            check.message.push_str(&format!("; cannot create topics: spec.kafka.credentialsSecretRef: {why}"));
+            return Ok(check);
         }
     }
     let yaml = children.config_map.data.as_ref().and_then(|d| d.get(CONFIG_KEY)).map(String::as_str).unwrap_or("");

@@ -414,6 +414,28 @@ async fn missing_credentials_secret_blocks_topic_creation_with_a_condition() {
 }
 
 #[tokio::test]
+async fn a_forbidden_credentials_secret_is_a_condition_not_a_failed_reconcile() {
+    let (_kafka, kafka_addr) = fake_kafka().await;
+    let yaml = "kafka: { bootstrapServers: kafka, credentialsSecretRef: { name: kafka-creds } }";
+    let b = broker("cars", spec_with_kafka(yaml, &kafka_addr));
+    let mut steps = apply_steps(ready_deployment(), false);
+    let pods = steps.pop().expect("pod listing step");
+    let forbidden = reply(
+        StatusCode::FORBIDDEN,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+               "message": "secrets \"kafka-creds\" is forbidden"}),
+    );
+    steps.push(step(Method::GET, format!("{NS}/secrets/kafka-creds"), forbidden));
+    steps.extend([pods, status_step(), event_step(), event_step()]);
+    let (result, seen, _) = run_with(b, steps, true).await;
+    result.expect("RBAC trouble with the Secret is reported in status");
+    let kafka = condition(&seen[8].body["status"], "KafkaReachable");
+    assert_eq!(kafka["reason"], "TopicsNotCreated");
+    let message = kafka["message"].as_str().expect("message");
+    assert!(message.contains("cannot read secret kafka-creds") && message.contains("forbidden"), "{message}");
+}
+
+#[tokio::test]
 async fn api_errors_fail_the_reconcile_and_back_off() {
     let (_kafka, kafka_addr) = fake_kafka().await;
     let b = broker("cars", spec_with_kafka(MINIMAL_SPEC, &kafka_addr));

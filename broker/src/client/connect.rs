@@ -15,6 +15,7 @@ use crate::connection::Connection;
 use crate::mailbox::Mailbox;
 use crate::message::now_ms;
 use crate::metrics::inc;
+use crate::session::reaper::WILL_PUBLISH_TIMEOUT;
 use crate::session::record::{is_reserved, SessionState, StoredWill, NEVER_EXPIRES, VERSION};
 use crate::session::SessionError;
 use crate::shutdown::Shutdown;
@@ -22,6 +23,21 @@ use crate::topic::validate_topic_name;
 
 /// Topic aliases a client may set (MQTT 5 Topic Alias Maximum). Small: each costs a topic string.
 pub(super) const TOPIC_ALIAS_MAX: u16 = 16;
+/// Largest Will accepted, topic, payload and properties together (bytes); larger ones are
+/// refused with 0x95 Packet too large.
+pub(super) const MAX_WILL_BYTES: usize = 128 * 1024;
+
+/// The bytes a Will keeps in the session state (its variable-size parts).
+fn will_size(w: &crate::codec::LastWill) -> usize {
+    let p = &w.properties;
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    w.topic.len()
+        + w.payload.len()
+        + text(&p.content_type)
+        + text(&p.response_topic)
+        + p.correlation_data.as_ref().map_or(0, |c| c.len())
+        + p.user_properties.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
 
 /// Answers a CONNECT that could not be decoded: MQTT 5 clients get a CONNACK with the reason;
 /// others one only where 3.1.1 has a return code for it (unacceptable protocol level, identifier
@@ -83,6 +99,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 conn.close_with(Some(&Packet::ConnAck(refuse(reason::TOPIC_NAME_INVALID)))).await;
                 return None;
             }
+            // Wills are stored in the session state, which every broker holds in memory. The
+            // payload is at most 65,535 bytes by the protocol; properties are not.
+            let size = will_size(w);
+            if size > MAX_WILL_BYTES {
+                tracing::debug!(client = %connect.client_id, size, "will too large");
+                conn.close_with(Some(&Packet::ConnAck(refuse(reason::PACKET_TOO_LARGE)))).await;
+                return None;
+            }
         }
 
         let limits = &broker.config.limits;
@@ -142,8 +166,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         // The previous connection's Will, when this connect is what makes it due.
         if let Some((old, state)) = existing.as_ref().and_then(|s| Some((s.will.as_ref()?, s))) {
             if previous_will_due(state, old, connect.clean_start, now_ms()) {
-                if let Err(e) = broker.publish_will(&client_id, old.to_message(&client_id, now_ms())).await {
-                    tracing::warn!(client = %client_id, error = %e, "previous connection's will not published");
+                // Bounded: a stuck partition must not hold the CONNECT (the record stays queued
+                // in the producer and goes out when Kafka takes it).
+                let publish = broker.publish_will(&client_id, old.to_message(&client_id, now_ms()));
+                match tokio::time::timeout(WILL_PUBLISH_TIMEOUT, publish).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(client = %client_id, error = %e, "previous connection's will not published")
+                    }
+                    Err(_) => {
+                        tracing::warn!(client = %client_id, "previous connection's will not acknowledged in time")
+                    }
                 }
             }
         }
@@ -209,14 +242,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         // Before CONNACK, so that the client's retransmissions find the answer ready.
         if let Err(e) = client.resolve_intents().await {
             tracing::warn!(client = %client.client_id, error = %e, "cannot check stored QoS 2 publications");
-            client.release();
             client.conn.close_with(Some(&Packet::ConnAck(refuse(reason::SERVER_UNAVAILABLE)))).await;
+            client.abandon().await;
             return None;
         }
         let ack =
             Packet::ConnAck(ConnAck { session_present: resumed.is_some(), reason: reason::SUCCESS, properties: props });
         if client.conn.queue(&ack).is_err() || client.conn.flush().await.is_err() {
-            client.release();
+            client.abandon().await;
             return None;
         }
         // After CONNACK: unacknowledged messages of the previous connection (PUBREL at once,

@@ -329,6 +329,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.broker.registry.unregister(&self.client_id, self.session);
     }
 
+    /// Undoes a CONNECT that failed after its session state was written as connected: the
+    /// state is saved as disconnected without this connection's Will (a refused connection has
+    /// none), so it expires and is not taken for a live one; then the connection is released.
+    async fn abandon(&mut self) {
+        self.will = None;
+        let saved = tokio::time::timeout(FINAL_SAVE_TIMEOUT, self.save_state(Some(now_ms()))).await;
+        if !matches!(saved, Ok(Ok(()))) {
+            tracing::warn!(client = %self.client_id, "session state of a failed connect not saved");
+        }
+        self.release();
+    }
+
     /// Saves the session state, then produces the inbound QoS 2 publications that waited for
     /// their intent to be in it.
     async fn save_then_produce(&mut self) -> Result<(), End> {

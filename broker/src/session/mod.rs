@@ -12,6 +12,7 @@
 pub mod catchup;
 pub mod reaper;
 pub mod record;
+mod scan;
 pub mod view;
 
 use futures::StreamExt;
@@ -28,23 +29,16 @@ use crate::message::{now_ms, Message};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, VERSION};
-use view::{Entry, View};
+use view::View;
 
 /// Longest a CONNECT waits for its claim to be written and read back before it is refused
 /// (Kafka unavailable).
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often each broker looks for expired sessions and for sessions of dead brokers.
 pub const EXPIRY_SCAN: Duration = Duration::from_secs(5);
-/// Sessions of dead brokers taken over per scan, and how many at once (their records share
-/// produce requests: the Kafka server's cost is per request more than per record).
-const MAX_ADOPTIONS_PER_SCAN: usize = 5000;
+/// Sessions taken over at once (their records share produce requests: the Kafka server's cost
+/// is per request more than per record).
 const ADOPTIONS_IN_PARALLEL: usize = 256;
-/// Claims of clients without stored state are removed after this long, so that every client id
-/// ever seen does not stay in every broker's memory. Harmless for a clean session still
-/// connected: take-over compares against the *new* claim's offset only.
-const CLAIM_RETENTION_MS: u64 = 10 * 60 * 1000;
-/// Tombstones produced per expiry scan, so one scan cannot flood the producer.
-const MAX_TOMBSTONES_PER_SCAN: usize = 1000;
 
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -107,17 +101,6 @@ pub struct Sessions {
     /// not published again meanwhile.
     wills_done: Mutex<HashSet<(Box<str>, i64)>>,
     _tailer: Tailer,
-}
-
-/// What one scan of the view found to do.
-#[derive(Debug, Default)]
-struct Scan {
-    /// Expired sessions (true) and stale claims without state (false) to tombstone.
-    expired: Vec<(String, bool)>,
-    /// Sessions of dead brokers this process takes over, with when their broker died.
-    orphans: Vec<(String, u64)>,
-    /// Dead brokers with nothing left to take over whose heartbeat key this process removes.
-    buried: Vec<String>,
 }
 
 impl Sessions {
@@ -251,6 +234,10 @@ impl Sessions {
     /// Disconnected sessions whose Will is due now and that this process owns, except those
     /// just published.
     pub fn due_wills(&self) -> Vec<(Box<str>, Arc<SessionState>)> {
+        // Once stopped, the brokers taking this one's sessions over publish them.
+        if self.stopped.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
         let Ok(view) = self.store.view.lock() else { return Vec::new() };
         let due = view.due_wills(&self.node, now_ms());
         let Ok(mut done) = self.wills_done.lock() else { return due };
@@ -268,7 +255,11 @@ impl Sessions {
             Ok(mut v) => v.take_overwritten(&self.node),
             Err(_) => return,
         };
-        for (cid, state) in overwritten {
+        let done: HashSet<Box<str>> =
+            self.wills_done.lock().map(|d| d.iter().map(|(cid, _)| cid.clone()).collect()).unwrap_or_default();
+        // A Will just published: the view's copy still has it, and writing it back would bring
+        // the Will back.
+        for (cid, state) in overwritten.into_iter().filter(|(cid, _)| !done.contains(cid)) {
             if let Err(e) = self.write_state(&cid, &state).await {
                 tracing::warn!(client = %cid, error = %e, "cannot rewrite a session state written over");
             }
@@ -282,11 +273,10 @@ impl Sessions {
         if let Ok(mut done) = self.wills_done.lock() {
             done.insert(mark.clone());
         }
+        // The claim stays: tombstoning it could remove a reconnecting client's newer claim; the
+        // scan removes claims without state after a while.
         let cleared = if state.expiry_secs == 0 || state.is_expired(now_ms()) {
-            match self.remove_state(client_id, state.epoch).await {
-                Ok(()) => self.produce(claim_key(client_id).as_bytes(), client_id, None).await,
-                Err(e) => Err(e),
-            }
+            self.remove_state(client_id, state.epoch).await
         } else {
             let mut rest = state.clone();
             rest.will = None;
@@ -302,19 +292,35 @@ impl Sessions {
     }
 
     /// Tombstones expired sessions (state and claim) and old claims of clients without state,
-    /// takes over the sessions of dead broker processes that fall to this one, and removes
-    /// the heartbeat keys of dead brokers with nothing left. Every broker runs it; doing a
-    /// tombstone twice is harmless, and two brokers adopting one session resolve by claim order.
+    /// takes over the sessions that have no live owner and fall to this process (see
+    /// [`scan::plan`]), and removes the heartbeat keys of dead brokers with nothing left.
+    /// Every broker runs it; a tombstone twice is harmless, and two brokers adopting one
+    /// session resolve by claim order.
     pub async fn scan_and_expire(&self) {
+        if self.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         let now = now_ms();
-        let scan = match self.store.view.lock() {
-            Ok(v) => self.scan(&v, now),
+        let mut scan = match self.store.view.lock() {
+            Ok(v) => scan::plan(&v, &self.node, self.node_timeout_ms, now),
             Err(_) => return,
         };
-        for (cid, has_state) in scan.expired {
-            // The scan's view may be a moment old: a client that reconnected since owns a
-            // fresh state, which a tombstone must not remove.
-            if has_state && !self.state(&cid).is_some_and(|s| s.is_expired(now_ms())) {
+        // Checked after the view's lock is released: connects lock the registry, then the view.
+        for (cid, epoch) in std::mem::take(&mut scan.unregistered) {
+            if self.store.registry.epoch_of(&cid) != Some(epoch) {
+                scan.orphans.push((cid, now));
+            }
+        }
+        for (cid, has_state, claim) in scan.expired {
+            // The scan's view may be a moment old: a client that reconnected since has a newer
+            // claim and a fresh state, which tombstones must not remove.
+            let still = match self.store.view.lock() {
+                Ok(v) => v.get(&cid).is_some_and(|e| {
+                    e.claim == claim && e.state.as_ref().map_or(!has_state, |s| has_state && s.is_expired(now_ms()))
+                }),
+                Err(_) => false,
+            };
+            if !still {
                 continue;
             }
             if has_state {
@@ -328,12 +334,12 @@ impl Sessions {
             }
         }
         if !scan.orphans.is_empty() {
-            tracing::info!(sessions = scan.orphans.len(), "taking over sessions of dead brokers");
+            tracing::info!(sessions = scan.orphans.len(), "taking over sessions without a live owner");
         }
         futures::stream::iter(scan.orphans)
             .for_each_concurrent(ADOPTIONS_IN_PARALLEL, |(cid, dead_since)| async move {
                 if let Err(e) = self.adopt(&cid, dead_since).await {
-                    tracing::warn!(client = %cid, error = %e, "cannot take over the session of a dead broker");
+                    tracing::warn!(client = %cid, error = %e, "cannot take over a session without a live owner");
                 }
             })
             .await;
@@ -345,87 +351,9 @@ impl Sessions {
         }
     }
 
-    /// Whether broker process `node` counts as alive at `now`, and if not since when it is
-    /// gone. Without a heartbeat (not yet written, or removed) the claim's time stands in.
-    fn liveness(&self, view: &View, node: Option<&Arc<str>>, entry: &Entry, now: u64) -> Result<(), u64> {
-        if node.is_some_and(|n| **n == *self.node) {
-            return Ok(());
-        }
-        let (seen, stopped) = match node.and_then(|n| view.heartbeat(n)) {
-            Some(h) => (h.at_ms, h.stopped),
-            None if entry.claim.is_some() => (entry.claim_at_ms, false),
-            // A state whose claim is gone names no owner: nobody will ever release it, and
-            // nothing says since when, so its clock starts now.
-            None => return Err(now),
-        };
-        if !stopped && now < seen.saturating_add(self.node_timeout_ms) {
-            Ok(())
-        } else {
-            Err(seen.min(now))
-        }
-    }
-
-    fn scan(&self, view: &View, now: u64) -> Scan {
-        // Live brokers, in one order on every broker: each orphan falls to exactly one of them
-        // (while their views agree; if not, the later claim wins).
-        let mut live: Vec<&str> = view
-            .heartbeats()
-            .filter(|(_, h)| !h.stopped && now < h.at_ms.saturating_add(self.node_timeout_ms))
-            .map(|(n, _)| &**n)
-            .collect();
-        live.push(&self.node);
-        live.sort_unstable();
-        live.dedup();
-        let falls_to_me = |key: &str| {
-            let i = usize::try_from(partition_for(key, live.len())).unwrap_or(0);
-            live.get(i).is_some_and(|n| *n == self.node)
-        };
-        let mut scan = Scan::default();
-        let mut orphaned_nodes: HashSet<&str> = HashSet::new();
-        for (cid, e) in view.entries() {
-            match &e.state {
-                // A pending Will keeps the session until it is published (see `will_published`).
-                Some(s) if s.is_expired(now) && s.will.is_none() => {
-                    if scan.expired.len() < MAX_TOMBSTONES_PER_SCAN {
-                        scan.expired.push((cid.to_owned(), true));
-                    }
-                    continue;
-                }
-                // Connected, or waiting to publish a Will: it needs a live owner.
-                Some(s) if s.disconnected_at_ms.is_none() || s.will.is_some() => {
-                    let node = view.node_of(e);
-                    if let Err(dead_since) = self.liveness(view, node, e, now) {
-                        if let Some(n) = node {
-                            orphaned_nodes.insert(n);
-                        }
-                        if scan.orphans.len() < MAX_ADOPTIONS_PER_SCAN && falls_to_me(cid) {
-                            scan.orphans.push((cid.to_owned(), dead_since));
-                        }
-                    }
-                }
-                None if e.claim.is_some()
-                    && e.claim_at_ms.saturating_add(CLAIM_RETENTION_MS) <= now
-                    && scan.expired.len() < MAX_TOMBSTONES_PER_SCAN =>
-                {
-                    scan.expired.push((cid.to_owned(), false));
-                }
-                _ => {}
-            }
-        }
-        scan.buried = view
-            .heartbeats()
-            .filter(|(n, h)| {
-                let dead = h.stopped || now >= h.at_ms.saturating_add(self.node_timeout_ms);
-                dead && ***n != *self.node && !orphaned_nodes.contains(&***n) && falls_to_me(n)
-            })
-            .map(|(n, _)| n.to_string())
-            .collect();
-        scan
-    }
-
-    /// Takes over the session of a dead broker process: claims it (a client connecting
-    /// meanwhile claims after us and wins) and rewrites its state as disconnected since the
-    /// broker died, so that its expiry runs and its Will is published by this process.
+    /// Takes over a session without a live owner: claims it (a client connecting meanwhile
+    /// claims after us and wins) and rewrites its state as disconnected since its owner was
+    /// gone, so that its expiry runs and its Will is published by this process.
     async fn adopt(&self, client_id: &str, dead_since: u64) -> Result<(), SessionError> {
         let epoch = self.claim(client_id).await?;
         let Some(state) = self.state(client_id) else { return Ok(()) };

@@ -8,11 +8,13 @@
 //! process dies (kill -9, node loss), its heartbeat stops; after `limits.nodeTimeout` another
 //! process adopts each of its sessions (a claim, so a reconnecting client still wins) and the
 //! same path publishes their Wills and starts their expiry.
+//!
+//! Three tasks, so that none waits for another: a slow Kafka partition holding up a Will must
+//! not stop the heartbeat (others would take this broker for dead) nor expiry and adoption.
 
 use futures::StreamExt;
 use std::sync::Weak;
 use std::time::Duration;
-use tokio::time::Instant;
 
 use super::EXPIRY_SCAN;
 use crate::broker::Broker;
@@ -22,47 +24,17 @@ use crate::message::now_ms;
 const WILL_TICK: Duration = Duration::from_millis(500);
 /// Wills published at once (a dead broker's clients' Wills come due together).
 const WILLS_IN_PARALLEL: usize = 256;
+/// Longest wait for one Will to reach Kafka; it stays due and is tried again after.
+pub const WILL_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs until the broker is dropped.
-pub async fn run(broker: Weak<Broker>) {
-    // Its own task: a long adoption or a burst of Wills must not look like this broker dying.
+/// Starts the heartbeat, Will and scan tasks; each ends when the broker is dropped.
+pub fn start(broker: Weak<Broker>) {
     tokio::spawn(heartbeat(broker.clone()));
-    let mut tick = tokio::time::interval(WILL_TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_scan = Instant::now();
-    loop {
-        tick.tick().await;
-        let Some(broker) = broker.upgrade() else { return };
-        let sessions = &broker.sessions;
-        futures::stream::iter(sessions.due_wills())
-            .for_each_concurrent(WILLS_IN_PARALLEL, |(client_id, state)| {
-                let broker = &broker;
-                async move {
-                    let Some(will) = &state.will else { return };
-                    // Published before it is forgotten: a crash in between publishes it twice
-                    // rather than never (a Will is at least once across broker failures).
-                    match broker.publish_will(&client_id, will.to_message(&client_id, now_ms())).await {
-                        Ok(()) => {
-                            if let Err(e) = broker.sessions.will_published(&client_id, &state).await {
-                                tracing::warn!(client = %client_id, error = %e, "published will not cleared");
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(client = %client_id, error = %e, "delayed will not published; will retry")
-                        }
-                    }
-                }
-            })
-            .await;
-        sessions.rewrite_overwritten().await;
-        if last_scan.elapsed() >= EXPIRY_SCAN {
-            last_scan = Instant::now();
-            sessions.scan_and_expire().await;
-        }
-    }
+    tokio::spawn(wills(broker.clone()));
+    tokio::spawn(scans(broker));
 }
 
-/// Writes this broker's heartbeat until the broker is dropped.
+/// Writes this broker's heartbeat.
 async fn heartbeat(broker: Weak<Broker>) {
     let Some(interval) = broker.upgrade().map(|b| b.sessions.heartbeat_interval()) else { return };
     let mut tick = tokio::time::interval(interval);
@@ -73,5 +45,48 @@ async fn heartbeat(broker: Weak<Broker>) {
         if let Err(e) = broker.sessions.heartbeat().await {
             tracing::warn!(error = %e, "heartbeat not written");
         }
+    }
+}
+
+/// Publishes the Wills that came due in sessions this broker owns, then clears them.
+async fn wills(broker: Weak<Broker>) {
+    let mut tick = tokio::time::interval(WILL_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(broker) = broker.upgrade() else { return };
+        futures::stream::iter(broker.sessions.due_wills())
+            .for_each_concurrent(WILLS_IN_PARALLEL, |(client_id, state)| {
+                let broker = &broker;
+                async move {
+                    let Some(will) = &state.will else { return };
+                    // Published before it is forgotten: a crash in between publishes it twice
+                    // rather than never (a Will is at least once across broker failures).
+                    let msg = will.to_message(&client_id, now_ms());
+                    match tokio::time::timeout(WILL_PUBLISH_TIMEOUT, broker.publish_will(&client_id, msg)).await {
+                        Ok(Ok(())) => {
+                            if let Err(e) = broker.sessions.will_published(&client_id, &state).await {
+                                tracing::warn!(client = %client_id, error = %e, "published will not cleared");
+                            }
+                        }
+                        Ok(Err(e)) => tracing::warn!(client = %client_id, error = %e, "will not published; will retry"),
+                        Err(_) => tracing::warn!(client = %client_id, "will not acknowledged in time; will retry"),
+                    }
+                }
+            })
+            .await;
+        broker.sessions.rewrite_overwritten().await;
+    }
+}
+
+/// Expiry, adoption and burial of dead brokers' heartbeats, every [`EXPIRY_SCAN`].
+async fn scans(broker: Weak<Broker>) {
+    let mut tick = tokio::time::interval(EXPIRY_SCAN);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(broker) = broker.upgrade() else { return };
+        broker.sessions.scan_and_expire().await;
     }
 }
