@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks behind BENCHMARKS.md. Starts its own tansu (sqlite storage) and a release broker on
-# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|throughput|sessions|adoption|all]
+# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|idle-tls|throughput|sessions|adoption|all]
 # Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100),
 # SESSIONS stored sessions (100000), LATENCY_CONNECTS (1000), ORPHANS sessions of a dead broker (20000),
 # CARGO_TARGET_DIR (where the release binaries are built).
@@ -50,7 +50,8 @@ start_broker() {
   mport=$(free_port); aport=$(free_port)
   cat >"$work/$1.yaml" <<YAML
 listeners:
-  - { name: mqtt, protocol: mqtt, address: "127.0.0.1:$mport" }
+  - { name: mqtt, protocol: mqtt, address: "127.0.0.1:$mport" }${EXTRA_LISTENER:+
+  - $EXTRA_LISTENER}
 admin: { address: "127.0.0.1:$aport" }
 kafka: { bootstrapServers: "127.0.0.1:$kport" }
 topics: { partitions: 4 }
@@ -68,7 +69,21 @@ YAML
 
 stop_broker() { kill -TERM "$bpid"; wait "$bpid" 2>/dev/null || true; }
 
-if [[ "$what" == idle || "$what" == throughput || "$what" == all ]]; then
+if [[ "$what" == idle-tls || "$what" == all ]]; then
+  # A test CA and a server certificate for 127.0.0.1 (EC P-256, as cert-manager issues by default).
+  pki="$work/pki"; mkdir -p "$pki"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/ca.key" \
+    -out "$pki/ca.pem" -days 2 -subj /CN=bench-ca 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$pki/server.key" \
+    -out "$pki/server.csr" -subj /CN=127.0.0.1 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' >"$pki/ext"
+  openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" -CAcreateserial \
+    -out "$pki/server.pem" -days 2 -extfile "$pki/ext" 2>/dev/null
+  tport=$(free_port)
+  export EXTRA_LISTENER="{ name: mqtts, protocol: mqtts, address: \"127.0.0.1:$tport\", tls: { certFile: \"$pki/server.pem\", keyFile: \"$pki/server.key\" } }"
+fi
+
+if [[ "$what" == idle || "$what" == idle-tls || "$what" == throughput || "$what" == all ]]; then
   mkdir -p "$work/main"
   start_tansu "$work/main"
   start_broker main
@@ -89,6 +104,23 @@ if [[ "$what" == idle || "$what" == all ]]; then
   echo "idle: $(head -1 "$work/idle.log")"
   echo "idle: broker RSS before ${base} KiB, with ${conns:-$connections} connections ${held} KiB"
   awk -v b="$base" -v h="$held" -v n="$connections" 'BEGIN { printf "idle: %.2f KiB per idle connection\n", (h-b)/n }'
+fi
+
+if [[ "$what" == idle-tls || "$what" == all ]]; then
+  sleep 2
+  base=$(rss_kib "$bpid")
+  "$load" idle --port "$tport" --connections "$connections" --keep-alive 60 --hold-secs 15 --prefix idle-tls \
+    --tls-ca "$pki/ca.pem" >"$work/idle-tls.log" 2>&1 &
+  lpid=$!
+  for _ in $(seq 1 600); do grep -q READY "$work/idle-tls.log" && break; sleep 0.2; done
+  grep -q READY "$work/idle-tls.log" || { cat "$work/idle-tls.log"; exit 1; }
+  sleep 5
+  held=$(rss_kib "$bpid")
+  conns=$(metric tributary_connections)
+  wait "$lpid" || true
+  echo "idle-tls: $(head -1 "$work/idle-tls.log")"
+  echo "idle-tls: broker RSS before ${base} KiB, with ${conns:-$connections} TLS connections ${held} KiB"
+  awk -v b="$base" -v h="$held" -v n="$connections" 'BEGIN { printf "idle-tls: %.2f KiB per idle TLS connection\n", (h-b)/n }'
 fi
 
 if [[ "$what" == throughput || "$what" == all ]]; then

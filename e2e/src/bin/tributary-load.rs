@@ -57,6 +57,10 @@ enum Cmd {
         /// Client id prefix (several processes need distinct ones).
         #[arg(long, default_value = "idle")]
         prefix: String,
+        /// Connect with TLS (an `mqtts` listener), trusting this CA file: raw MQTT 3.1.1
+        /// CONNECT/CONNACK over tokio-rustls instead of rumqttc.
+        #[arg(long)]
+        tls_ca: Option<std::path::PathBuf>,
     },
     /// Publish through the broker.
     Publish {
@@ -165,7 +169,10 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
-        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix } => {
+        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix, tls_ca: Some(ca) } => {
+            idle_tls(&host, port, connections, keep_alive, hold_secs, &prefix, &ca).await
+        }
+        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix, tls_ca: None } => {
             idle(&host, port, connections, keep_alive, hold_secs, &prefix).await
         }
         Cmd::Publish { host, port, publishers, messages, size, qos, bootstrap, topic } => {
@@ -230,6 +237,61 @@ async fn idle(host: &str, port: u16, n: usize, keep_alive: u64, hold: u64, prefi
     println!("READY");
     tokio::time::sleep(Duration::from_secs(hold)).await;
     println!("still connected: {}", connected.load(Ordering::Relaxed));
+    Ok(())
+}
+
+/// Like [`idle`] over TLS: each connection is a TLS session carrying one MQTT 3.1.1 CONNECT,
+/// held without traffic (keep-alive longer than the hold).
+async fn idle_tls(
+    host: &str,
+    port: u16,
+    n: usize,
+    keep_alive: u64,
+    hold: u64,
+    prefix: &str,
+    ca: &std::path::Path,
+) -> anyhow::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let server_name = rustls::pki_types::ServerName::try_from(host.to_owned())?;
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(n);
+    for i in 0..n {
+        let tcp = TcpStream::connect((host, port)).await?;
+        let mut tls = connector.connect(server_name.clone(), tcp).await.context("TLS handshake")?;
+        let connect = codec::Packet::Connect(codec::Connect {
+            protocol: codec::ProtocolVersion::V311,
+            clean_start: true,
+            keep_alive: u16::try_from(keep_alive).unwrap_or(u16::MAX),
+            client_id: format!("{prefix}-{i}"),
+            will: None,
+            username: None,
+            password: None,
+            properties: Default::default(),
+        });
+        let mut buf = BytesMut::new();
+        codec::encode(&connect, codec::ProtocolVersion::V311, &mut buf)?;
+        tls.write_all(&buf).await?;
+        let mut connack = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(15), tls.read_exact(&mut connack)).await.context("no CONNACK")??;
+        if connack != [0x20, 2, 0, 0] {
+            bail!("connection {i}: unexpected CONNACK {connack:02x?}");
+        }
+        held.push(tls);
+    }
+    println!("connected {n} over TLS in {:.1}s", start.elapsed().as_secs_f64());
+    println!("READY");
+    tokio::time::sleep(Duration::from_secs(hold)).await;
+    println!("still connected: {}", held.len());
     Ok(())
 }
 
