@@ -5,6 +5,7 @@ use futures::future::{self, BoxFuture, FutureExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::kafka::admin::{ensure_topics, AdminError};
 use crate::kafka::offsets::Offsets;
@@ -33,6 +34,9 @@ pub enum StartError {
     /// The topic mapping is invalid.
     #[error("topic mapping: {0}")]
     Mapping(String),
+    /// The password file is unusable.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
     /// The first heartbeat could not be written to the sessions topic.
     #[error("sessions topic: {0}")]
     Sessions(#[from] crate::session::SessionError),
@@ -40,6 +44,8 @@ pub enum StartError {
 
 /// Shared broker state.
 pub struct Broker {
+    /// Checks CONNECT credentials (password file reloaded when it changes).
+    pub auth: Arc<Authenticator>,
     /// The configuration the broker started with. Its `topics.mappings`, `topics.default` and
     /// `authorization` are the startup values: those sections are reloaded at run time (see
     /// [`crate::reload`]), so read the mapping through [`Broker::mapping`]. The rest never changes.
@@ -73,6 +79,7 @@ impl Broker {
     /// Creates missing topics, loads retained messages and returns a broker ready to serve.
     pub async fn start(config: Config) -> Result<Arc<Broker>, StartError> {
         let mapping = config.mapping().map_err(|e| StartError::Mapping(e.to_string()))?;
+        let auth = Arc::new(Authenticator::load(&config.authentication)?);
         let created = ensure_topics(&config, &mapping.all_kafka_topics()).await?;
         if !created.is_empty() {
             tracing::info!(?created, "created missing kafka topics");
@@ -90,7 +97,9 @@ impl Broker {
         let sessions = Sessions::start(&config, producer.clone(), registry.clone(), metrics.clone()).await?;
         // Before serving: other brokers must not take this one's first sessions for orphans.
         sessions.heartbeat().await?;
+        tokio::spawn(crate::auth::watch(Arc::downgrade(&auth)));
         let broker = Broker {
+            auth,
             config,
             mapping: ArcSwap::from_pointee(mapping),
             producer,

@@ -507,6 +507,13 @@ impl Config {
                 return Err(invalid("authentication.passwordFile", "must not be empty"));
             }
         }
+        let client_certs = self.listeners.iter().any(|l| l.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()));
+        if !self.authentication.allow_anonymous && self.authentication.password_file.is_none() && !client_certs {
+            return Err(invalid(
+                "authentication.allowAnonymous",
+                "false leaves no way in: set passwordFile, or a listener with tls.clientCaFile",
+            ));
+        }
         for (i, rule) in self.authorization.rules.iter().enumerate() {
             validate_filter(&rule.topic)
                 .map_err(|e| invalid(format!("authorization.rules[{i}].topic"), e.to_string()))?;
@@ -739,9 +746,6 @@ impl Config {
                 format!("listeners[{i}].protocol"),
                 format!("{} is not supported yet (only mqtt and mqtts)", l.protocol),
             ));
-        }
-        if !self.authentication.allow_anonymous || self.authentication.password_file.is_some() {
-            return Err(invalid("authentication", "only allowAnonymous: true without passwordFile is supported yet"));
         }
         if !self.authorization.rules.is_empty() {
             return Err(invalid("authorization.rules", "ACL enforcement is not supported yet"));
@@ -1056,6 +1060,10 @@ mod tests {
         );
         assert_eq!(error_with("limits: {maxInflight: 0}\n"), "limits.maxInflight: must be between 1 and 65535");
         assert_eq!(error_with("limits: {nodeTimeout: 1}\n"), "limits.nodeTimeout: must be between 2 and 3600 seconds");
+        assert_eq!(
+            error_with("authentication: {allowAnonymous: false}\n"),
+            "authentication.allowAnonymous: false leaves no way in: set passwordFile, or a listener with tls.clientCaFile"
+        );
         assert!(Config::from_yaml_str(&format!(
             "{MINIMAL}limits: {{maxPacketSize: 1, maxInflight: 65535, maxConnections: 10, maxKeepAlive: 65535}}\n"
         ))

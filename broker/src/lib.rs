@@ -2,6 +2,7 @@
 //! processes keep no state of their own beyond caches rebuilt from Kafka.
 
 pub mod admin;
+pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod codec;

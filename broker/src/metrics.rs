@@ -23,6 +23,8 @@ pub struct Metrics {
     pub delivery_dropped: AtomicU64,
     /// Connections closed for a protocol violation or malformed packet.
     pub protocol_errors: AtomicU64,
+    /// CONNECTs refused for their credentials.
+    pub auth_failed: AtomicU64,
     /// TLS handshakes that failed or timed out (bad or missing client certificates, plain
     /// MQTT sent to a TLS port, ...).
     pub tls_handshake_failed: AtomicU64,
@@ -75,6 +77,7 @@ impl Metrics {
             "Connections closed for protocol errors.",
             &self.protocol_errors,
         );
+        counter(&mut out, "tributary_auth_failed_total", "CONNECTs refused for their credentials.", &self.auth_failed);
         counter(
             &mut out,
             "tributary_tls_handshake_failed_total",

@@ -203,7 +203,7 @@ mod tests {
             ("topics: {partitions: 3}\n", "topics.partitions"),
             ("topics: {replicationFactor: 3}\n", "topics.replicationFactor"),
             ("limits: {maxInflight: 4}\n", "limits"),
-            ("authentication: {allowAnonymous: false}\n", "authentication"),
+            ("authentication: {passwordFile: /p}\n", "authentication"),
         ];
         for (extra, section) in cases {
             assert_eq!(classify(&old, &config(extra)), Change::NeedsRestart(vec![section]), "{extra}");

@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
+use crate::client::Peer;
 use crate::metrics::inc;
 use crate::shutdown::Shutdown;
 
@@ -73,13 +74,17 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>
     let _ = stream.set_nodelay(true);
     tracing::trace!(%peer, "tcp connection");
     let Some(tls) = tls else {
-        crate::client::serve(stream, c.broker, c.shutdown).await;
+        crate::client::serve(stream, Peer::default(), c.broker, c.shutdown).await;
         return;
     };
     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
         // Boxed: the TLS state is large, and the connection's own future stays as small as for
         // plain TCP (see client::serve).
-        Ok(Ok(stream)) => crate::client::serve(Box::new(stream), c.broker, c.shutdown).await,
+        Ok(Ok(stream)) => {
+            // rustls only completes the handshake with a certificate its verifier accepted.
+            let peer = Peer { tls_verified: stream.get_ref().1.peer_certificates().is_some() };
+            crate::client::serve(Box::new(stream), peer, c.broker, c.shutdown).await
+        }
         Ok(Err(e)) => {
             inc(&c.broker.metrics.tls_handshake_failed);
             tracing::debug!(%peer, error = %e, "TLS handshake failed");

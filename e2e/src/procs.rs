@@ -105,6 +105,8 @@ pub struct BrokerOptions {
     pub limits: Vec<(String, String)>,
     /// More `listeners:` entries, as YAML flow mappings (e.g. an `mqtts` listener).
     pub extra_listeners: Vec<String>,
+    /// The `authentication:` section, as a YAML flow mapping.
+    pub authentication: Option<String>,
 }
 
 /// A tributary-broker process with its own config file and ports.
@@ -169,6 +171,9 @@ impl BrokerProcess {
         }
         if opts.mappings.is_empty() {
             yaml.push_str("    []\n");
+        }
+        if let Some(a) = &opts.authentication {
+            yaml.push_str(&format!("authentication: {a}\n"));
         }
         if !opts.limits.is_empty() {
             yaml.push_str("limits:\n");

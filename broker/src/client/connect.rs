@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::deliver::Outbound;
 use super::persist::Persist;
-use super::{Client, MAILBOX_CAPACITY};
+use super::{Client, Peer, MAILBOX_CAPACITY};
 use crate::broker::Broker;
 use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
 use crate::connection::Connection;
@@ -65,6 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) async fn accept(
         mut conn: Connection<S>,
         connect: Connect,
+        peer: Peer,
         broker: Arc<Broker>,
         shutdown: Shutdown,
     ) -> Option<Self> {
@@ -107,6 +108,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 conn.close_with(Some(&Packet::ConnAck(refuse(reason::PACKET_TOO_LARGE)))).await;
                 return None;
             }
+        }
+
+        // Before anything is written to Kafka for this client id.
+        let password = connect.password.as_deref();
+        if let Err(code) = broker.auth.check(connect.username.as_deref(), password, peer.tls_verified) {
+            inc(&broker.metrics.auth_failed);
+            tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
+            conn.close_with(Some(&Packet::ConnAck(refuse(code)))).await;
+            return None;
         }
 
         let limits = &broker.config.limits;

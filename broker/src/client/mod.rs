@@ -82,20 +82,27 @@ impl End {
     }
 }
 
+/// What the listener learned about a connection before MQTT started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The TLS layer verified a client certificate (mTLS): an identity without a password.
+    pub tls_verified: bool,
+}
+
 /// Serves one client connection until it ends.
-pub async fn serve<S>(stream: S, broker: Arc<Broker>, shutdown: Shutdown)
+pub async fn serve<S>(stream: S, peer: Peer, broker: Arc<Broker>, shutdown: Shutdown)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     // The handshake and the goodbye are boxed so that their futures are not held inline for the
     // whole life of the connection: the idle state is what decides memory per connection.
-    let Some(mut client) = Box::pin(handshake(stream, broker, shutdown)).await else { return };
+    let Some(mut client) = Box::pin(handshake(stream, peer, broker, shutdown)).await else { return };
     let end = client.run().await;
     Box::pin(client.finish(end)).await;
 }
 
 /// Reads and answers CONNECT; `None` when the connection was refused or went away.
-async fn handshake<S>(stream: S, broker: Arc<Broker>, shutdown: Shutdown) -> Option<Client<S>>
+async fn handshake<S>(stream: S, peer: Peer, broker: Arc<Broker>, shutdown: Shutdown) -> Option<Client<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -110,7 +117,7 @@ where
         // Timeout, I/O error, clean close, or a first packet that is not CONNECT (MQTT-3.1.0-1).
         _ => return None,
     };
-    Client::accept(conn, connect, broker, shutdown).await
+    Client::accept(conn, connect, peer, broker, shutdown).await
 }
 
 /// The state of one accepted connection.
@@ -430,7 +437,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     /// Size of the future a function returns, without running it.
-    fn future_size<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize {
+    fn future_size<A, B, C, D, F>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
