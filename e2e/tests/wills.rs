@@ -91,6 +91,26 @@ async fn will_delay_is_kept_cancelled_by_a_reconnect_and_cut_short_by_a_clean_st
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ending_before_the_will_delay_publishes_the_will_then() {
+    let kafka = KafkaServer::start();
+    let b = BrokerProcess::start(&kafka);
+    let mut w = watcher(b.port, "watcher").await;
+    // Session expiry 2 s, Will delay 60 s: the Will goes out when the session ends.
+    let dev = device(b.port, "dev-short", 2, will("status/dev-short", Some(60)), true).await;
+    let dropped = Instant::now();
+    dev.abort();
+    let got = w.publish_received(T).await;
+    let after = dropped.elapsed();
+    assert_eq!(got.topic, "status/dev-short");
+    assert!(after >= Duration::from_millis(1900) && after < Duration::from_secs(10), "after {after:?}");
+    // And the session is gone with it.
+    let mut o = options5(b.port, "dev-short");
+    o.set_clean_start(false);
+    o.set_session_expiry_interval(Some(2));
+    assert!(!Client5::connect(o).await.connack.session_present);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wills_and_expiry_of_a_killed_brokers_sessions_are_handled_by_another_broker() {
     let kafka = KafkaServer::start();
     let mut b1 = BrokerProcess::start_with(&kafka, &quick_failover());
