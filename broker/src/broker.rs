@@ -5,6 +5,7 @@ use futures::future::{self, BoxFuture, FutureExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::acl::Acl;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::kafka::admin::{ensure_topics, AdminError};
@@ -46,6 +47,8 @@ pub enum StartError {
 pub struct Broker {
     /// Checks CONNECT credentials (password file reloaded when it changes).
     pub auth: Arc<Authenticator>,
+    /// Access rules in force (replaced by a config reload, like the mapping).
+    acl: ArcSwap<Acl>,
     /// The configuration the broker started with. Its `topics.mappings`, `topics.default` and
     /// `authorization` are the startup values: those sections are reloaded at run time (see
     /// [`crate::reload`]), so read the mapping through [`Broker::mapping`]. The rest never changes.
@@ -99,6 +102,7 @@ impl Broker {
         sessions.heartbeat().await?;
         tokio::spawn(crate::auth::watch(Arc::downgrade(&auth)));
         let broker = Broker {
+            acl: ArcSwap::from_pointee(Acl::new(&config.authorization)),
             auth,
             config,
             mapping: ArcSwap::from_pointee(mapping),
@@ -129,6 +133,16 @@ impl Broker {
     /// mapping's Kafka topics first.
     pub fn set_mapping(&self, mapping: TopicMapping) {
         self.mapping.store(Arc::new(mapping));
+    }
+
+    /// The access rules in force now.
+    pub fn acl(&self) -> Arc<Acl> {
+        self.acl.load_full()
+    }
+
+    /// Makes `acl` the rules new operations are checked against.
+    pub fn set_acl(&self, acl: Acl) {
+        self.acl.store(Arc::new(acl));
     }
 
     /// True while the broker accepts work (for the readiness probe).

@@ -747,8 +747,11 @@ impl Config {
                 format!("{} is not supported yet (only mqtt and mqtts)", l.protocol),
             ));
         }
-        if !self.authorization.rules.is_empty() {
-            return Err(invalid("authorization.rules", "ACL enforcement is not supported yet"));
+        if let Some(i) = self.authorization.rules.iter().position(|r| matches!(r.principal, Principal::Cn(_))) {
+            return Err(invalid(
+                format!("authorization.rules[{i}].principal"),
+                "cn: principals (client certificate names) are not supported yet",
+            ));
         }
         Ok(())
     }
@@ -1306,12 +1309,18 @@ admin: {{address: '127.0.0.1:0'}}
         let err = empty.resolve_with_env(Config::from_yaml_str(MINIMAL).expect("config"), env()).expect_err("bad");
         assert_eq!(err.to_string(), "kafka.bootstrapServers: must not be empty");
 
-        let acl = Config::from_yaml_str(&format!(
-            "{MINIMAL}authorization:\n  rules:\n    - {{principal: '*', action: all, topic: '#', effect: deny}}\n"
-        ))
-        .expect("config");
-        let err = Overrides::default().resolve_with_env(acl, env()).expect_err("refused");
-        assert_eq!(err.to_string(), "authorization.rules: ACL enforcement is not supported yet");
+        let acl = |principal: &str| {
+            Config::from_yaml_str(&format!(
+                "{MINIMAL}authorization:\n  rules:\n    - {{principal: '{principal}', action: all, topic: '#', effect: deny}}\n"
+            ))
+            .expect("config")
+        };
+        assert!(Overrides::default().resolve_with_env(acl("*"), env()).is_ok(), "rules are enforced");
+        let err = Overrides::default().resolve_with_env(acl("cn:device"), env()).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "authorization.rules[0].principal: cn: principals (client certificate names) are not supported yet"
+        );
 
         let tls =
             "listeners:\n  - {name: s, protocol: mqtts, address: '127.0.0.1:8883', tls: {certFile: c, keyFile: k}}\n";

@@ -1,6 +1,7 @@
 //! Tributary: a Kafka-native MQTT broker. Every MQTT message is a Kafka record; broker
 //! processes keep no state of their own beyond caches rebuilt from Kafka.
 
+pub mod acl;
 pub mod admin;
 pub mod auth;
 pub mod broker;

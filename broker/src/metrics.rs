@@ -25,6 +25,8 @@ pub struct Metrics {
     pub protocol_errors: AtomicU64,
     /// CONNECTs refused for their credentials.
     pub auth_failed: AtomicU64,
+    /// Publishes, subscriptions and Wills refused by the access rules.
+    pub acl_denied: AtomicU64,
     /// TLS handshakes that failed or timed out (bad or missing client certificates, plain
     /// MQTT sent to a TLS port, ...).
     pub tls_handshake_failed: AtomicU64,
@@ -78,6 +80,12 @@ impl Metrics {
             &self.protocol_errors,
         );
         counter(&mut out, "tributary_auth_failed_total", "CONNECTs refused for their credentials.", &self.auth_failed);
+        counter(
+            &mut out,
+            "tributary_acl_denied_total",
+            "Publishes, subscriptions and Wills refused by the access rules.",
+            &self.acl_denied,
+        );
         counter(
             &mut out,
             "tributary_tls_handshake_failed_total",

@@ -158,6 +158,7 @@ impl Watcher {
             }
         }
         self.broker.set_mapping(mapping);
+        self.broker.set_acl(crate::acl::Acl::new(&new.authorization));
         self.running = new;
         tracing::info!(changed = ?sections, "config reloaded");
         true

@@ -107,6 +107,8 @@ pub struct BrokerOptions {
     pub extra_listeners: Vec<String>,
     /// The `authentication:` section, as a YAML flow mapping.
     pub authentication: Option<String>,
+    /// The `authorization:` section, as a YAML flow mapping.
+    pub authorization: Option<String>,
 }
 
 /// A tributary-broker process with its own config file and ports.
@@ -174,6 +176,9 @@ impl BrokerProcess {
         }
         if let Some(a) = &opts.authentication {
             yaml.push_str(&format!("authentication: {a}\n"));
+        }
+        if let Some(a) = &opts.authorization {
+            yaml.push_str(&format!("authorization: {a}\n"));
         }
         if !opts.limits.is_empty() {
             yaml.push_str("limits:\n");

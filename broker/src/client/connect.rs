@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use super::deliver::Outbound;
 use super::persist::Persist;
 use super::{Client, Peer, MAILBOX_CAPACITY};
+use crate::acl::{Identity, Request};
 use crate::broker::Broker;
 use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
 use crate::connection::Connection;
@@ -117,6 +118,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
             conn.close_with(Some(&Packet::ConnAck(refuse(code)))).await;
             return None;
+        }
+
+        // A Will the client may not publish would be refused when it is due: refuse it now.
+        if let Some(w) = &connect.will {
+            let who = Identity { client_id: &client_id, username: connect.username.as_deref() };
+            if !broker.acl().allows(who, Request::Publish, &w.topic) {
+                inc(&broker.metrics.acl_denied);
+                conn.close_with(Some(&Packet::ConnAck(refuse(reason::NOT_AUTHORIZED)))).await;
+                return None;
+            }
         }
 
         let limits = &broker.config.limits;
@@ -232,6 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             mailbox: Arc::new(Mailbox::new(MAILBOX_CAPACITY)),
             subscriptions: Default::default(),
             stored: expiry > 0 || will.is_some(),
+            username: connect.username.as_deref().map(Box::from),
             will,
             keep_alive: (keep_alive > 0).then(|| Duration::from_secs(u64::from(keep_alive))),
             last_seen: Instant::now(),

@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use crate::acl::{Identity, Request};
 use crate::broker::Broker;
 use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion, QoS, SubscriptionOptions};
 use crate::connection::{Connection, ConnectionError};
@@ -141,6 +142,8 @@ struct Client<S> {
     will: Option<Box<StoredWill>>,
     /// A session state was written at CONNECT (persistent, or keeping a Will).
     stored: bool,
+    /// The authenticated username, for access rules.
+    username: Option<Box<str>>,
     keep_alive: Option<Duration>,
     last_seen: Instant,
     kicked: Option<oneshot::Receiver<Kick>>,
@@ -328,6 +331,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
+    /// Whether the access rules in force let this client do `request` on `topic`.
+    fn allowed(&self, request: Request, topic: &str) -> bool {
+        let who = Identity { client_id: &self.client_id, username: self.username.as_deref() };
+        let allowed = self.broker.acl().allows(who, request, topic);
+        if !allowed {
+            inc(&self.broker.metrics.acl_denied);
+            tracing::debug!(client = %self.client_id, ?request, %topic, "denied by the access rules");
+        }
+        allowed
+    }
+
     /// Removes the connection's subscriptions from the router and its registration.
     fn release(&mut self) {
         for (filter, _) in self.subscriptions.drain() {

@@ -6,6 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connect::TOPIC_ALIAS_MAX;
 use super::{Client, End};
+use crate::acl::Request;
 use crate::codec::{reason, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
 use crate::kafka::offsets::OffsetsError;
 use crate::kafka::partition::partition_for_key;
@@ -43,6 +44,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 return Err(End::Protocol(reason::RECEIVE_MAXIMUM_EXCEEDED));
             }
         }
+        if !self.allowed(Request::Publish, &p.topic) {
+            return self.refuse_publish(p.qos, p.packet_id);
+        }
         let msg = Message {
             topic: p.topic,
             payload: p.payload,
@@ -55,6 +59,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         match (p.qos, p.packet_id, self.persist.is_some()) {
             (QoS::ExactlyOnce, Some(id), true) => self.publish_exactly_once(id, msg).await,
             (qos, id, _) => self.produce(id, qos, msg).await,
+        }
+    }
+
+    /// Answers a PUBLISH the access rules refuse: nothing is produced. MQTT 5 clients get
+    /// reason 0x87 in PUBACK/PUBREC; MQTT 3.1.1 has no negative acknowledgement, so the flow
+    /// completes normally and the message is dropped (as other brokers do).
+    fn refuse_publish(&mut self, qos: QoS, packet_id: Option<u16>) -> Result<(), End> {
+        let code = if self.version == ProtocolVersion::V5 { reason::NOT_AUTHORIZED } else { reason::SUCCESS };
+        match (qos, packet_id) {
+            (QoS::AtLeastOnce, Some(id)) => self.send(&Packet::PubAck(resp(id, code))),
+            (QoS::ExactlyOnce, Some(id)) => {
+                // A refusal ends an MQTT 5 flow; 3.1.1 goes on to PUBREL/PUBCOMP.
+                if code == reason::SUCCESS {
+                    self.qos2.insert(id, true);
+                }
+                self.send(&Packet::PubRec(resp(id, code)))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, End};
+use crate::acl::Request;
 use crate::codec::{reason, Packet, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
 use crate::mailbox::Delivery;
 use crate::router::{delivered_qos, Subscriber};
@@ -48,6 +49,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if validate_filter(filter).is_err() {
             return refuse(reason::TOPIC_FILTER_INVALID);
         }
+        if !self.allowed(Request::Subscribe, filter) {
+            return refuse(reason::NOT_AUTHORIZED);
+        }
         // The mapping in force now decides which Kafka topics this subscription tails. A later
         // config reload does not revisit it: the client re-subscribes to pick up a new mapping.
         let topics = self.broker.mapping().kafka_topics_for_filter_cached(filter);
@@ -79,6 +83,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Puts a subscription of a resumed session back into the router, without retained
     /// messages (those come with SUBSCRIBE only, MQTT-3.3.1-6..).
     pub(super) async fn restore_subscription(&mut self, stored: &StoredSubscription) {
+        // The rules may have changed while the client was away.
+        if !self.allowed(Request::Subscribe, &stored.filter) {
+            return;
+        }
         let options = stored.options();
         let topics = self.broker.mapping().kafka_topics_for_filter_cached(&stored.filter);
         self.broker.router.subscribe(&stored.filter, self.subscriber(options, stored.id));

@@ -1,0 +1,152 @@
+//! Topic-level access control: `authorization.rules` (principal, action, topic filter, effect;
+//! first match wins) and `authorization.defaultEffect`, applied to PUBLISH (Wills included)
+//! and SUBSCRIBE. Reloaded with the configuration file (see `reload`); a reload applies to new
+//! operations, not to subscriptions already granted.
+//!
+//! A PUBLISH's topic name matches a rule's filter as usual. A SUBSCRIBE filter is checked
+//! safely: an `allow` rule applies only when its filter covers every topic the subscription
+//! can match, a `deny` rule as soon as the two overlap, so `devices/#` is refused when
+//! `devices/secret/#` is denied before `devices/#` is allowed.
+
+use crate::config::{Action, Authorization, AuthorizationRule, Effect, Principal};
+use crate::topic::matches;
+
+/// Who a connection is, for rules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Identity<'a> {
+    /// The client identifier.
+    pub client_id: &'a str,
+    /// The authenticated username, if any.
+    pub username: Option<&'a str>,
+}
+
+/// What is being asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// PUBLISH to a topic name.
+    Publish,
+    /// SUBSCRIBE to a topic filter.
+    Subscribe,
+}
+
+/// The compiled rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acl {
+    rules: Vec<AuthorizationRule>,
+    default_effect: Effect,
+}
+
+/// Whether `rule` covers every topic that `filter` can match.
+fn covers(rule: &str, filter: &str) -> bool {
+    let mut r = rule.split('/');
+    let mut f = filter.split('/');
+    loop {
+        match (r.next(), f.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(l)) if l != "#" => {}
+            (Some(a), Some(b)) if a == b && a != "+" && a != "#" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Whether some topic matches both filters.
+fn overlaps(a: &str, b: &str) -> bool {
+    let mut x = a.split('/');
+    let mut y = b.split('/');
+    loop {
+        match (x.next(), y.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
+            (Some(p), Some(q)) if p == q => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+impl Acl {
+    /// The rules of `authorization`.
+    pub fn new(authorization: &Authorization) -> Acl {
+        Acl { rules: authorization.rules.clone(), default_effect: authorization.default_effect }
+    }
+
+    /// Whether `who` may do `request` on `topic` (a topic name for publish, a filter for
+    /// subscribe).
+    pub fn allows(&self, who: Identity<'_>, request: Request, topic: &str) -> bool {
+        for rule in &self.rules {
+            let action = matches!(
+                (rule.action, request),
+                (Action::All, _) | (Action::Publish, Request::Publish) | (Action::Subscribe, Request::Subscribe)
+            );
+            let principal = match &rule.principal {
+                Principal::Any => true,
+                Principal::Anonymous => who.username.is_none(),
+                Principal::User(u) => who.username == Some(u.as_str()),
+                Principal::Client(c) => who.client_id == *c,
+                // Refused at start (see `Config::refuse_unsupported`): never matches.
+                Principal::Cn(_) => false,
+            };
+            if !action || !principal {
+                continue;
+            }
+            let applies = match (request, rule.effect) {
+                (Request::Publish, _) => matches(&rule.topic, topic),
+                (Request::Subscribe, Effect::Allow) => covers(&rule.topic, topic),
+                (Request::Subscribe, Effect::Deny) => overlaps(&rule.topic, topic),
+            };
+            if applies {
+                return rule.effect == Effect::Allow;
+            }
+        }
+        self.default_effect == Effect::Allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl(yaml: &str) -> Acl {
+        let a: Authorization = serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}"));
+        Acl::new(&a)
+    }
+
+    fn user(name: &str) -> Identity<'_> {
+        Identity { client_id: "some-client", username: Some(name) }
+    }
+
+    #[test]
+    fn filters_cover_and_overlap() {
+        assert!(covers("devices/#", "devices/+/status") && covers("devices/#", "devices"));
+        assert!(covers("devices/+/status", "devices/7/status"));
+        assert!(!covers("devices/+/status", "devices/#") && !covers("devices/+/status", "devices/+/+"));
+        assert!(!covers("devices/7", "devices/+"));
+        assert!(overlaps("devices/secret/#", "devices/#") && overlaps("a/+/c", "a/b/+"));
+        assert!(!overlaps("a/b", "a/c") && !overlaps("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn first_matching_rule_wins_and_the_default_applies_otherwise() {
+        let a = acl("defaultEffect: deny
+rules:
+  - { principal: 'user:admin', action: all, topic: '#', effect: allow }
+  - { principal: '*', action: subscribe, topic: 'devices/secret/#', effect: deny }
+  - { principal: '*', action: subscribe, topic: 'devices/#', effect: allow }
+  - { principal: 'client:dev-1', action: publish, topic: 'devices/dev-1/#', effect: allow }
+  - { principal: anonymous, action: publish, topic: 'public/#', effect: allow }");
+        let dev = Identity { client_id: "dev-1", username: Some("d") };
+        assert!(a.allows(user("admin"), Request::Subscribe, "#"));
+        assert!(a.allows(dev, Request::Subscribe, "devices/7/+"));
+        assert!(!a.allows(dev, Request::Subscribe, "devices/#"), "overlaps the denied secret subtree");
+        assert!(!a.allows(dev, Request::Subscribe, "devices/+/status"), "could match devices/secret/status");
+        assert!(!a.allows(dev, Request::Subscribe, "devices/secret/k"));
+        assert!(a.allows(dev, Request::Publish, "devices/dev-1/status"));
+        assert!(!a.allows(dev, Request::Publish, "devices/dev-2/status"));
+        assert!(!a.allows(dev, Request::Publish, "public/x"), "not anonymous");
+        assert!(a.allows(Identity::default(), Request::Publish, "public/x"));
+        assert!(!a.allows(Identity::default(), Request::Subscribe, "other"), "default deny");
+        assert!(Acl::default().allows(Identity::default(), Request::Publish, "x"), "no rules: allow");
+    }
+}
