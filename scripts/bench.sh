@@ -90,37 +90,32 @@ if [[ "$what" == idle || "$what" == idle-tls || "$what" == throughput || "$what"
   echo "machine: $(nproc) cores, $(uname -r); broker pid $bpid; tansu on :$kport"
 fi
 
-if [[ "$what" == idle || "$what" == all ]]; then
+# measure_idle NAME KIND [idle options...]: broker RSS before and while `tributary-load idle`
+# holds $connections connections, and the difference per connection.
+measure_idle() {
+  local name=$1 kind=$2; shift 2
   sleep 2
   base=$(rss_kib "$bpid")
-  "$load" idle --port "$mport" --connections "$connections" --keep-alive 60 --hold-secs 15 >"$work/idle.log" 2>&1 &
+  "$load" idle --connections "$connections" --keep-alive 60 --hold-secs 15 "$@" >"$work/$name.log" 2>&1 &
   lpid=$!
-  for _ in $(seq 1 600); do grep -q READY "$work/idle.log" && break; sleep 0.2; done
-  grep -q READY "$work/idle.log" || { cat "$work/idle.log"; exit 1; }
+  for _ in $(seq 1 600); do grep -q READY "$work/$name.log" && break; sleep 0.2; done
+  grep -q READY "$work/$name.log" || { cat "$work/$name.log"; exit 1; }
   sleep 5
   held=$(rss_kib "$bpid")
   conns=$(metric tributary_connections)
   wait "$lpid" || true
-  echo "idle: $(head -1 "$work/idle.log")"
-  echo "idle: broker RSS before ${base} KiB, with ${conns:-$connections} connections ${held} KiB"
-  awk -v b="$base" -v h="$held" -v n="$connections" 'BEGIN { printf "idle: %.2f KiB per idle connection\n", (h-b)/n }'
+  echo "$name: $(head -1 "$work/$name.log")"
+  echo "$name: broker RSS before ${base} KiB, with ${conns:-$connections} ${kind}connections ${held} KiB"
+  awk -v b="$base" -v h="$held" -v n="$connections" -v name="$name" -v kind="$kind" \
+    'BEGIN { printf "%s: %.2f KiB per idle %sconnection\n", name, (h-b)/n, kind }'
+}
+
+if [[ "$what" == idle || "$what" == all ]]; then
+  measure_idle idle "" --port "$mport"
 fi
 
 if [[ "$what" == idle-tls || "$what" == all ]]; then
-  sleep 2
-  base=$(rss_kib "$bpid")
-  "$load" idle --port "$tport" --connections "$connections" --keep-alive 60 --hold-secs 15 --prefix idle-tls \
-    --tls-ca "$pki/ca.pem" >"$work/idle-tls.log" 2>&1 &
-  lpid=$!
-  for _ in $(seq 1 600); do grep -q READY "$work/idle-tls.log" && break; sleep 0.2; done
-  grep -q READY "$work/idle-tls.log" || { cat "$work/idle-tls.log"; exit 1; }
-  sleep 5
-  held=$(rss_kib "$bpid")
-  conns=$(metric tributary_connections)
-  wait "$lpid" || true
-  echo "idle-tls: $(head -1 "$work/idle-tls.log")"
-  echo "idle-tls: broker RSS before ${base} KiB, with ${conns:-$connections} TLS connections ${held} KiB"
-  awk -v b="$base" -v h="$held" -v n="$connections" 'BEGIN { printf "idle-tls: %.2f KiB per idle TLS connection\n", (h-b)/n }'
+  measure_idle idle-tls "TLS " --port "$tport" --prefix idle-tls --tls-ca "$pki/ca.pem"
 fi
 
 if [[ "$what" == throughput || "$what" == all ]]; then

@@ -134,11 +134,6 @@ impl Sessions {
         Ok(sessions)
     }
 
-    /// This broker process's name in claims and heartbeats.
-    pub fn node(&self) -> &str {
-        &self.node
-    }
-
     /// How often heartbeats are written: five per node timeout, so a few lost ones are fine.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis((self.node_timeout_ms / 5).max(200))

@@ -268,19 +268,8 @@ async fn idle_tls(
     for i in 0..n {
         let tcp = TcpStream::connect((host, port)).await?;
         let mut tls = connector.connect(server_name.clone(), tcp).await.context("TLS handshake")?;
-        let connect = codec::Packet::Connect(codec::Connect {
-            protocol: codec::ProtocolVersion::V311,
-            clean_start: true,
-            keep_alive: u16::try_from(keep_alive).unwrap_or(u16::MAX),
-            client_id: format!("{prefix}-{i}"),
-            will: None,
-            username: None,
-            password: None,
-            properties: Default::default(),
-        });
-        let mut buf = BytesMut::new();
-        codec::encode(&connect, codec::ProtocolVersion::V311, &mut buf)?;
-        tls.write_all(&buf).await?;
+        let keep_alive = u16::try_from(keep_alive).unwrap_or(u16::MAX);
+        tls.write_all(&connect_packet(&format!("{prefix}-{i}"), true, keep_alive)?).await?;
         let mut connack = [0u8; 4];
         tokio::time::timeout(Duration::from_secs(15), tls.read_exact(&mut connack)).await.context("no CONNACK")??;
         if connack != [0x20, 2, 0, 0] {
@@ -610,14 +599,12 @@ async fn connect_latency(run: LatencyRun<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One MQTT 3.1.1 connection: CONNECT → CONNACK (timed), check, DISCONNECT.
-async fn connect_once(host: &str, port: u16, client_id: &str, clean: bool) -> anyhow::Result<Duration> {
-    let mut stream = TcpStream::connect((host, port)).await?;
-    stream.set_nodelay(true)?;
+/// An MQTT 3.1.1 CONNECT without Will or credentials, encoded by the broker's own codec.
+fn connect_packet(client_id: &str, clean: bool, keep_alive: u16) -> anyhow::Result<BytesMut> {
     let connect = codec::Packet::Connect(codec::Connect {
         protocol: codec::ProtocolVersion::V311,
         clean_start: clean,
-        keep_alive: 60,
+        keep_alive,
         client_id: client_id.to_owned(),
         will: None,
         username: None,
@@ -626,6 +613,14 @@ async fn connect_once(host: &str, port: u16, client_id: &str, clean: bool) -> an
     });
     let mut buf = BytesMut::new();
     codec::encode(&connect, codec::ProtocolVersion::V311, &mut buf)?;
+    Ok(buf)
+}
+
+/// One MQTT 3.1.1 connection: CONNECT → CONNACK (timed), check, DISCONNECT.
+async fn connect_once(host: &str, port: u16, client_id: &str, clean: bool) -> anyhow::Result<Duration> {
+    let mut stream = TcpStream::connect((host, port)).await?;
+    stream.set_nodelay(true)?;
+    let buf = connect_packet(client_id, clean, 60)?;
     let start = Instant::now();
     stream.write_all(&buf).await?;
     // CONNACK in 3.1.1: 0x20, remaining length 2, flags (bit 0 = session present), return code.
