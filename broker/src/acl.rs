@@ -9,7 +9,7 @@
 //! `devices/secret/#` is denied before `devices/#` is allowed.
 
 use crate::config::{Action, Authorization, AuthorizationRule, Effect, Principal};
-use crate::topic::matches;
+use crate::topic::{covers, matches, overlaps};
 
 /// Who a connection is, for rules.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,36 +34,6 @@ pub enum Request {
 pub struct Acl {
     rules: Vec<AuthorizationRule>,
     default_effect: Effect,
-}
-
-/// Whether `rule` covers every topic that `filter` can match.
-fn covers(rule: &str, filter: &str) -> bool {
-    let mut r = rule.split('/');
-    let mut f = filter.split('/');
-    loop {
-        match (r.next(), f.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(l)) if l != "#" => {}
-            (Some(a), Some(b)) if a == b && a != "+" && a != "#" => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
-/// Whether some topic matches both filters.
-fn overlaps(a: &str, b: &str) -> bool {
-    let mut x = a.split('/');
-    let mut y = b.split('/');
-    loop {
-        match (x.next(), y.next()) {
-            (Some("#"), _) | (_, Some("#")) => return true,
-            (Some("+"), Some(_)) | (Some(_), Some("+")) => {}
-            (Some(p), Some(q)) if p == q => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
 }
 
 impl Acl {
@@ -118,16 +88,6 @@ mod tests {
     }
 
     #[test]
-    fn filters_cover_and_overlap() {
-        assert!(covers("devices/#", "devices/+/status") && covers("devices/#", "devices"));
-        assert!(covers("devices/+/status", "devices/7/status"));
-        assert!(!covers("devices/+/status", "devices/#") && !covers("devices/+/status", "devices/+/+"));
-        assert!(!covers("devices/7", "devices/+"));
-        assert!(overlaps("devices/secret/#", "devices/#") && overlaps("a/+/c", "a/b/+"));
-        assert!(!overlaps("a/b", "a/c") && !overlaps("a/b/c", "a/b"));
-    }
-
-    #[test]
     fn first_matching_rule_wins_and_the_default_applies_otherwise() {
         let a = acl("defaultEffect: deny
 rules:
@@ -138,6 +98,7 @@ rules:
   - { principal: anonymous, action: publish, topic: 'public/#', effect: allow }");
         let dev = Identity { client_id: "dev-1", username: Some("d") };
         assert!(a.allows(user("admin"), Request::Subscribe, "#"));
+        assert!(!a.allows(user("admin"), Request::Subscribe, "$SYS/#"), "'#' does not match $SYS topics");
         assert!(a.allows(dev, Request::Subscribe, "devices/7/+"));
         assert!(!a.allows(dev, Request::Subscribe, "devices/#"), "overlaps the denied secret subtree");
         assert!(!a.allows(dev, Request::Subscribe, "devices/+/status"), "could match devices/secret/status");

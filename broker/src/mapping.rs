@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use thiserror::Error;
 
-use crate::topic::{matches, validate_filter, TopicError};
+use crate::topic::{hidden_from_wildcards, matches, validate_filter, TopicError};
 
 /// Why a set of mapping rules was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -130,7 +130,7 @@ impl Symbol<'_> {
     /// Whether a first level with this shape is hidden from leading wildcards (MQTT-4.7.2-1).
     fn starts_with_dollar(self) -> bool {
         match self {
-            Symbol::Literal(s) => s.starts_with('$'),
+            Symbol::Literal(s) => hidden_from_wildcards(s),
             Symbol::Fresh => false,
             Symbol::FreshDollar => true,
         }

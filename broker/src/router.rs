@@ -12,6 +12,7 @@ use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::mailbox::{Delivery, Mailbox, Origin};
 use crate::message::Message;
 use crate::metrics::{inc, Metrics};
+use crate::topic::hidden_from_wildcards;
 
 /// One subscription of one local session.
 #[derive(Clone)]
@@ -83,7 +84,7 @@ impl Node {
     }
 
     fn collect<'a>(&'a self, levels: &[&str], first: bool, dollar: bool, out: &mut Vec<&'a Subscriber>) {
-        // MQTT-4.7.2-1: wildcards at the first level do not match topics starting with '$'.
+        // MQTT-4.7.2-1: wildcards at the first level do not match `$` topics.
         let wildcards = !(first && dollar);
         if wildcards {
             out.extend(self.hash.iter());
@@ -162,7 +163,7 @@ impl Router {
         let Ok(root) = self.index.read() else { return };
         let levels: Vec<&str> = msg.topic.split('/').collect();
         let mut matched = Vec::new();
-        root.collect(&levels, true, msg.topic.starts_with('$'), &mut matched);
+        root.collect(&levels, true, levels.first().is_some_and(|l| hidden_from_wildcards(l)), &mut matched);
         // Group by session; matches per message are few, so a linear scan beats hashing.
         let mut sessions: Vec<&Subscriber> = Vec::new();
         for sub in &matched {

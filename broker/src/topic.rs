@@ -153,6 +153,24 @@ pub fn validate_filter(s: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// The one `$`-topic rule (MQTT-4.7.2-1): a topic whose first level starts with `$` (such as
+/// `$SYS/...`) is not matched by a filter whose first level is a wildcard, so `#` and `+/x` do
+/// not see it. Every matcher of the broker (this module, the subscription trie, the mapping
+/// search) asks this function, so they cannot disagree.
+pub fn hidden_from_wildcards(first_level: &str) -> bool {
+    first_level.starts_with('$')
+}
+
+/// Whether a filter level is a wildcard (`+` or `#`).
+fn is_wildcard(level: &str) -> bool {
+    level == "+" || level == "#"
+}
+
+/// The first level of a topic or filter (`split` always yields one).
+fn first_level(s: &str) -> &str {
+    s.split('/').next().unwrap_or("")
+}
+
 /// Returns whether topic name `topic` matches topic filter `filter`.
 ///
 /// Both arguments are assumed valid (see [`validate_topic_name`] and
@@ -161,18 +179,13 @@ pub fn validate_filter(s: &str) -> Result<(), TopicError> {
 /// - levels are compared exactly, including empty levels (`a//b` ≠ `a/b`);
 /// - `+` matches exactly one level, which may be empty;
 /// - `#` matches the remaining levels, including none, so `a/#` matches `a`;
-/// - a topic starting with `$` is not matched by a filter whose first level is
-///   `+` or `#` (MQTT-4.7.2-1), so `#` does not see `$SYS/...`.
+/// - [`hidden_from_wildcards`]: `#` does not see `$SYS/...`.
 pub fn matches(filter: &str, topic: &str) -> bool {
+    if hidden_from_wildcards(first_level(topic)) && is_wildcard(first_level(filter)) {
+        return false;
+    }
     let mut filter_levels = filter.split('/');
     let mut topic_levels = topic.split('/');
-    if topic.starts_with('$') {
-        // `split` always yields at least one item; `unwrap_or` only satisfies the type.
-        let first = filter.split('/').next().unwrap_or("");
-        if first == "+" || first == "#" {
-            return false;
-        }
-    }
     loop {
         match (filter_levels.next(), topic_levels.next()) {
             // `#` swallows whatever is left, including nothing (the parent level).
@@ -182,6 +195,83 @@ pub fn matches(filter: &str, topic: &str) -> bool {
             (None, None) => return true,
             _ => return false,
         }
+    }
+}
+
+/// Whether filter `outer` matches every topic that filter `inner` can match (both valid).
+///
+/// What an `allow` access rule needs before it grants a subscription: `devices/#` covers
+/// `devices/+/status`, but `devices/+/status` does not cover `devices/#`, and `#` does not
+/// cover `$SYS/#` ([`hidden_from_wildcards`]).
+pub fn covers(outer: &str, inner: &str) -> bool {
+    let inner_first = first_level(inner);
+    if is_wildcard(first_level(outer)) && !is_wildcard(inner_first) && hidden_from_wildcards(inner_first) {
+        return false;
+    }
+    let mut o = outer.split('/').peekable();
+    let mut i = inner.split('/');
+    let mut prefix = Prefix::default();
+    loop {
+        match (o.next(), i.next()) {
+            (Some("#"), _) => return true,
+            // `#` matches its parent level too, and `+` does not; but when the parent is no
+            // topic name, `+/#` matches everything the `#` does.
+            (Some("+"), Some("#")) => return prefix.is_no_topic() && o.peek() == Some(&"#"),
+            (Some("+"), Some(level)) => prefix.push(level),
+            (Some(a), Some(b)) if a == b && !is_wildcard(a) => prefix.push(a),
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// Whether some topic name matches both filters `a` and `b` (both valid).
+///
+/// What a `deny` access rule needs: it refuses a subscription as soon as the two overlap, so a
+/// wider filter cannot sidestep it. `#` and `$SYS/#` do not overlap ([`hidden_from_wildcards`]).
+pub fn overlaps(a: &str, b: &str) -> bool {
+    let (fa, fb) = (first_level(a), first_level(b));
+    let hidden =
+        |wild: &str, literal: &str| is_wildcard(wild) && !is_wildcard(literal) && hidden_from_wildcards(literal);
+    if hidden(fa, fb) || hidden(fb, fa) {
+        return false;
+    }
+    let mut x = a.split('/');
+    let mut y = b.split('/');
+    let mut prefix = Prefix::default();
+    loop {
+        match (x.next(), y.next()) {
+            // A `#` matching its parent level: the witness is the levels so far.
+            (Some("#"), None) | (None, Some("#")) | (None, None) => return !prefix.is_no_topic(),
+            (Some("#"), _) | (_, Some("#")) => return true,
+            (Some("+"), Some(level)) | (Some(level), Some("+")) => prefix.push(level),
+            (Some(p), Some(q)) if p == q => prefix.push(p),
+            _ => return false,
+        }
+    }
+}
+
+/// The topic levels two filters have matched so far, as far as [`covers`] and [`overlaps`] need
+/// them: a prefix of no level, or of exactly one empty level, is no topic name (the latter is
+/// the empty string).
+#[derive(Default)]
+struct Prefix {
+    levels: usize,
+    first_empty: bool,
+}
+
+impl Prefix {
+    /// One more level; `level` is a literal the topic must have there, or `+` (any level, so a
+    /// non-empty one can be chosen).
+    fn push(&mut self, level: &str) {
+        if self.levels == 0 {
+            self.first_empty = level.is_empty();
+        }
+        self.levels += 1;
+    }
+
+    fn is_no_topic(&self) -> bool {
+        self.levels == 0 || (self.levels == 1 && self.first_empty)
     }
 }
 
@@ -406,6 +496,74 @@ mod tests {
         assert!(matches("a/+", "a/$b"));
         assert!(matches("a/#", "a/$b"));
         assert!(matches("#", "a/$b"));
+    }
+
+    #[test]
+    fn filters_cover_and_overlap() {
+        assert!(covers("devices/#", "devices/+/status") && covers("devices/#", "devices"));
+        assert!(covers("devices/+/status", "devices/7/status"));
+        assert!(!covers("devices/+/status", "devices/#") && !covers("devices/+/status", "devices/+/+"));
+        assert!(!covers("devices/7", "devices/+"));
+        assert!(overlaps("devices/secret/#", "devices/#") && overlaps("a/+/c", "a/b/+"));
+        assert!(!overlaps("a/b", "a/c") && !overlaps("a/b/c", "a/b"));
+    }
+
+    #[test]
+    fn dollar_rule_is_the_same_for_every_matcher() {
+        // The disagreement this module ended: `#` matches no `$SYS` topic, so it neither covers
+        // nor overlaps `$SYS/#`.
+        assert!(!matches("#", "$SYS/x"));
+        assert!(!covers("#", "$SYS/#") && !covers("+/#", "$SYS/x") && !covers("#", "$SYS"));
+        assert!(!overlaps("#", "$SYS/#") && !overlaps("$SYS/+", "+/+"));
+        assert!(covers("$SYS/#", "$SYS/x/+") && overlaps("$SYS/#", "$SYS/x"));
+        // A leading wildcard on both sides: neither matches `$` topics, so nothing is lost.
+        assert!(covers("#", "+/x") && overlaps("#", "+"));
+        assert!(covers("a/#", "a/$b") && overlaps("+/$b", "a/+"));
+    }
+
+    /// Every topic of up to four levels over a small alphabet that includes a `$` level, an
+    /// empty level and a level no filter names: a witness for any non-cover or overlap of the
+    /// filters below (at most three levels) is among them.
+    fn small_topics() -> Vec<String> {
+        let alphabet = ["a", "b", "$x", "", "fresh"];
+        let mut all: Vec<String> = Vec::new();
+        let mut layer: Vec<String> = alphabet.iter().map(|l| l.to_string()).collect();
+        for _ in 0..4 {
+            all.extend(layer.iter().filter(|t| !t.is_empty()).cloned());
+            layer = layer.iter().flat_map(|t| alphabet.iter().map(move |l| format!("{t}/{l}"))).collect();
+        }
+        all
+    }
+
+    /// Every valid filter of up to three levels over `a`, `$x`, the empty level, `+` and `#`.
+    fn small_filters() -> Vec<String> {
+        let alphabet = ["a", "$x", "", "+", "#"];
+        let mut all: Vec<String> = Vec::new();
+        let mut layer: Vec<String> = alphabet.iter().map(|l| l.to_string()).collect();
+        for _ in 0..3 {
+            all.extend(layer.iter().filter(|f| validate_filter(f).is_ok()).cloned());
+            layer = layer
+                .iter()
+                .filter(|f| !f.ends_with('#'))
+                .flat_map(|f| alphabet.iter().map(move |l| format!("{f}/{l}")))
+                .collect();
+        }
+        all
+    }
+
+    #[test]
+    fn cover_and_overlap_agree_with_matches_on_every_small_case() {
+        let topics = small_topics();
+        let filters = small_filters();
+        let matched: Vec<Vec<bool>> = filters.iter().map(|f| topics.iter().map(|t| matches(f, t)).collect()).collect();
+        for (i, a) in filters.iter().enumerate() {
+            for (j, b) in filters.iter().enumerate() {
+                let brute_covers = (0..topics.len()).all(|t| !matched[j][t] || matched[i][t]);
+                let brute_overlaps = (0..topics.len()).any(|t| matched[i][t] && matched[j][t]);
+                assert_eq!(covers(a, b), brute_covers, "covers({a:?}, {b:?})");
+                assert_eq!(overlaps(a, b), brute_overlaps, "overlaps({a:?}, {b:?})");
+            }
+        }
     }
 
     #[test]
