@@ -1,7 +1,6 @@
-//! State shared by every connection of a broker process, and the publish path into Kafka.
+//! State shared by every connection of a broker process.
 
 use arc_swap::ArcSwap;
-use futures::future::{self, BoxFuture, FutureExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -10,11 +9,10 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::kafka::admin::{ensure_topics, AdminError};
 use crate::kafka::offsets::Offsets;
-use crate::kafka::producer::{Delivered, ProduceError, Producer};
+use crate::kafka::producer::Producer;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
-use crate::mapping::TopicMapping;
-use crate::message::Message;
-use crate::metrics::{inc, Metrics};
+use crate::metrics::Metrics;
+use crate::publisher::Publisher;
 use crate::registry::Registry;
 use crate::retained::RetainedStore;
 use crate::router::Router;
@@ -51,14 +49,11 @@ pub struct Broker {
     acl: ArcSwap<Acl>,
     /// The configuration the broker started with. Its `topics.mappings`, `topics.default` and
     /// `authorization` are the startup values: those sections are reloaded at run time (see
-    /// [`crate::reload`]), so read the mapping through [`Broker::mapping`]. The rest never changes.
+    /// [`crate::reload`]), so read the mapping through [`Publisher::mapping`]. The rest never
+    /// changes.
     pub config: Config,
-    /// MQTT topic → Kafka topic rules in force. An `ArcSwap` (the `arc-swap` crate) because
-    /// every publish reads it and a reload replaces it: reads are lock-free and never wait for
-    /// a writer, and a replacement is one atomic pointer swap.
-    mapping: ArcSwap<TopicMapping>,
-    /// The shared producer.
-    pub producer: Producer,
+    /// The only code that decides where records go: mapping, producer, retained writes.
+    pub publisher: Arc<Publisher>,
     /// Subscriptions and the tailers feeding them.
     pub router: Arc<Router>,
     /// Retained messages.
@@ -74,9 +69,6 @@ pub struct Broker {
     ready: AtomicBool,
     _retained_tailer: Tailer,
 }
-
-/// Resolves when a publish is durable in Kafka.
-pub type PublishAck = BoxFuture<'static, Result<Delivered, ProduceError>>;
 
 impl Broker {
     /// Creates missing topics, loads retained messages and returns a broker ready to serve.
@@ -101,12 +93,14 @@ impl Broker {
         // Before serving: other brokers must not take this one's first sessions for orphans.
         sessions.heartbeat().await?;
         tokio::spawn(crate::auth::watch(Arc::downgrade(&auth)));
+        let publisher =
+            Arc::new(Publisher::new(&config, mapping, producer, retained.clone(), offsets.clone(), metrics.clone()));
+        crate::session::reaper::start(Arc::downgrade(&sessions), Arc::downgrade(&publisher));
         let broker = Broker {
             acl: ArcSwap::from_pointee(Acl::new(&config.authorization)),
             auth,
             config,
-            mapping: ArcSwap::from_pointee(mapping),
-            producer,
+            publisher,
             router,
             retained,
             registry,
@@ -116,23 +110,7 @@ impl Broker {
             ready: AtomicBool::new(true),
             _retained_tailer: tailer,
         };
-        let broker = Arc::new(broker);
-        crate::session::reaper::start(Arc::downgrade(&broker));
-        Ok(broker)
-    }
-
-    /// The topic mapping in force now. Costs one reference-count increment; hold it for the
-    /// duration of one operation, so the operation sees one mapping throughout.
-    pub fn mapping(&self) -> Arc<TopicMapping> {
-        self.mapping.load_full()
-    }
-
-    /// Makes `mapping` the one new operations use. Publishes after this go to the new Kafka
-    /// topics; existing subscriptions keep tailing the Kafka topics chosen when they were
-    /// made (a client re-subscribes to pick up the new mapping). The caller creates the new
-    /// mapping's Kafka topics first.
-    pub fn set_mapping(&self, mapping: TopicMapping) {
-        self.mapping.store(Arc::new(mapping));
+        Ok(Arc::new(broker))
     }
 
     /// The access rules in force now.
@@ -153,44 +131,5 @@ impl Broker {
     /// Marks the broker as draining: readiness fails so the load balancer stops sending clients.
     pub fn set_draining(&self) {
         self.ready.store(false, Ordering::Relaxed);
-    }
-
-    /// Publishes the Last Will of `client_id` and waits until Kafka has it.
-    pub async fn publish_will(&self, client_id: &str, msg: Message) -> Result<(), ProduceError> {
-        let result = match self.publish(msg).await {
-            Ok(ack) => ack.await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            inc(&self.metrics.produce_failed);
-        } else {
-            inc(&self.metrics.wills_published);
-            tracing::debug!(client = %client_id, "last will published");
-        }
-        result
-    }
-
-    /// Produces `msg` to its mapped Kafka topic (and, when retained, to the retained topic).
-    /// Waits while the producer queue is full; the returned future resolves once Kafka has
-    /// acknowledged every record.
-    pub async fn publish(&self, msg: Message) -> Result<PublishAck, ProduceError> {
-        // An owned `Arc`, not an `arc_swap::Guard`: `enqueue` may wait on a full queue, and
-        // guards are meant to be short-lived.
-        let mapping = self.mapping();
-        let main = self.producer.enqueue(mapping.kafka_topic_for(&msg.topic), &msg, false).await?;
-        if !msg.retain {
-            return Ok(main.boxed());
-        }
-        // An empty retained payload deletes: a null value is a tombstone for compaction.
-        let retained_ack = self.producer.enqueue(&self.config.topics.retained, &msg, msg.payload.is_empty()).await?;
-        let store = self.retained.clone();
-        Ok(async move {
-            let (main, retained) = future::join(main, retained_ack).await;
-            let r = retained?;
-            // Our own write is visible to local subscribers at once, before the tail sees it.
-            store.apply(r.partition, r.offset, msg, false);
-            main
-        }
-        .boxed())
     }
 }

@@ -14,6 +14,7 @@ pub mod mailbox;
 pub mod mapping;
 pub mod message;
 pub mod metrics;
+pub mod publisher;
 pub mod registry;
 pub mod reload;
 pub mod retained;

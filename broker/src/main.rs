@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
     // Delayed Wills of the closed connections are left to the other brokers, at once.
     broker.sessions.stop().await;
-    broker.producer.flush(Duration::from_secs(10)).context("flushing kafka producer")?;
+    broker.publisher.flush(Duration::from_secs(10)).context("flushing kafka producer")?;
     Ok(())
 }
 

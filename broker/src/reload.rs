@@ -157,7 +157,7 @@ impl Watcher {
                 return false;
             }
         }
-        self.broker.set_mapping(mapping);
+        self.broker.publisher.set_mapping(mapping);
         self.broker.set_acl(crate::acl::Acl::new(&new.authorization));
         self.running = new;
         tracing::info!(changed = ?sections, "config reloaded");

@@ -86,15 +86,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// A persistent session reading back from Kafka takes nothing live until it is done; one
     /// whose mailbox overflowed re-reads Kafka from its cursors instead of losing messages.
     pub(super) fn drain_mailbox(&mut self) -> Result<(), EncodeError> {
-        if let Some(p) = self.persist.as_mut() {
-            if p.held.is_some() && self.outbound.has_room() {
-                if let Some(d) = p.held.take() {
-                    self.deliver(d)?;
-                }
+        if self.outbound.has_room() {
+            if let Some(d) = self.persist.as_mut().and_then(|p| p.take_held()) {
+                self.deliver(d)?;
             }
         }
         if let Some(p) = &self.persist {
-            if p.catchup.is_some() || p.held.is_some() {
+            if p.reading_back() {
                 return Ok(());
             }
             if self.mailbox.take_overflow() {
@@ -115,7 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Starts reading the session's Kafka topics back from its cursors (offline delivery).
     pub(super) fn start_catchup(&mut self) {
         let Some(p) = self.persist.as_mut() else { return };
-        let mapping = self.broker.mapping();
+        let mapping = self.broker.publisher.mapping();
         let mut topics: Vec<String> =
             self.subscriptions.keys().flat_map(|f| mapping.kafka_topics_for_filter_cached(f).to_vec()).collect();
         topics.sort();
@@ -124,10 +122,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let plan = p.plan(&topics);
         if plan.is_empty() {
             // Nothing to read back: stored in-flight messages of topics no longer read are gone.
-            p.drop_redeliveries();
+            p.read_back_done();
         } else {
             tracing::debug!(client = %self.client_id, ?plan, "reading back from kafka");
-            p.catchup = Some(catchup::spawn(self.broker.config.kafka.clone(), plan, subs, self.client_id.clone()));
+            p.read_back(catchup::spawn(self.broker.config.kafka.clone(), plan, subs, self.client_id.clone()));
         }
     }
 
@@ -142,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     self.deliver(d)
                 } else {
                     if let Some(p) = self.persist.as_mut() {
-                        p.held = Some(d);
+                        p.hold(d);
                     }
                     Ok(())
                 }
@@ -150,8 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             None => {
                 tracing::debug!(client = %self.client_id, "read back from kafka");
                 if let Some(p) = self.persist.as_mut() {
-                    p.catchup = None;
-                    p.drop_redeliveries();
+                    p.read_back_done();
                 }
                 Ok(())
             }
@@ -205,7 +202,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 let flight = if d.qos == QoS::AtLeastOnce { Flight::Ack } else { Flight::Received };
                 // QoS 2 is exactly once only if the packet id is saved before the client sees it.
                 if let (Flight::Received, Some(p), Some(_)) = (flight, self.persist.as_mut(), &d.origin) {
-                    p.unsaved = true;
+                    p.write_ahead();
                 }
                 self.outbound.flights.insert(id, (flight, d.origin));
             }
@@ -231,7 +228,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     fn completed(&mut self, id: u16) {
         self.outbound.flights.remove(&id);
         if let Some(p) = self.persist.as_mut() {
-            p.dirty = true;
+            p.moved();
         }
     }
 
@@ -256,7 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 // Saved before PUBREL leaves: after PUBREL the client may forget the message,
                 // so a resumed session must send PUBREL again, never the message.
                 if let Some(p) = self.persist.as_mut() {
-                    p.unsaved = true;
+                    p.write_ahead();
                 }
                 reason::SUCCESS
             }

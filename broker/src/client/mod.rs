@@ -7,6 +7,7 @@
 
 mod connect;
 mod deliver;
+mod intents;
 mod persist;
 mod publish;
 mod subscribe;
@@ -30,8 +31,8 @@ use crate::mailbox::Mailbox;
 use crate::message::now_ms;
 use crate::metrics::inc;
 use crate::registry::Kick;
-use crate::session::record::{SessionState, StoredSubscription, StoredWill, VERSION};
-use crate::session::SessionError;
+use crate::session::record::{StoredSubscription, StoredWill};
+use crate::session::{SessionError, Snapshot};
 use crate::shutdown::Shutdown;
 
 use deliver::Outbound;
@@ -171,7 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
             // Write-ahead for QoS 2: what the client is about to see (packet ids, releases) and
             // what is about to be produced is in the session state first. Boxed: rare and large.
-            if self.persist.as_ref().is_some_and(|p| p.unsaved) {
+            if self.persist.as_ref().is_some_and(|p| p.needs_write_ahead()) {
                 if let Err(end) = Box::pin(self.save_then_produce()).await {
                     return end;
                 }
@@ -179,7 +180,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             if self.conn.flush().await.is_err() {
                 return End::Gone;
             }
-            if self.persist.as_ref().is_some_and(|p| p.dirty && p.saved_at.elapsed() >= CHECKPOINT) {
+            if self.persist.as_ref().is_some_and(|p| p.checkpoint_due(CHECKPOINT)) {
                 // Boxed for the same reason as packet handling: rare and large.
                 if let Err(e) = Box::pin(self.save_state(None)).await {
                     tracing::warn!(client = %self.client_id, error = %e, "session cursors not saved");
@@ -187,7 +188,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
             let deadline = self.keep_alive.map(|ka| self.last_seen + ka.mul_f32(1.5));
             let can_read = self.pending.len() < max_pending;
-            let catching_up = self.persist.as_ref().is_some_and(|p| p.catchup.is_some() && p.held.is_none());
+            let catching_up = self.persist.as_ref().is_some_and(|p| p.reader_ready());
             // Packet handling is boxed: a packet (up to ~850 bytes) or its handler (a PUBLISH
             // waiting for room in the producer, a SUBSCRIBE starting a tailer) must not be part
             // of every idle connection's task.
@@ -294,12 +295,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         };
         // Packets whose session state was not saved must not reach the client: it gets them
         // again, consistently, from whichever connection resumes the session.
-        if self.persist.as_ref().is_some_and(|p| p.unsaved) {
+        if self.persist.as_ref().is_some_and(|p| p.needs_write_ahead()) {
             self.conn.discard_writes();
         }
         self.conn.close_with(goodbye.as_ref()).await;
         // The Will: none after a normal DISCONNECT; on a take-over the new connection decides
-        // from the stored state (see connect::previous_will_due); otherwise at once, unless it
+        // from the stored state (see session::open); otherwise at once, unless it
         // has a delay and the session outlives the connection: then it stays in the saved state
         // and is published when due by whichever broker owns the session (session::reaper).
         let will = self.will.take();
@@ -311,7 +312,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 if let Some(w) = will {
                     // Before the state forgets it: a crash in between publishes it twice, not never.
                     let msg = w.to_message(&self.client_id, now_ms());
-                    if let Err(e) = self.broker.publish_will(&self.client_id, msg).await {
+                    if let Err(e) = self.broker.publisher.publish_will(&self.client_id, msg).await {
                         tracing::warn!(client = %self.client_id, error = %e, "last will not published");
                     }
                 }
@@ -373,9 +374,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 return Err(End::Kafka);
             }
         }
-        let parked = self.persist.as_mut().map(|p| std::mem::take(&mut p.parked)).unwrap_or_default();
-        for (id, msg) in parked {
-            self.produce(Some(id), QoS::ExactlyOnce, msg).await?;
+        let parked = self.persist.as_mut().map(|p| p.take_parked()).unwrap_or_default();
+        for (id, msg, placement) in parked {
+            self.produce(Some(id), QoS::ExactlyOnce, msg, Some(&placement)).await?;
         }
         Ok(())
     }
@@ -387,18 +388,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     fn save_state(&mut self, disconnected_at: Option<u64>) -> impl Future<Output = Result<(), SessionError>> + Send {
         let (cursors, in_flight, inbound_qos2) = match self.persist.as_mut() {
             Some(p) => {
-                p.dirty = false;
-                p.unsaved = false;
-                p.saved_at = Instant::now();
+                let (cursors, redeliveries, intents) = p.take_for_save();
                 let mut in_flight = self.outbound.stored();
-                in_flight.extend(p.stored_redeliveries());
-                (p.stored(), in_flight, p.intents.values().cloned().collect())
+                in_flight.extend(redeliveries);
+                (cursors, in_flight, intents)
             }
             None => Default::default(),
         };
-        let state = (self.expiry > 0).then(|| SessionState {
-            v: VERSION,
-            epoch: self.epoch,
+        let snapshot = (self.expiry > 0).then(|| Snapshot {
             expiry_secs: self.expiry,
             disconnected_at_ms: disconnected_at,
             subscriptions: self
@@ -416,8 +413,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let remove = self.expiry == 0 && disconnected_at.is_some() && self.stored;
         let (broker, client_id, epoch) = (self.broker.clone(), self.client_id.clone(), self.epoch);
         async move {
-            match state {
-                Some(state) => broker.sessions.write_state(&client_id, &state).await,
+            match snapshot {
+                Some(snapshot) => broker.sessions.save(&client_id, epoch, snapshot).await,
                 None if remove => broker.sessions.remove_state(&client_id, epoch).await,
                 None => Ok(()),
             }
@@ -427,7 +424,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
 /// The next record of a resumed session's offline delivery; `None` once the reader is done.
 async fn recv_catchup(persist: &mut Option<Box<Persist>>) -> Option<crate::mailbox::Delivery> {
-    match persist.as_mut().and_then(|p| p.catchup.as_mut()) {
+    match persist.as_mut().and_then(|p| p.reader()) {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }

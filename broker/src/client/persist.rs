@@ -2,14 +2,16 @@
 //! later connection (on any pod) continues from there, and so that the records read back from
 //! Kafka and those arriving live are each delivered once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::intents::Intents;
 use crate::codec::QoS;
 use crate::mailbox::{Delivery, Origin};
 use crate::message::Message;
+use crate::publisher::Placement;
 use crate::session::catchup::CatchUp;
 use crate::session::record::{Cursors, StoredFlight, StoredIntent};
 
@@ -18,27 +20,21 @@ pub(super) struct Persist {
     /// Next offset to deliver per (Kafka topic, partition); everything below was delivered.
     next: HashMap<(Arc<str>, i32), i64>,
     /// Records read back from Kafka (offline delivery); while it is open, live deliveries wait.
-    pub catchup: Option<mpsc::Receiver<Delivery>>,
+    catchup: Option<mpsc::Receiver<Delivery>>,
     /// Cursors moved since the last save.
-    pub dirty: bool,
+    dirty: bool,
     /// When the state was last saved.
-    pub saved_at: Instant,
+    saved_at: Instant,
     /// The state must reach Kafka before anything queued for the client is flushed: packet ids
     /// of outbound QoS 2 messages, released flows, inbound QoS 2 intents and their release.
-    pub unsaved: bool,
+    unsaved: bool,
     /// Messages the previous connection sent and the client did not acknowledge: sent again
     /// with the same packet id when the offline reader reaches them.
     redeliver: HashMap<(Arc<str>, i32, i64), (u16, QoS)>,
-    /// Inbound QoS 2 publications between PUBLISH and PUBREL, by packet id.
-    pub intents: HashMap<u16, StoredIntent>,
-    /// Inbound QoS 2 publications produced once their intent is saved.
-    pub parked: Vec<(u16, Message)>,
-    /// Numbers this connection's publish ids.
-    publications: u64,
+    /// Inbound QoS 2 publications between PUBLISH and PUBREL.
+    intents: Intents,
     /// A record from the offline reader waiting for room in the client's window.
-    pub held: Option<Delivery>,
-    /// For stored intents: whether their record was found in Kafka when the session resumed.
-    pub recovered: HashMap<u16, bool>,
+    held: Option<Delivery>,
 }
 
 impl Persist {
@@ -52,7 +48,6 @@ impl Persist {
                 ((f.topic.as_str().into(), f.partition, f.offset), (f.packet_id, qos))
             })
             .collect();
-        let intents = intents.iter().map(|i| (i.packet_id, i.clone())).collect();
         let next = stored
             .iter()
             .flat_map(|(topic, parts)| {
@@ -67,12 +62,110 @@ impl Persist {
             saved_at: Instant::now(),
             unsaved: false,
             redeliver,
-            intents,
-            parked: Vec::new(),
-            publications: 0,
+            intents: Intents::new(intents),
             held: None,
-            recovered: HashMap::new(),
         }
+    }
+
+    /// Something the client is about to see (or the broker is about to produce) must be in the
+    /// session state first: the next loop turn saves before it flushes.
+    pub fn write_ahead(&mut self) {
+        self.unsaved = true;
+    }
+
+    /// Whether a write-ahead save is due before the next flush.
+    pub fn needs_write_ahead(&self) -> bool {
+        self.unsaved
+    }
+
+    /// Whether the cursors moved and the last save is older than `interval`.
+    pub fn checkpoint_due(&self, interval: std::time::Duration) -> bool {
+        self.dirty && self.saved_at.elapsed() >= interval
+    }
+
+    /// A flow completed: the stored cursor may move at the next checkpoint.
+    pub fn moved(&mut self) {
+        self.dirty = true;
+    }
+
+    /// What a save stores (cursors, messages to send again, open intents) and counts the
+    /// state as saved.
+    pub fn take_for_save(&mut self) -> (Cursors, Vec<StoredFlight>, Vec<StoredIntent>) {
+        self.dirty = false;
+        self.unsaved = false;
+        self.saved_at = Instant::now();
+        (self.stored(), self.stored_redeliveries().collect(), self.intents.stored())
+    }
+
+    /// The inbound QoS 2 publications of the session.
+    pub fn intents(&self) -> &Intents {
+        &self.intents
+    }
+
+    /// Records an inbound QoS 2 publication before it is produced (see [`Intents::park`]).
+    pub fn park(&mut self, intent: StoredIntent, msg: Message, placement: Placement) {
+        self.intents.park(intent, msg, placement);
+        self.unsaved = true;
+    }
+
+    /// The parked publications, now that their intents are saved.
+    pub fn take_parked(&mut self) -> Vec<(u16, Message, Placement)> {
+        self.intents.take_parked()
+    }
+
+    /// A PUBREL released packet id `id`: whether it had an intent (the release is then saved
+    /// before PUBCOMP leaves).
+    pub fn release(&mut self, id: u16) -> bool {
+        let had = self.intents.release(id);
+        self.unsaved |= had;
+        had
+    }
+
+    /// Notes which stored intents have their record in Kafka (their publish ids in `found`).
+    pub fn recovered(&mut self, found: &HashSet<String>) {
+        self.intents.recovered(found);
+    }
+
+    /// A new, unique publish id for an inbound QoS 2 publication.
+    pub fn publish_id(&mut self, client_id: &str, epoch: i64) -> String {
+        self.intents.publish_id(client_id, epoch)
+    }
+
+    /// Starts the offline reader.
+    pub fn read_back(&mut self, reader: mpsc::Receiver<Delivery>) {
+        self.catchup = Some(reader);
+    }
+
+    /// The offline reader, while it runs.
+    pub fn reader(&mut self) -> Option<&mut mpsc::Receiver<Delivery>> {
+        self.catchup.as_mut()
+    }
+
+    /// The offline reader is done: stored in-flight messages it did not bring are gone from
+    /// Kafka (retention), so their packet ids are free again.
+    pub fn read_back_done(&mut self) {
+        self.catchup = None;
+        self.redeliver.clear();
+    }
+
+    /// Whether the offline reader can hand over its next record (it runs, none waits for room).
+    pub fn reader_ready(&self) -> bool {
+        self.catchup.is_some() && self.held.is_none()
+    }
+
+    /// Whether live deliveries must wait: the session is still reading back from Kafka.
+    pub fn reading_back(&self) -> bool {
+        self.catchup.is_some() || self.held.is_some()
+    }
+
+    /// Keeps a record of the offline reader until the client's window has room.
+    pub fn hold(&mut self, d: Delivery) {
+        self.held = Some(d);
+    }
+
+    /// The record waiting for room, if any.
+    pub fn take_held(&mut self) -> Option<Delivery> {
+        self.held.take()
     }
 
     /// The packet id and QoS a stored in-flight message at `origin` was sent with, once.
@@ -88,7 +181,7 @@ impl Persist {
 
     /// Messages still to be sent again, as the session state stores them (a save before the
     /// offline reader reaches them must not lose them).
-    pub fn stored_redeliveries(&self) -> impl Iterator<Item = StoredFlight> + '_ {
+    fn stored_redeliveries(&self) -> impl Iterator<Item = StoredFlight> + '_ {
         self.redeliver.iter().map(|((topic, partition, offset), (packet_id, qos))| StoredFlight {
             topic: topic.to_string(),
             partition: *partition,
@@ -102,18 +195,6 @@ impl Persist {
     /// Whether packet id `id` is reserved for a message to send again.
     pub fn is_reserved(&self, id: u16) -> bool {
         self.redeliver.values().any(|(reserved, _)| *reserved == id)
-    }
-
-    /// Forgets stored in-flight messages the offline reader did not find (removed from Kafka by
-    /// retention): their packet ids are free again.
-    pub fn drop_redeliveries(&mut self) {
-        self.redeliver.clear();
-    }
-
-    /// A new, unique publish id for an inbound QoS 2 publication.
-    pub fn publish_id(&mut self, client_id: &str, epoch: i64) -> String {
-        self.publications += 1;
-        format!("{client_id}:{epoch}:{}", self.publications)
     }
 
     /// Whether a record at `origin` is still to be delivered; if so it counts as delivered now.
@@ -160,7 +241,7 @@ impl Persist {
     }
 
     /// The cursors to store (unacknowledged messages are stored apart, as in-flight).
-    pub fn stored(&self) -> Cursors {
+    fn stored(&self) -> Cursors {
         let mut cursors = Cursors::new();
         for ((topic, p), o) in &self.next {
             cursors.entry(topic.to_string()).or_default().insert(*p, *o);

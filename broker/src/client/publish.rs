@@ -5,16 +5,17 @@ use futures::future::{BoxFuture, FutureExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::connect::TOPIC_ALIAS_MAX;
+use super::intents::Search;
 use super::{Client, End};
 use crate::acl::Request;
 use crate::codec::{reason, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
 use crate::kafka::offsets::OffsetsError;
-use crate::kafka::partition::partition_for_key;
 use crate::kafka::producer::ProduceError;
 use crate::message::{now_ms, Message, MessageProperties, HEADER_PUBLISH_ID};
 use crate::metrics::inc;
+use crate::publisher::Placement;
 use crate::session::record::StoredIntent;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// Result of one publish handed to Kafka: (packet id, QoS, outcome).
 pub(super) type InboundAck = BoxFuture<'static, (Option<u16>, QoS, Result<(), ProduceError>)>;
@@ -58,7 +59,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         };
         match (p.qos, p.packet_id, self.persist.is_some()) {
             (QoS::ExactlyOnce, Some(id), true) => self.publish_exactly_once(id, msg).await,
-            (qos, id, _) => self.produce(id, qos, msg).await,
+            (qos, id, _) => self.produce(id, qos, msg, None).await,
         }
     }
 
@@ -84,26 +85,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Kafka (one read per partition, from the lowest bound), before the client retransmits.
     pub(super) async fn resolve_intents(&mut self) -> Result<(), OffsetsError> {
         let Some(p) = self.persist.as_ref() else { return Ok(()) };
-        let mut groups: HashMap<(String, i32), (i64, HashSet<String>)> = HashMap::new();
-        for i in p.intents.values() {
-            let g = groups.entry((i.topic.clone(), i.partition)).or_insert((i.from, HashSet::new()));
-            g.0 = g.0.min(i.from);
-            g.1.insert(i.publish_id.clone());
-        }
         let mut found = HashSet::new();
-        for ((topic, partition), (from, ids)) in groups {
-            found.extend(self.broker.offsets.find_headers(&topic, partition, from, HEADER_PUBLISH_ID, ids).await?);
+        for search in p.intents().searches() {
+            let offsets = &self.broker.offsets;
+            let Search { topic, partition, from, publish_ids } = search;
+            found.extend(offsets.find_headers(&topic, partition, from, HEADER_PUBLISH_ID, publish_ids).await?);
         }
         if let Some(p) = self.persist.as_mut() {
-            p.recovered = p.intents.iter().map(|(id, i)| (*id, found.contains(&i.publish_id))).collect();
+            p.recovered(&found);
         }
         Ok(())
     }
 
-    /// Hands a publication to Kafka; the client is answered when Kafka acknowledges.
-    pub(super) async fn produce(&mut self, id: Option<u16>, qos: QoS, msg: Message) -> Result<(), End> {
+    /// Hands a publication to Kafka, to `placement` when it was placed in advance (QoS 2
+    /// intents), else where the mapping in force puts it; the client is answered when Kafka
+    /// acknowledges.
+    pub(super) async fn produce(
+        &mut self,
+        id: Option<u16>,
+        qos: QoS,
+        msg: Message,
+        placement: Option<&Placement>,
+    ) -> Result<(), End> {
         let track = qos != QoS::AtMostOnce || msg.retain;
-        let ack = match self.broker.publish(msg).await {
+        let publisher = &self.broker.publisher;
+        let enqueued = match placement {
+            Some(placement) => publisher.publish_placed(msg, placement).await,
+            None => publisher.publish(msg).await,
+        };
+        let ack = match enqueued {
             Ok(ack) => ack,
             Err(e) => return self.produce_failed(id, qos, e),
         };
@@ -121,9 +131,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// is saved before the record is produced; a broker that finds an intent for a retransmitted
     /// packet id looks in Kafka for the record before producing it. See docs/design.md.
     async fn publish_exactly_once(&mut self, id: u16, mut msg: Message) -> Result<(), End> {
-        if let Some(intent) = self.persist.as_ref().and_then(|p| p.intents.get(&id).cloned()) {
+        let stored = self.persist.as_ref().and_then(|p| p.intents().get(id).map(|(i, found)| (i.clone(), found)));
+        if let Some((intent, found)) = stored {
             // A publication the previous connection took: `resolve_intents` looked for it.
-            let found = self.persist.as_ref().and_then(|p| p.recovered.get(&id).copied());
             tracing::trace!(client = %self.client_id, id, ?found, "retransmission of a stored intent");
             return match found {
                 Some(true) => {
@@ -132,18 +142,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 }
                 _ => {
                     msg.publish_id = Some(intent.publish_id);
-                    self.produce(Some(id), QoS::ExactlyOnce, msg).await
+                    let placement = Placement { topic: intent.topic, partition: intent.partition };
+                    self.produce(Some(id), QoS::ExactlyOnce, msg, Some(&placement)).await
                 }
             };
         }
-        let topic = self.broker.mapping().kafka_topic_for(&msg.topic).to_owned();
-        let offsets = self.broker.offsets.clone();
+        let publisher = &self.broker.publisher;
         let located = async {
-            let partitions = offsets.partition_count(&topic).await?;
-            let partition = partition_for_key(msg.topic.as_bytes(), partitions);
-            Ok::<_, OffsetsError>((partition, offsets.offset_floor(&topic, partition).await?))
+            let placement = publisher.place(&msg).await?;
+            let from = publisher.offset_floor(&placement).await?;
+            Ok::<_, OffsetsError>((placement, from))
         };
-        let (partition, from) = match located.await {
+        let (placement, from) = match located.await {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(client = %self.client_id, error = %e, "cannot locate a QoS 2 publication");
@@ -154,9 +164,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let Some(p) = self.persist.as_mut() else { return Ok(()) };
         let publish_id = p.publish_id(&client_id, epoch);
         msg.publish_id = Some(publish_id.clone());
-        p.intents.insert(id, StoredIntent { packet_id: id, publish_id, topic, partition, from });
-        p.parked.push((id, msg));
-        p.unsaved = true;
+        let (topic, partition) = (placement.topic.clone(), placement.partition);
+        p.park(StoredIntent { packet_id: id, publish_id, topic, partition, from }, msg, placement);
         self.qos2.insert(id, false);
         Ok(())
     }
@@ -230,11 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         // A persistent session's release is saved before PUBCOMP leaves (write-ahead): after
         // PUBCOMP the client may reuse the packet id for a new message.
-        let had_intent = self.persist.as_mut().is_some_and(|p| {
-            let had = p.intents.remove(&id).is_some();
-            p.unsaved |= had;
-            had
-        });
+        let had_intent = self.persist.as_mut().is_some_and(|p| p.release(id));
         let code = match self.qos2.remove(&id) {
             Some(_) => reason::SUCCESS,
             // Released on another broker's PUBREC: the record is in Kafka.

@@ -54,7 +54,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         // The mapping in force now decides which Kafka topics this subscription tails. A later
         // config reload does not revisit it: the client re-subscribes to pick up a new mapping.
-        let topics = self.broker.mapping().kafka_topics_for_filter_cached(filter);
+        let topics = self.broker.publisher.mapping().kafka_topics_for_filter_cached(filter);
         let sub = self.subscriber(options, id);
         // Register first, then make sure the tailers run: a record produced after this point is
         // read by a tailer that already sees the subscription.
@@ -88,7 +88,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             return;
         }
         let options = stored.options();
-        let topics = self.broker.mapping().kafka_topics_for_filter_cached(&stored.filter);
+        let topics = self.broker.publisher.mapping().kafka_topics_for_filter_cached(&stored.filter);
         self.broker.router.subscribe(&stored.filter, self.subscriber(options, stored.id));
         self.subscriptions.insert(stored.filter.as_str().into(), (options, stored.id));
         if let Err(e) = self.broker.router.ensure_tailing(&topics).await {

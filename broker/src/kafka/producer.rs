@@ -64,11 +64,13 @@ impl Producer {
         Ok(Producer { inner })
     }
 
-    /// Enqueues `msg` into `topic` and returns a future of its delivery. When `tombstone` is set the
-    /// record value is null (deletes the key in a compacted topic). Waits while the queue is full.
+    /// Enqueues `msg` into `topic` and returns a future of its delivery: into `partition` when
+    /// given, else where the partitioner puts its key. When `tombstone` is set the record value is
+    /// null (deletes the key in a compacted topic). Waits while the queue is full.
     pub async fn enqueue(
         &self,
         topic: &str,
+        partition: Option<i32>,
         msg: &Message,
         tombstone: bool,
     ) -> Result<impl Future<Output = Result<Delivered, ProduceError>> + Send + 'static, ProduceError> {
@@ -76,6 +78,9 @@ impl Producer {
         loop {
             let mut record: FutureRecord<'_, str, [u8]> =
                 FutureRecord::to(topic).key(msg.topic.as_str()).headers(headers.clone());
+            if let Some(p) = partition {
+                record = record.partition(p);
+            }
             if !tombstone {
                 record = record.payload(msg.payload.as_ref());
             }

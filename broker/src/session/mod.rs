@@ -10,6 +10,7 @@
 //! epoch; the view ignores those older than the newest claim. See docs/design.md.
 
 pub mod catchup;
+mod open;
 pub mod reaper;
 pub mod record;
 mod scan;
@@ -30,6 +31,8 @@ use crate::metrics::Metrics;
 use crate::registry::Registry;
 use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, VERSION};
 use view::View;
+
+pub use open::{OpenError, OpenRequest, Opened, Snapshot};
 
 /// Longest a CONNECT waits for its claim to be written and read back before it is refused
 /// (Kafka unavailable).

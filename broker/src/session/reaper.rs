@@ -16,9 +16,9 @@ use futures::StreamExt;
 use std::sync::Weak;
 use std::time::Duration;
 
-use super::EXPIRY_SCAN;
-use crate::broker::Broker;
+use super::{Sessions, EXPIRY_SCAN};
 use crate::message::now_ms;
+use crate::publisher::Publisher;
 
 /// How often due Wills are looked for (the resolution of the Will Delay Interval).
 const WILL_TICK: Duration = Duration::from_millis(500);
@@ -27,45 +27,46 @@ const WILLS_IN_PARALLEL: usize = 256;
 /// Longest wait for one Will to reach Kafka; it stays due and is tried again after.
 pub const WILL_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts the heartbeat, Will and scan tasks; each ends when the broker is dropped.
-pub fn start(broker: Weak<Broker>) {
-    tokio::spawn(heartbeat(broker.clone()));
-    tokio::spawn(wills(broker.clone()));
-    tokio::spawn(scans(broker));
+/// Starts the heartbeat, Will and scan tasks; each ends when `sessions` (or, for Wills,
+/// `publisher`) is dropped.
+pub fn start(sessions: Weak<Sessions>, publisher: Weak<Publisher>) {
+    tokio::spawn(heartbeat(sessions.clone()));
+    tokio::spawn(wills(sessions.clone(), publisher));
+    tokio::spawn(scans(sessions));
 }
 
 /// Writes this broker's heartbeat.
-async fn heartbeat(broker: Weak<Broker>) {
-    let Some(interval) = broker.upgrade().map(|b| b.sessions.heartbeat_interval()) else { return };
+async fn heartbeat(sessions: Weak<Sessions>) {
+    let Some(interval) = sessions.upgrade().map(|s| s.heartbeat_interval()) else { return };
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(broker) = broker.upgrade() else { return };
-        if let Err(e) = broker.sessions.heartbeat().await {
+        let Some(sessions) = sessions.upgrade() else { return };
+        if let Err(e) = sessions.heartbeat().await {
             tracing::warn!(error = %e, "heartbeat not written");
         }
     }
 }
 
 /// Publishes the Wills that came due in sessions this broker owns, then clears them.
-async fn wills(broker: Weak<Broker>) {
+async fn wills(sessions: Weak<Sessions>, publisher: Weak<Publisher>) {
     let mut tick = tokio::time::interval(WILL_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(broker) = broker.upgrade() else { return };
-        futures::stream::iter(broker.sessions.due_wills())
+        let (Some(sessions), Some(publisher)) = (sessions.upgrade(), publisher.upgrade()) else { return };
+        futures::stream::iter(sessions.due_wills())
             .for_each_concurrent(WILLS_IN_PARALLEL, |(client_id, state)| {
-                let broker = &broker;
+                let (sessions, publisher) = (&sessions, &publisher);
                 async move {
                     let Some(will) = &state.will else { return };
                     // Published before it is forgotten: a crash in between publishes it twice
                     // rather than never (a Will is at least once across broker failures).
                     let msg = will.to_message(&client_id, now_ms());
-                    match tokio::time::timeout(WILL_PUBLISH_TIMEOUT, broker.publish_will(&client_id, msg)).await {
+                    match tokio::time::timeout(WILL_PUBLISH_TIMEOUT, publisher.publish_will(&client_id, msg)).await {
                         Ok(Ok(())) => {
-                            if let Err(e) = broker.sessions.will_published(&client_id, &state).await {
+                            if let Err(e) = sessions.will_published(&client_id, &state).await {
                                 tracing::warn!(client = %client_id, error = %e, "published will not cleared");
                             }
                         }
@@ -75,18 +76,18 @@ async fn wills(broker: Weak<Broker>) {
                 }
             })
             .await;
-        broker.sessions.rewrite_overwritten().await;
+        sessions.rewrite_overwritten().await;
     }
 }
 
 /// Expiry, adoption and burial of dead brokers' heartbeats, every [`EXPIRY_SCAN`].
-async fn scans(broker: Weak<Broker>) {
+async fn scans(sessions: Weak<Sessions>) {
     let mut tick = tokio::time::interval(EXPIRY_SCAN);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
     loop {
         tick.tick().await;
-        let Some(broker) = broker.upgrade() else { return };
-        broker.sessions.scan_and_expire().await;
+        let Some(sessions) = sessions.upgrade() else { return };
+        sessions.scan_and_expire().await;
     }
 }
