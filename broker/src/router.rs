@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::codec::{QoS, SubscriptionOptions};
 use crate::config::Kafka;
+use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::mailbox::{Delivery, Mailbox, Origin};
 use crate::message::Message;
@@ -193,15 +194,17 @@ impl Router {
     }
 }
 
-/// Feeds one Kafka topic's records to the router, tagged with where they came from.
+/// Feeds one Kafka topic's records to the router as messages, tagged with where they came from.
 struct TopicSink {
     router: Arc<Router>,
     topic: Arc<str>,
 }
 
 impl RecordSink for TopicSink {
-    fn deliver(&self, partition: i32, offset: i64, msg: Message) {
-        self.router.dispatch(Arc::new(msg), Some(Origin { topic: self.topic.clone(), partition, offset }));
+    fn record(&self, record: RecordRef<'_>) {
+        let Some(msg) = Message::from_tailed(record) else { return };
+        let origin = Origin { topic: self.topic.clone(), partition: record.partition, offset: record.offset };
+        self.router.dispatch(Arc::new(msg), Some(origin));
     }
 }
 

@@ -7,18 +7,13 @@
 //! position is never above the end offsets, so the two ranges overlap rather than leave a gap,
 //! and the connection drops the overlap by its cursors (no duplicate at the seam).
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
-use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::codec::{QoS, SubscriptionOptions};
 use crate::config::Kafka;
-use crate::kafka::drop_reached;
+use crate::kafka::range::{RangeError, RangeReader, ReadFrom};
+use crate::kafka::record::Record;
 use crate::mailbox::{Delivery, Origin};
 use crate::message::Message;
 use crate::topic::matches;
@@ -31,17 +26,8 @@ static PERMITS: Semaphore = Semaphore::const_new(MAX_CONCURRENT);
 /// Deliveries buffered between the reader and the connection.
 pub const CHANNEL: usize = 256;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(200);
-
-/// What to read of one Kafka topic: (partition, first offset) pairs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CatchUp {
-    /// Kafka topic.
-    pub topic: String,
-    /// Partitions and the offsets to start at.
-    pub from: Vec<(i32, i64)>,
-}
+/// What to read of one Kafka topic: the session's cursors, (partition, first offset) pairs.
+pub type CatchUp = ReadFrom;
 
 /// A subscription as the reader matches it.
 pub type Sub = (String, SubscriptionOptions, Option<u32>);
@@ -52,88 +38,41 @@ pub type Sub = (String, SubscriptionOptions, Option<u32>);
 pub fn spawn(kafka: Kafka, plan: Vec<CatchUp>, subs: Vec<Sub>, client_id: Arc<str>) -> mpsc::Receiver<Delivery> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
-        let Ok(_permit) = PERMITS.acquire().await else { return };
-        let id = client_id.clone();
-        let read = tokio::task::spawn_blocking(move || read(&kafka, &plan, &subs, &client_id, &tx)).await;
-        match read {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(client = %id, error = %e, "offline delivery interrupted"),
-            Err(e) => tracing::warn!(client = %id, error = %e, "offline delivery task failed"),
+        let Ok(permit) = PERMITS.acquire().await else { return };
+        // Each range ends at the high watermark taken as the reader reaches its topic: after
+        // the subscriptions went live again.
+        let mut records = RangeReader::start(&kafka, plan, Some(permit));
+        loop {
+            let next = tokio::select! {
+                // The connection is gone: stop reading even while no record matches.
+                () = tx.closed() => return,
+                next = records.next() => next,
+            };
+            match next {
+                None => return,
+                Some(Ok(record)) => {
+                    if let Some(d) = delivery(&record, &subs, &client_id) {
+                        if tx.send(d).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Err(RangeError::Poll(e))) => tracing::debug!(error = %e, "offline delivery read error"),
+                Some(Err(e)) => {
+                    tracing::warn!(client = %client_id, error = %e, "offline delivery interrupted");
+                    return;
+                }
+            }
         }
     });
     rx
 }
 
-fn read(
-    kafka: &Kafka,
-    plan: &[CatchUp],
-    subs: &[Sub],
-    client_id: &str,
-    tx: &mpsc::Sender<Delivery>,
-) -> Result<(), KafkaError> {
-    let consumer: BaseConsumer = crate::kafka::client_config(
-        &kafka.bootstrap_servers,
-        &kafka.properties,
-        &[
-            ("group.id", "tributary-catchup"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            // A cursor older than the retention: deliver what is left.
-            ("auto.offset.reset", "earliest"),
-        ],
-    )
-    .create()?;
-    for step in plan {
-        let topic: Arc<str> = step.topic.as_str().into();
-        // Where to stop, per partition: the end now, after the subscriptions went live.
-        let mut targets: HashMap<i32, i64> = HashMap::new();
-        let mut tpl = TopicPartitionList::new();
-        for &(p, from) in &step.from {
-            let (_, high) = consumer.fetch_watermarks(&step.topic, p, TIMEOUT)?;
-            if from < high {
-                targets.insert(p, high);
-                tpl.add_partition_offset(&step.topic, p, Offset::Offset(from))?;
-            }
-        }
-        if targets.is_empty() {
-            continue;
-        }
-        consumer.assign(&tpl)?;
-        while !targets.is_empty() {
-            if tx.is_closed() {
-                return Ok(());
-            }
-            match consumer.poll(POLL) {
-                Some(Ok(m)) => {
-                    let (p, o) = (m.partition(), m.offset());
-                    let Some(&target) = targets.get(&p) else { continue };
-                    if o < target {
-                        if let Some(msg) = Message::from_record(m.key(), m.payload(), m.headers()) {
-                            let msg = Arc::new(msg);
-                            let matching = subs
-                                .iter()
-                                .filter(|(f, _, _)| matches(f, &msg.topic))
-                                .map(|(_, opts, id)| (*opts, *id));
-                            let origin = Origin { topic: topic.clone(), partition: p, offset: o };
-                            let d = Delivery::for_subscriptions(&msg, client_id, matching, Some(origin));
-                            // Offline queueing is for QoS 1 and 2 (QoS 0 may be lost).
-                            if let Some(d) = d.filter(|d| d.qos != QoS::AtMostOnce) {
-                                if tx.blocking_send(d).is_err() {
-                                    return Ok(());
-                                }
-                            }
-                        }
-                    }
-                    if o + 1 >= target {
-                        targets.remove(&p);
-                    }
-                }
-                Some(Err(e)) => tracing::debug!(error = %e, "offline delivery read error"),
-                // Idle: see `drop_reached`.
-                None => drop_reached(&mut targets, &consumer.position()?),
-            }
-        }
-        consumer.unassign()?;
-    }
-    Ok(())
+/// The delivery of `record` to the session, if it is a message that its subscriptions match
+/// with QoS 1 or 2 (offline queueing is for those: QoS 0 may be lost).
+fn delivery(record: &Record, subs: &[Sub], client_id: &str) -> Option<Delivery> {
+    let msg = Arc::new(Message::from_record(record.view())?);
+    let matching = subs.iter().filter(|(f, _, _)| matches(f, &msg.topic)).map(|(_, opts, id)| (*opts, *id));
+    let origin = Origin { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
+    Delivery::for_subscriptions(&msg, client_id, matching, Some(origin)).filter(|d| d.qos != QoS::AtMostOnce)
 }
