@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::acl::Acl;
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::delivery::router::Router;
 use crate::kafka::admin::{ensure_topics, AdminError};
 use crate::kafka::offsets::Offsets;
 use crate::kafka::producer::{Delivered, ProduceError, Producer};
@@ -17,7 +18,6 @@ use crate::message::Message;
 use crate::metrics::{inc, Metrics};
 use crate::registry::Registry;
 use crate::retained::RetainedStore;
-use crate::router::Router;
 use crate::session::Sessions;
 
 /// Why the broker could not start.

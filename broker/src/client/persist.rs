@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::codec::QoS;
-use crate::mailbox::{Delivery, Origin};
+use crate::delivery::catchup::CatchUp;
+use crate::delivery::{Delivery, Origin};
 use crate::message::Message;
-use crate::session::catchup::CatchUp;
 use crate::session::record::{Cursors, StoredFlight, StoredIntent};
 
 /// Cursor state of a persistent session's connection.

@@ -9,7 +9,6 @@
 //! smaller epoch (take-over across pods, DISCONNECT 0x8E). State records carry their writer's
 //! epoch; the view ignores those older than the newest claim. See docs/design.md.
 
-pub mod catchup;
 pub mod reaper;
 pub mod record;
 mod scan;

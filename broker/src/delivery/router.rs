@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::codec::{QoS, SubscriptionOptions};
+use super::mailbox::Mailbox;
+use super::{Delivery, Origin};
+use crate::codec::SubscriptionOptions;
 use crate::config::Kafka;
 use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
-use crate::mailbox::{Delivery, Mailbox, Origin};
 use crate::message::Message;
 use crate::metrics::{inc, Metrics};
 
@@ -208,14 +209,10 @@ impl RecordSink for TopicSink {
     }
 }
 
-/// The QoS a subscriber receives: never more than it was published with.
-pub fn delivered_qos(published: QoS, granted: QoS) -> QoS {
-    published.min(granted)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::QoS;
     use bytes::Bytes;
 
     fn router() -> Arc<Router> {
@@ -295,11 +292,5 @@ mod tests {
         r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")), None);
         assert!(drain(&m).is_empty());
         assert!(r.index.read().map(|n| n.is_empty()).unwrap_or(false), "empty nodes are pruned");
-    }
-
-    #[test]
-    fn delivered_qos_is_min() {
-        assert_eq!(delivered_qos(QoS::ExactlyOnce, QoS::AtLeastOnce), QoS::AtLeastOnce);
-        assert_eq!(delivered_qos(QoS::AtMostOnce, QoS::ExactlyOnce), QoS::AtMostOnce);
     }
 }

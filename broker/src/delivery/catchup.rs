@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
+use super::{Delivery, Origin};
 use crate::codec::{QoS, SubscriptionOptions};
 use crate::config::Kafka;
 use crate::kafka::range::{RangeError, RangeReader, ReadFrom};
 use crate::kafka::record::Record;
-use crate::mailbox::{Delivery, Origin};
 use crate::message::Message;
 use crate::topic::matches;
 
