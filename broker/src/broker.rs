@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::acl::Acl;
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::delivery::router::Router;
 use crate::kafka::admin::{ensure_topics, AdminError};
 use crate::kafka::offsets::Offsets;
 use crate::kafka::producer::Producer;
@@ -15,7 +16,6 @@ use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::registry::Registry;
 use crate::retained::RetainedStore;
-use crate::router::Router;
 use crate::session::Sessions;
 
 /// Why the broker could not start.

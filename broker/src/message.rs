@@ -1,4 +1,6 @@
-//! The broker's in-memory form of an application message, and its Kafka record format.
+//! The broker's in-memory form of an application message, and its Kafka record format: both
+//! directions of the conversion live here, next to the header names, so that the producer and
+//! every reader (router, retained store, offline delivery) agree on one format.
 //!
 //! This format is how Kafka applications talk to devices, so it is deliberately plain:
 //! key = MQTT topic (UTF-8), value = payload, and MQTT metadata in headers named `mqtt.*` with
@@ -11,6 +13,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::codec::{Properties, QoS};
+use crate::kafka::record::{RecordRef, ToRecord};
 
 /// QoS the message was published with (`0`, `1`, `2`).
 pub const HEADER_QOS: &str = "mqtt.qos";
@@ -159,21 +162,33 @@ impl Message {
         headers
     }
 
-    /// Rebuilds a message from a Kafka record. `None` when the key is not a valid MQTT topic name:
-    /// such a record cannot be addressed to any subscriber.
-    pub fn from_record<H: Headers>(key: Option<&[u8]>, value: Option<&[u8]>, headers: Option<&H>) -> Option<Message> {
-        let topic = std::str::from_utf8(key?).ok()?;
+    /// Rebuilds a message from a record of a topic a tailer reads; like [`Message::from_record`],
+    /// but a record that is no message is reported: only once, as the tailer reads it.
+    pub(crate) fn from_tailed(record: RecordRef<'_>) -> Option<Message> {
+        let msg = Message::from_record(record);
+        if msg.is_none() {
+            let RecordRef { topic, partition, offset, .. } = record;
+            tracing::warn!(%topic, partition, offset, "skipping record whose key is not an MQTT topic name");
+        }
+        msg
+    }
+
+    /// Rebuilds a message from a Kafka record (a null value reads as an empty payload). `None`
+    /// when the key is not a valid MQTT topic name: such a record cannot be addressed to any
+    /// subscriber.
+    pub fn from_record(record: RecordRef<'_>) -> Option<Message> {
+        let topic = std::str::from_utf8(record.key?).ok()?;
         crate::topic::validate_topic_name(topic).ok()?;
         let mut msg = Message {
             topic: topic.to_owned(),
-            payload: Bytes::copy_from_slice(value.unwrap_or_default()),
+            payload: Bytes::copy_from_slice(record.value.unwrap_or_default()),
             qos: DEFAULT_KAFKA_QOS,
             retain: false,
             publisher: None,
             publish_id: None,
             properties: MessageProperties::default(),
         };
-        let Some(headers) = headers else { return Some(msg) };
+        let Some(headers) = record.headers else { return Some(msg) };
         for h in headers.iter() {
             let raw = h.value.unwrap_or_default();
             let text = || std::str::from_utf8(raw).ok().map(str::to_owned);
@@ -211,9 +226,28 @@ impl Message {
     }
 }
 
+/// The producer's view of a message: key = MQTT topic, value = payload, `mqtt.*` headers.
+impl ToRecord for Message {
+    fn record_key(&self) -> &[u8] {
+        self.topic.as_bytes()
+    }
+
+    fn record_value(&self) -> &[u8] {
+        &self.payload
+    }
+
+    fn record_headers(&self) -> OwnedHeaders {
+        self.to_headers()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn record<'a>(key: Option<&'a [u8]>, value: Option<&'a [u8]>, headers: Option<&'a OwnedHeaders>) -> RecordRef<'a> {
+        RecordRef { topic: "t", partition: 0, offset: 0, key, value, headers: headers.map(OwnedHeaders::as_borrowed) }
+    }
 
     fn sample() -> Message {
         Message {
@@ -238,7 +272,7 @@ mod tests {
     fn headers_round_trip_all_fields() {
         let msg = sample();
         let headers = msg.to_headers();
-        let back = Message::from_record(Some(msg.topic.as_bytes()), Some(&msg.payload), Some(&headers));
+        let back = Message::from_record(record(Some(msg.topic.as_bytes()), Some(&msg.payload), Some(&headers)));
         assert_eq!(back, Some(msg));
     }
 
@@ -252,7 +286,7 @@ mod tests {
 
     #[test]
     fn plain_kafka_record_gets_defaults() {
-        let msg = Message::from_record::<OwnedHeaders>(Some(b"a/b"), Some(b"x"), None).unwrap();
+        let msg = Message::from_record(record(Some(b"a/b"), Some(b"x"), None)).unwrap();
         assert_eq!(msg.qos, DEFAULT_KAFKA_QOS);
         assert!(!msg.retain);
         assert_eq!(msg.publisher, None);
@@ -260,9 +294,9 @@ mod tests {
 
     #[test]
     fn invalid_keys_are_rejected() {
-        assert!(Message::from_record::<OwnedHeaders>(None, Some(b"x"), None).is_none());
-        assert!(Message::from_record::<OwnedHeaders>(Some(b"a/+"), Some(b"x"), None).is_none());
-        assert!(Message::from_record::<OwnedHeaders>(Some(&[0xff]), Some(b"x"), None).is_none());
+        assert!(Message::from_record(record(None, Some(b"x"), None)).is_none());
+        assert!(Message::from_record(record(Some(b"a/+"), Some(b"x"), None)).is_none());
+        assert!(Message::from_record(record(Some(&[0xff]), Some(b"x"), None)).is_none());
     }
 
     #[test]

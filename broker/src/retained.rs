@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::RecordSink;
 use crate::message::{now_ms, Message};
 use crate::topic::matches;
@@ -73,8 +74,10 @@ impl RetainedStore {
 }
 
 impl RecordSink for RetainedStore {
-    fn deliver(&self, partition: i32, offset: i64, msg: Message) {
-        self.apply(partition, offset, msg, true);
+    fn record(&self, record: RecordRef<'_>) {
+        if let Some(msg) = Message::from_tailed(record) {
+            self.apply(record.partition, record.offset, msg, true);
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use crate::acl::{Identity, Request};
 use crate::broker::Broker;
 use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
 use crate::connection::Connection;
-use crate::mailbox::Mailbox;
+use crate::delivery::mailbox::Mailbox;
 use crate::message::now_ms;
 use crate::metrics::inc;
 use crate::session::record::{is_reserved, SessionState, StoredWill, NEVER_EXPIRES};

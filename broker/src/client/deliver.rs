@@ -7,10 +7,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Client, End};
 use crate::codec::{reason, EncodeError, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
-use crate::mailbox::{Delivery, Origin};
+use crate::delivery::catchup;
+use crate::delivery::{Delivery, Origin};
 use crate::message::now_ms;
 use crate::metrics::inc;
-use crate::session::catchup;
 use crate::session::record::StoredFlight;
 
 /// Deliveries written per loop turn before flushing, so a burst does not pile up in the buffer.

@@ -27,7 +27,7 @@ use crate::acl::{Identity, Request};
 use crate::broker::Broker;
 use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion, QoS, SubscriptionOptions};
 use crate::connection::{Connection, ConnectionError};
-use crate::mailbox::Mailbox;
+use crate::delivery::mailbox::Mailbox;
 use crate::message::now_ms;
 use crate::metrics::inc;
 use crate::registry::Kick;
@@ -423,7 +423,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 }
 
 /// The next record of a resumed session's offline delivery; `None` once the reader is done.
-async fn recv_catchup(persist: &mut Option<Box<Persist>>) -> Option<crate::mailbox::Delivery> {
+async fn recv_catchup(persist: &mut Option<Box<Persist>>) -> Option<crate::delivery::Delivery> {
     match persist.as_mut().and_then(|p| p.reader()) {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

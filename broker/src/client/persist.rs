@@ -9,10 +9,10 @@ use tokio::time::Instant;
 
 use super::intents::Intents;
 use crate::codec::QoS;
-use crate::mailbox::{Delivery, Origin};
+use crate::delivery::catchup::CatchUp;
+use crate::delivery::{Delivery, Origin};
 use crate::message::Message;
 use crate::publisher::Placement;
-use crate::session::catchup::CatchUp;
 use crate::session::record::{Cursors, StoredFlight, StoredIntent};
 
 /// Cursor state of a persistent session's connection.

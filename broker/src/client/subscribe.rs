@@ -7,8 +7,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::{Client, End};
 use crate::acl::Request;
 use crate::codec::{reason, Packet, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
-use crate::mailbox::Delivery;
-use crate::router::{delivered_qos, Subscriber};
+use crate::delivery::router::Subscriber;
+use crate::delivery::{delivered_qos, Delivery};
 use crate::session::record::StoredSubscription;
 use crate::topic::{parse_shared, validate_filter};
 

@@ -1,15 +1,14 @@
 //! Point queries on Kafka the QoS 2 recovery needs: partition counts, high watermarks, and a
-//! scan of one partition for records with given header values. All blocking librdkafka calls run on
-//! the blocking pool.
+//! search of one partition for records with given header values (a [`RangeReader`]). All
+//! blocking librdkafka calls run on the blocking pool.
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message as _};
-use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::range::{RangeError, RangeReader, ReadFrom};
 use crate::config::Kafka;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,6 +19,9 @@ pub enum OffsetsError {
     /// Kafka refused or did not answer.
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    /// The search of a partition failed.
+    #[error(transparent)]
+    Range(#[from] RangeError),
     /// The topic has no partitions (does not exist).
     #[error("kafka topic {0} has no partitions")]
     NoPartitions(String),
@@ -103,62 +105,34 @@ impl Offsets {
     }
 
     /// Which of `values` a record at or after `from` in the partition carries as header `name`.
-    /// Reads once, up to the high watermark at the time of the call.
+    /// Reads once, up to the high watermark at the time of the call, and stops early once every
+    /// value is found.
     pub async fn find_headers(
-        self: &Arc<Self>,
+        &self,
         topic: &str,
         partition: i32,
         from: i64,
         name: &'static str,
         mut values: HashSet<String>,
     ) -> Result<HashSet<String>, OffsetsError> {
-        let topic = topic.to_owned();
-        self.blocking(move |me| {
-            let mut found = HashSet::new();
-            let (_, high) = me.consumer.fetch_watermarks(&topic, partition, TIMEOUT)?;
-            if from >= high || values.is_empty() {
-                return Ok(found);
-            }
-            let reader: BaseConsumer = super::client_config(
-                &me.kafka.bootstrap_servers,
-                &me.kafka.properties,
-                &[
-                    ("group.id", "tributary-scan"),
-                    ("enable.auto.commit", "false"),
-                    ("auto.offset.reset", "earliest"),
-                    ("fetch.wait.max.ms", "10"),
-                ],
-            )
-            .create()?;
-            let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(from))?;
-            reader.assign(&tpl)?;
-            loop {
-                match reader.poll(Duration::from_millis(100)) {
-                    Some(Ok(m)) => {
-                        if let Some(h) = m.headers() {
-                            for h in h.iter().filter(|h| h.key == name) {
-                                if let Some(v) = h.value.and_then(|v| std::str::from_utf8(v).ok()) {
-                                    if let Some(v) = values.take(v) {
-                                        found.insert(v);
-                                    }
-                                }
-                            }
-                        }
-                        if values.is_empty() || m.offset() + 1 >= high {
-                            return Ok(found);
-                        }
-                    }
-                    Some(Err(e)) => return Err(e.into()),
-                    None => {
-                        let done = super::known_offsets(&reader.position()?).any(|(_, o)| o >= high);
-                        if done {
-                            return Ok(found);
-                        }
-                    }
+        let mut found = HashSet::new();
+        if values.is_empty() {
+            return Ok(found);
+        }
+        let plan = vec![ReadFrom { topic: topic.to_owned(), from: vec![(partition, from)] }];
+        let mut reader = RangeReader::start(&self.kafka, plan, None);
+        while let Some(record) = reader.next().await {
+            let record = record?;
+            for value in record.view().header(name).flatten() {
+                if let Some(v) = std::str::from_utf8(value).ok().and_then(|v| values.take(v)) {
+                    found.insert(v);
                 }
             }
-        })
-        .await
+            if values.is_empty() {
+                // Dropping the reader stops it.
+                break;
+            }
+        }
+        Ok(found)
     }
 }

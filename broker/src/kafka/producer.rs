@@ -10,8 +10,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use std::future::Future;
 use std::time::Duration;
 
+use super::record::ToRecord;
 use crate::config::Kafka;
-use crate::message::Message;
 
 /// Where a record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,25 +64,26 @@ impl Producer {
         Ok(Producer { inner })
     }
 
-    /// Enqueues `msg` into `topic` and returns a future of its delivery: into `partition` when
-    /// given, else where the partitioner puts its key. When `tombstone` is set the record value is
-    /// null (deletes the key in a compacted topic). Waits while the queue is full.
+    /// Enqueues the record of `msg` into `topic` and returns a future of its delivery: into
+    /// `partition` when given, else where the partitioner puts its key. When `tombstone` is set
+    /// the record value is null (deletes the key in a compacted topic). Waits while the queue is
+    /// full.
     pub async fn enqueue(
         &self,
         topic: &str,
         partition: Option<i32>,
-        msg: &Message,
+        msg: &impl ToRecord,
         tombstone: bool,
     ) -> Result<impl Future<Output = Result<Delivered, ProduceError>> + Send + 'static, ProduceError> {
-        let headers = msg.to_headers();
+        let headers = msg.record_headers();
         loop {
-            let mut record: FutureRecord<'_, str, [u8]> =
-                FutureRecord::to(topic).key(msg.topic.as_str()).headers(headers.clone());
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).key(msg.record_key()).headers(headers.clone());
             if let Some(p) = partition {
                 record = record.partition(p);
             }
             if !tombstone {
-                record = record.payload(msg.payload.as_ref());
+                record = record.payload(msg.record_value());
             }
             match self.inner.send_result(record) {
                 Ok(delivery) => return Ok(delivery.map(delivered)),

@@ -1,5 +1,5 @@
 //! Shared tailing consumers: one per Kafka topic a broker process needs, reading every partition
-//! without a consumer group and handing each record to a sink.
+//! without a consumer group and handing each raw record to a sink, which decides what it means.
 //!
 //! Starting positions are resolved to explicit offsets (the high watermarks, or the beginning)
 //! *before* `start` returns, so a caller that registers interest first and then starts (or
@@ -7,15 +7,15 @@
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
+use super::range::Ends;
+use super::record::RecordRef;
 use crate::config::Kafka;
-use crate::message::Message;
 
 /// Where a new tailer starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,15 +28,8 @@ pub enum StartAt {
 
 /// Receives the records of a tailed topic, in partition order.
 pub trait RecordSink: Send + Sync + 'static {
-    /// Called once per record that has a valid MQTT topic as key.
-    fn deliver(&self, partition: i32, offset: i64, msg: Message);
-
-    /// Called first with every record as read. A sink whose keys are not MQTT topics (the
-    /// sessions topic: `client-id#claim`) takes records here and returns true; then `deliver`
-    /// is not called. The default declines.
-    fn deliver_raw(&self, _partition: i32, _offset: i64, _key: Option<&[u8]>, _value: Option<&[u8]>) -> bool {
-        false
-    }
+    /// Called once per record, as read. It runs on the tailer's task: a sink must not wait.
+    fn record(&self, record: RecordRef<'_>);
 }
 
 /// Why a tailer could not start.
@@ -106,7 +99,7 @@ impl Tailer {
         consumer.assign(&assignment).map_err(err)?;
         let partitions = assignment.count();
         let starts = super::known_offsets(&assignment).collect();
-        let (caught_tx, caught_up) = watch::channel(pending.is_empty());
+        let (caught_tx, caught_up) = watch::channel(pending.is_done());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
         Ok(Tailer { _stop: stop, consumer, starts, caught_up, partitions })
@@ -135,20 +128,17 @@ impl Tailer {
     }
 }
 
-/// Partitions still to read before a tailer has caught up, with the offset it must reach.
-type Pending = HashMap<i32, i64>;
-
 /// How often a catching-up tailer compares its positions with the targets: the last records of a
 /// compacted topic may be gone, so seeing them is not the only way to know it is done.
 const CATCH_UP_CHECK: Duration = Duration::from_millis(100);
 
 /// Fixes the starting offset of every partition; returns the assignment and the partitions that
-/// still hold records to read before the tailer is caught up.
+/// still hold records to read before the tailer is caught up, with the offset each must reach.
 fn plan_assignment(
     consumer: &StreamConsumer,
     topic: &str,
     start: StartAt,
-) -> Result<(TopicPartitionList, Pending), TailerError> {
+) -> Result<(TopicPartitionList, Ends), TailerError> {
     let err = |source| TailerError::Kafka { topic: topic.to_owned(), source };
     let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(err)?;
     let partitions: Vec<i32> = metadata
@@ -161,15 +151,13 @@ fn plan_assignment(
         return Err(TailerError::NoPartitions(topic.to_owned()));
     }
     let mut list = TopicPartitionList::new();
-    let mut pending = Pending::new();
+    let mut pending = Ends::default();
     for p in partitions {
         let (low, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT).map_err(err)?;
         let offset = match start {
             StartAt::End => Offset::Offset(high),
             StartAt::Beginning => {
-                if high > low {
-                    pending.insert(p, high);
-                }
+                pending.insert(p, low, high);
                 Offset::Beginning
             }
         };
@@ -181,41 +169,35 @@ fn plan_assignment(
 async fn run(
     consumer: Arc<StreamConsumer>,
     topic: String,
-    mut pending: Pending,
+    mut pending: Ends,
     caught_up: watch::Sender<bool>,
     sink: Arc<dyn RecordSink>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let mut check = tokio::time::interval(CATCH_UP_CHECK);
     loop {
-        let record = tokio::select! {
+        let read = tokio::select! {
             _ = &mut stop => return,
-            _ = check.tick(), if !pending.is_empty() => {
+            _ = check.tick(), if !pending.is_done() => {
                 if let Ok(positions) = consumer.position() {
-                    super::drop_reached(&mut pending, &positions);
+                    pending.drop_reached(super::known_offsets(&positions));
                 }
-                if pending.is_empty() {
+                if pending.is_done() {
                     caught_up.send_replace(true);
                 }
                 continue;
             }
             r = consumer.recv() => r,
         };
-        match record {
+        match read {
             Ok(m) => {
-                let partition = m.partition();
-                let offset = m.offset();
-                if !sink.deliver_raw(partition, offset, m.key(), m.payload()) {
-                    match Message::from_record(m.key(), m.payload(), m.headers()) {
-                        Some(msg) => sink.deliver(partition, offset, msg),
-                        None => {
-                            tracing::warn!(%topic, partition, offset, "skipping record whose key is not an MQTT topic name")
-                        }
-                    }
-                }
-                if pending.get(&partition).is_some_and(|target| offset + 1 >= *target) {
-                    pending.remove(&partition);
-                    if pending.is_empty() {
+                let record = RecordRef::of(&m);
+                sink.record(record);
+                if !pending.is_done() {
+                    // Whether the record was below its partition's target does not matter here:
+                    // it is delivered either way; only the progress counts.
+                    pending.take(record.partition, record.offset);
+                    if pending.is_done() {
                         caught_up.send_replace(true);
                     }
                 }

@@ -9,7 +9,6 @@
 //! smaller epoch (take-over across pods, DISCONNECT 0x8E). State records carry their writer's
 //! epoch; the view ignores those older than the newest claim. See docs/design.md.
 
-pub mod catchup;
 mod open;
 pub mod reaper;
 pub mod record;
@@ -25,8 +24,9 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::kafka::producer::{ProduceError, Producer};
+use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
-use crate::message::{now_ms, Message};
+use crate::message::now_ms;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, VERSION};
@@ -70,12 +70,10 @@ struct Store {
 }
 
 impl RecordSink for Store {
-    fn deliver(&self, _partition: i32, _offset: i64, _msg: Message) {}
-
-    fn deliver_raw(&self, partition: i32, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> bool {
+    fn record(&self, r: RecordRef<'_>) {
         let (claim, stored) = match self.view.lock() {
-            Ok(mut v) => (v.apply(partition, offset, key, value), v.stored()),
-            Err(_) => return true,
+            Ok(mut v) => (v.apply(r.partition, r.offset, r.key, r.value), v.stored()),
+            Err(_) => return,
         };
         self.metrics.sessions_stored.store(i64::try_from(stored).unwrap_or(i64::MAX), Ordering::Relaxed);
         // Kick after releasing the view: the registry is locked by connects that then read the view.
@@ -83,7 +81,6 @@ impl RecordSink for Store {
             self.registry.fence(&c.client_id, c.epoch);
         }
         self.progress.send_modify(|n| *n = n.wrapping_add(1));
-        true
     }
 }
 

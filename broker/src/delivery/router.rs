@@ -6,10 +6,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::codec::{QoS, SubscriptionOptions};
+use super::mailbox::Mailbox;
+use super::{Delivery, Origin};
+use crate::codec::SubscriptionOptions;
 use crate::config::Kafka;
+use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
-use crate::mailbox::{Delivery, Mailbox, Origin};
 use crate::message::Message;
 use crate::metrics::{inc, Metrics};
 use crate::topic::hidden_from_wildcards;
@@ -194,26 +196,24 @@ impl Router {
     }
 }
 
-/// Feeds one Kafka topic's records to the router, tagged with where they came from.
+/// Feeds one Kafka topic's records to the router as messages, tagged with where they came from.
 struct TopicSink {
     router: Arc<Router>,
     topic: Arc<str>,
 }
 
 impl RecordSink for TopicSink {
-    fn deliver(&self, partition: i32, offset: i64, msg: Message) {
-        self.router.dispatch(Arc::new(msg), Some(Origin { topic: self.topic.clone(), partition, offset }));
+    fn record(&self, record: RecordRef<'_>) {
+        let Some(msg) = Message::from_tailed(record) else { return };
+        let origin = Origin { topic: self.topic.clone(), partition: record.partition, offset: record.offset };
+        self.router.dispatch(Arc::new(msg), Some(origin));
     }
-}
-
-/// The QoS a subscriber receives: never more than it was published with.
-pub fn delivered_qos(published: QoS, granted: QoS) -> QoS {
-    published.min(granted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::QoS;
     use bytes::Bytes;
 
     fn router() -> Arc<Router> {
@@ -293,11 +293,5 @@ mod tests {
         r.dispatch(msg("t", QoS::AtLeastOnce, Some("other")), None);
         assert!(drain(&m).is_empty());
         assert!(r.index.read().map(|n| n.is_empty()).unwrap_or(false), "empty nodes are pruned");
-    }
-
-    #[test]
-    fn delivered_qos_is_min() {
-        assert_eq!(delivered_qos(QoS::ExactlyOnce, QoS::AtLeastOnce), QoS::AtLeastOnce);
-        assert_eq!(delivered_qos(QoS::AtMostOnce, QoS::ExactlyOnce), QoS::AtMostOnce);
     }
 }

@@ -1,0 +1,78 @@
+//! Offline delivery: reads a resumed session's Kafka topics from its cursors up to the end
+//! offsets taken *after* its subscriptions went live again, and hands the matching QoS 1/2
+//! messages to the connection.
+//!
+//! Everything below those end offsets comes from here; everything from the live tailer's
+//! position on comes through the mailbox, held back until this reader is done. The tailer's
+//! position is never above the end offsets, so the two ranges overlap rather than leave a gap,
+//! and the connection drops the overlap by its cursors (no duplicate at the seam).
+
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::{Delivery, Origin};
+use crate::codec::{QoS, SubscriptionOptions};
+use crate::config::Kafka;
+use crate::kafka::range::{RangeError, RangeReader, ReadFrom};
+use crate::kafka::record::Record;
+use crate::message::Message;
+use crate::topic::matches;
+
+/// Catch-up readers running at once per process: each holds a Kafka consumer, and a mass
+/// reconnect after a pod failure must not open thousands of them.
+const MAX_CONCURRENT: usize = 16;
+static PERMITS: Semaphore = Semaphore::const_new(MAX_CONCURRENT);
+
+/// Deliveries buffered between the reader and the connection.
+pub const CHANNEL: usize = 256;
+
+/// What to read of one Kafka topic: the session's cursors, (partition, first offset) pairs.
+pub type CatchUp = ReadFrom;
+
+/// A subscription as the reader matches it.
+pub type Sub = (String, SubscriptionOptions, Option<u32>);
+
+/// Starts reading `plan` for `client_id`; matching messages arrive on the returned channel,
+/// which closes when the reader is done (or gave up: the messages stay in Kafka and the next
+/// connection of the session reads them again).
+pub fn spawn(kafka: Kafka, plan: Vec<CatchUp>, subs: Vec<Sub>, client_id: Arc<str>) -> mpsc::Receiver<Delivery> {
+    let (tx, rx) = mpsc::channel(CHANNEL);
+    tokio::spawn(async move {
+        let Ok(permit) = PERMITS.acquire().await else { return };
+        // Each range ends at the high watermark taken as the reader reaches its topic: after
+        // the subscriptions went live again.
+        let mut records = RangeReader::start(&kafka, plan, Some(permit));
+        loop {
+            let next = tokio::select! {
+                // The connection is gone: stop reading even while no record matches.
+                () = tx.closed() => return,
+                next = records.next() => next,
+            };
+            match next {
+                None => return,
+                Some(Ok(record)) => {
+                    if let Some(d) = delivery(&record, &subs, &client_id) {
+                        if tx.send(d).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(Err(RangeError::Poll(e))) => tracing::debug!(error = %e, "offline delivery read error"),
+                Some(Err(e)) => {
+                    tracing::warn!(client = %client_id, error = %e, "offline delivery interrupted");
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The delivery of `record` to the session, if it is a message that its subscriptions match
+/// with QoS 1 or 2 (offline queueing is for those: QoS 0 may be lost).
+fn delivery(record: &Record, subs: &[Sub], client_id: &str) -> Option<Delivery> {
+    let msg = Arc::new(Message::from_record(record.view())?);
+    let matching = subs.iter().filter(|(f, _, _)| matches(f, &msg.topic)).map(|(_, opts, id)| (*opts, *id));
+    let origin = Origin { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
+    Delivery::for_subscriptions(&msg, client_id, matching, Some(origin)).filter(|d| d.qos != QoS::AtMostOnce)
+}
