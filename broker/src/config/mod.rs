@@ -37,6 +37,9 @@ use crate::mapping::{MappingError, TopicMapping};
 /// Largest MQTT packet: the Remaining Length field tops out at 268435455 bytes.
 pub const MAX_PACKET_SIZE: u32 = 268_435_455;
 
+/// Port of the admin endpoint when `admin.address` is not set; the operator exposes it too.
+pub const DEFAULT_ADMIN_PORT: u16 = 9090;
+
 /// Longest Kafka topic name Kafka accepts.
 pub const MAX_KAFKA_TOPIC_LEN: usize = 249;
 

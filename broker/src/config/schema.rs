@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::MAX_PACKET_SIZE;
+use super::{DEFAULT_ADMIN_PORT, MAX_PACKET_SIZE};
 
 /// One socket the broker accepts MQTT connections on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,9 +103,10 @@ pub struct Admin {
 }
 
 impl Default for Admin {
-    /// All interfaces, port 9090, so that kubelet probes and Prometheus can reach it.
+    /// All interfaces, port [`DEFAULT_ADMIN_PORT`], so that kubelet probes and Prometheus can
+    /// reach it.
     fn default() -> Self {
-        Admin { address: SocketAddr::from(([0, 0, 0, 0], 9090)) }
+        Admin { address: SocketAddr::from(([0, 0, 0, 0], DEFAULT_ADMIN_PORT)) }
     }
 }
 
