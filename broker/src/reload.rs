@@ -1,9 +1,10 @@
 //! Applies edits of the configuration file to a running broker, without a restart.
 //!
-//! The operator renders the file into a ConfigMap mounted in the pod. Only the topic
-//! mapping (`topics.mappings`, `topics.default`) and `authorization` are applied live, to
-//! operations that start afterwards; anything else needs a restart, which the operator
-//! does by rolling the Deployment, so here it is only logged.
+//! The operator renders the file into a ConfigMap mounted in the pod. Only the sections
+//! [`Config::restart_relevant`] resets (the topic mapping, `topics.mappings` and
+//! `topics.default`, and `authorization`) are applied live, to operations that start
+//! afterwards; anything else needs a restart, which the operator does by rolling the
+//! Deployment, so here it is only logged.
 //!
 //! A new file is judged exactly like at startup (same parsing, validation, command-line and
 //! environment overrides). A file that would not start the broker is logged and ignored,
@@ -36,35 +37,19 @@ pub enum Change {
     NeedsRestart(Vec<&'static str>),
 }
 
-/// Compares two validated configurations section by section.
+/// Compares two validated configurations. Whether a restart is needed is
+/// [`Config::restart_relevant`]'s decision, the one the operator's restart hash makes too.
 pub fn classify(old: &Config, new: &Config) -> Change {
-    let (o, n) = (&old.topics, &new.topics);
-    let hot = [
-        ("topics.mappings", o.mappings != n.mappings),
-        ("topics.default", o.default != n.default),
-        ("authorization", old.authorization != new.authorization),
-    ];
-    let restart = [
-        ("listeners", old.listeners != new.listeners),
-        ("admin", old.admin != new.admin),
-        ("kafka", old.kafka != new.kafka),
-        ("topics.retained", o.retained != n.retained),
-        ("topics.sessions", o.sessions != n.sessions),
-        ("topics.partitions", o.partitions != n.partitions),
-        ("topics.replicationFactor", o.replication_factor != n.replication_factor),
-        ("limits", old.limits != new.limits),
-        ("authentication", old.authentication != new.authentication),
-    ];
-    let changed = |sections: &[(&'static str, bool)]| -> Vec<&'static str> {
-        sections.iter().filter(|(_, c)| *c).map(|(name, _)| *name).collect()
-    };
-    let (hot, restart) = (changed(&hot), changed(&restart));
-    if !restart.is_empty() {
-        Change::NeedsRestart(restart)
-    } else if !hot.is_empty() {
-        Change::Hot(hot)
-    } else {
+    let (was, will) = (old.restart_relevant(), new.restart_relevant());
+    if was != will {
+        // Hot sections are equal once reset, so only the restart sections are named.
+        return Change::NeedsRestart(was.changed_sections(&will));
+    }
+    let hot = old.changed_sections(new);
+    if hot.is_empty() {
         Change::None
+    } else {
+        Change::Hot(hot)
     }
 }
 
@@ -168,10 +153,7 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(extra: &str) -> Config {
-        Config::from_yaml_str(&format!("kafka:\n  bootstrapServers: kafka:9092\n{extra}")).expect("config")
-    }
+    use crate::config::test_support::config_with as config;
 
     #[test]
     fn unchanged_or_reformatted_is_no_change() {

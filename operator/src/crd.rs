@@ -11,6 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tributary_broker::config as contract;
 
 /// Regular expression (RE2 and ECMA compatible) for an MQTT topic filter: levels separated by
 /// `/`, `+` only as a whole level, `#` only as the whole last level.
@@ -186,7 +187,7 @@ pub struct TopicsSpec {
     /// Ordered MQTT → Kafka topic mappings, first match wins. Hot-reloaded by running brokers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mappings: Vec<TopicMapping>,
-    /// Kafka topic for MQTT messages no mapping matches (default `mqtt-messages`).
+    /// Kafka topic for MQTT messages no mapping matches (default `mqtt-messages`). Hot-reloaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 249), pattern(KAFKA_TOPIC_PATTERN))]
     pub default: Option<String>,
@@ -237,19 +238,38 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    /// The lower-case name used in the broker config and in endpoint URLs.
+    /// The lower-case name used in the broker config and in endpoint URLs (the broker's).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Mqtt => "mqtt",
-            Protocol::Mqtts => "mqtts",
-            Protocol::Ws => "ws",
-            Protocol::Wss => "wss",
-        }
+        contract::Protocol::from(self).as_str()
     }
 
-    /// Whether the protocol runs over TLS and so needs a certificate.
+    /// Whether the protocol runs over TLS and so needs a certificate (the broker's decision).
     pub fn is_tls(self) -> bool {
-        matches!(self, Protocol::Mqtts | Protocol::Wss)
+        contract::Protocol::from(self).uses_tls()
+    }
+}
+
+// The CRD has its own enums because they carry the schema (`JsonSchema`); these conversions
+// are the only place the two spellings meet.
+impl From<Protocol> for contract::Protocol {
+    fn from(p: Protocol) -> Self {
+        match p {
+            Protocol::Mqtt => contract::Protocol::Mqtt,
+            Protocol::Mqtts => contract::Protocol::Mqtts,
+            Protocol::Ws => contract::Protocol::Ws,
+            Protocol::Wss => contract::Protocol::Wss,
+        }
+    }
+}
+
+impl From<contract::Protocol> for Protocol {
+    fn from(p: contract::Protocol) -> Self {
+        match p {
+            contract::Protocol::Mqtt => Protocol::Mqtt,
+            contract::Protocol::Mqtts => Protocol::Mqtts,
+            contract::Protocol::Ws => Protocol::Ws,
+            contract::Protocol::Wss => Protocol::Wss,
+        }
     }
 }
 
@@ -331,12 +351,11 @@ pub enum Effect {
     Deny,
 }
 
-impl Effect {
-    /// The lower-case name used in the broker config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Allow => "allow",
-            Effect::Deny => "deny",
+impl From<Effect> for contract::Effect {
+    fn from(e: Effect) -> Self {
+        match e {
+            Effect::Allow => contract::Effect::Allow,
+            Effect::Deny => contract::Effect::Deny,
         }
     }
 }
@@ -354,13 +373,12 @@ pub enum Action {
     All,
 }
 
-impl Action {
-    /// The lower-case name used in the broker config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Publish => "publish",
-            Action::Subscribe => "subscribe",
-            Action::All => "all",
+impl From<Action> for contract::Action {
+    fn from(a: Action) -> Self {
+        match a {
+            Action::Publish => contract::Action::Publish,
+            Action::Subscribe => contract::Action::Subscribe,
+            Action::All => contract::Action::All,
         }
     }
 }

@@ -15,8 +15,9 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Pod annotation carrying the hash of the configuration the broker cannot hot-reload.
 pub const CONFIG_HASH_ANNOTATION: &str = "tributary.io/config-hash";
 
-/// Admin HTTP port of the broker (/healthz, /readyz, /metrics).
-pub const ADMIN_PORT: i32 = 9090;
+/// Admin HTTP port of the broker (/healthz, /readyz, /metrics): the broker's default, as an
+/// `i32` like every port in the Kubernetes API (the cast widens, it cannot truncate).
+pub const ADMIN_PORT: i32 = tributary_broker::config::DEFAULT_ADMIN_PORT as i32;
 /// Directory the broker configuration volume is mounted at.
 pub const CONFIG_DIR: &str = "/etc/tributary";
 /// The broker configuration file, key `broker.yaml` of the ConfigMap.

@@ -1,12 +1,23 @@
 //! Checks of an `MqttBroker` spec that the CRD schema cannot express (or that must hold even
 //! when the schema was bypassed). A failed check sets `Ready=False` with reason `InvalidSpec`
 //! and leaves running children untouched.
+//!
+//! What makes a valid broker configuration is the broker's decision, not the operator's: the
+//! spec is rendered into the broker's `Config` and judged by `Config::problems`, the checks
+//! the broker runs at startup, with each key mapped back to the spec field it came from. On
+//! top of that the operator checks what only it knows about (Kubernetes names and ports,
+//! Secret references, autoscaling, secrets in properties), and field by field what the broker
+//! would report only one at a time (every topic name, filter and principal), with the broker's
+//! own validators.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
+use tributary_broker::config::{validate_kafka_topic_name, Config, ConfigError, Principal};
+use tributary_broker::topic::validate_filter;
+
 use crate::crd::{AutoscalingSpec, ListenerSpec, MqttBrokerSpec, ServiceType, TopicsSpec};
-use crate::desired::configmap::{DEFAULT_TOPIC, RETAINED_TOPIC, SESSIONS_TOPIC};
+use crate::desired::configmap::broker_config;
 use crate::labels::ADMIN_PORT;
 
 /// One invalid field: its path from the resource root and what is wrong with it.
@@ -32,11 +43,24 @@ impl Errors {
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.0.push(FieldError { field: field.into(), message: message.into() });
     }
+
+    /// Whether an error was already reported in the spec section of `field` (e.g. `topics`).
+    fn in_section(&self, field: &str) -> bool {
+        self.0.iter().any(|e| section(&e.field) == section(field))
+    }
 }
 
-/// Validates a spec; returns every problem found, in spec order (empty when valid).
+/// The top-level spec key a field path is under: `topics` for `spec.topics.mappings[0]`.
+fn section(field: &str) -> &str {
+    let path = field.strip_prefix("spec.").unwrap_or(field);
+    path.split(['.', '[']).next().unwrap_or(path)
+}
+
+/// Validates a spec; returns every problem found (empty when valid): the operator's checks in
+/// spec order, then the broker's verdict on the sections they found nothing in.
 pub fn validate(spec: &MqttBrokerSpec) -> Vec<FieldError> {
     let mut errors = Errors::default();
+    let config = broker_config(spec);
     if let Some(image) = &spec.image {
         if image.trim().is_empty() {
             errors.push("spec.image", "must not be empty");
@@ -55,7 +79,7 @@ pub fn validate(spec: &MqttBrokerSpec) -> Vec<FieldError> {
     }
     validate_kafka(spec, &mut errors);
     if let Some(topics) = &spec.topics {
-        validate_topics(topics, &mut errors);
+        validate_topics(topics, &config, &mut errors);
     }
     validate_listeners(&spec.listeners, &mut errors);
     validate_limits(spec, &mut errors);
@@ -66,7 +90,50 @@ pub fn validate(spec: &MqttBrokerSpec) -> Vec<FieldError> {
             errors.push("spec.service.loadBalancerClass", "only allowed with service type LoadBalancer");
         }
     }
+    validate_contract(&config, &mut errors);
     errors.0
+}
+
+/// The broker's verdict on the rendered file: the first problem of each section, for the
+/// sections the operator's own checks found nothing in (theirs name the spec field more
+/// precisely, and the broker's is reported once they are fixed).
+fn validate_contract(config: &Config, errors: &mut Errors) {
+    for problem in config.problems() {
+        // Validation only reports `Invalid`; the other kinds come from reading and parsing.
+        let ConfigError::Invalid { key, message } = problem else {
+            continue;
+        };
+        let field = spec_field(&key);
+        if !errors.in_section(&field) {
+            let message = in_spec_terms(&key, message);
+            errors.push(field, message);
+        }
+    }
+}
+
+/// The spec field a key of the rendered file comes from. Keys mirror the spec's, except where
+/// the operator derives the value: TLS files from `tlsSecretRef`, the client CA from
+/// `requireClientCert`, the password file from `passwordSecretRef`.
+fn spec_field(key: &str) -> String {
+    if let Some((listener, tls_key)) = key.split_once(".tls") {
+        let field = if tls_key == ".requireClientCert" { "requireClientCert" } else { "tlsSecretRef" };
+        return format!("spec.{listener}.{field}");
+    }
+    match key {
+        "authentication.passwordFile" => "spec.authentication.passwordSecretRef".to_string(),
+        _ => format!("spec.{key}"),
+    }
+}
+
+/// The broker's message, or for a key whose message names settings of the file, the same
+/// verdict in the spec's terms.
+fn in_spec_terms(key: &str, message: String) -> String {
+    match key {
+        "authentication.allowAnonymous" => "is false but there is no passwordSecretRef and no listener with \
+                                            requireClientCert: no client could connect"
+            .to_string(),
+        _ => message,
+    }
 }
 
 fn validate_autoscaling(a: &AutoscalingSpec, errors: &mut Errors) {
@@ -110,9 +177,7 @@ fn validate_kafka(spec: &MqttBrokerSpec, errors: &mut Errors) {
         }
     }
     for key in spec.kafka.properties.keys() {
-        if key.trim().is_empty() {
-            errors.push("spec.kafka.properties", "property names must not be empty");
-        } else if is_secret_property(key) {
+        if is_secret_property(key) {
             errors.push(
                 format!("spec.kafka.properties[{key}]"),
                 "secrets do not belong in a ConfigMap: put them in the credentialsSecretRef Secret",
@@ -139,61 +204,34 @@ pub fn parse_host_port(server: &str) -> Result<(&str, u16), &'static str> {
     }
 }
 
-/// Whether `name` is a valid Kafka topic name.
-pub fn is_valid_kafka_topic(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 249
-        && name != "."
-        && name != ".."
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
-
-/// Whether `filter` is a valid MQTT topic filter: non-empty, `+` only as a whole level, `#` only
-/// as the whole last level, no NUL character, at most 65535 bytes.
+/// Whether `filter` is a valid MQTT topic filter, by the broker's rule
+/// ([`tributary_broker::topic::validate_filter`]).
 pub fn is_valid_topic_filter(filter: &str) -> bool {
-    if filter.is_empty() || filter.len() > 65535 || filter.contains('\0') {
-        return false;
-    }
-    let levels: Vec<&str> = filter.split('/').collect();
-    let last = levels.len() - 1;
-    levels.iter().enumerate().all(|(i, level)| {
-        if level.contains('#') {
-            *level == "#" && i == last
-        } else if level.contains('+') {
-            *level == "+"
-        } else {
-            true
-        }
-    })
+    validate_filter(filter).is_ok()
 }
 
-/// Whether `principal` is `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`.
+/// Whether `principal` is one the broker accepts: `*`, `anonymous`, `user:<name>`,
+/// `client:<id>` or `cn:<name>` ([`Principal`]'s parser).
 pub fn is_valid_principal(principal: &str) -> bool {
-    if principal == "*" || principal == "anonymous" {
-        return true;
-    }
-    ["user:", "client:", "cn:"]
-        .iter()
-        .any(|prefix| matches!(principal.strip_prefix(prefix), Some(rest) if !rest.is_empty()))
+    principal.parse::<Principal>().is_ok()
 }
 
-fn validate_topics(topics: &TopicsSpec, errors: &mut Errors) {
-    let default = topics.default.as_deref().unwrap_or(DEFAULT_TOPIC);
-    let retained = topics.retained.as_deref().unwrap_or(RETAINED_TOPIC);
-    let sessions = topics.sessions.as_deref().unwrap_or(SESSIONS_TOPIC);
-    for (field, name) in
-        [("spec.topics.default", default), ("spec.topics.retained", retained), ("spec.topics.sessions", sessions)]
-    {
-        if !is_valid_kafka_topic(name) {
-            errors.push(field, format!("{name:?} is not a valid Kafka topic name"));
+/// Every topic name and filter the spec sets, each reported on its own (the broker stops at
+/// the first), and message topics that are also a state topic, reported on the field most
+/// likely wrong. The rest of `topics` (partitions, replication factor, distinct state topics,
+/// mappings with no filter) is the broker's verdict, in [`validate_contract`].
+fn validate_topics(topics: &TopicsSpec, config: &Config, errors: &mut Errors) {
+    let named = [
+        ("spec.topics.default", &topics.default),
+        ("spec.topics.retained", &topics.retained),
+        ("spec.topics.sessions", &topics.sessions),
+    ];
+    for (field, name) in named {
+        if let Some(Err(reason)) = name.as_deref().map(validate_kafka_topic_name) {
+            errors.push(field, reason);
         }
     }
-    if retained == sessions {
-        errors.push(
-            "spec.topics.sessions",
-            "must differ from topics.retained: each state topic needs its own compacted topic",
-        );
-    }
+    let (default, retained, sessions) = (&config.topics.default, &config.topics.retained, &config.topics.sessions);
     for (field, state) in [("spec.topics.retained", retained), ("spec.topics.sessions", sessions)] {
         if default == state {
             errors.push(field, "a compacted state topic must not be the default message topic");
@@ -201,28 +239,16 @@ fn validate_topics(topics: &TopicsSpec, errors: &mut Errors) {
     }
     for (i, mapping) in topics.mappings.iter().enumerate() {
         let field = format!("spec.topics.mappings[{i}]");
-        if !is_valid_kafka_topic(&mapping.kafka_topic) {
-            errors.push(
-                format!("{field}.kafkaTopic"),
-                format!("{:?} is not a valid Kafka topic name", mapping.kafka_topic),
-            );
-        } else if mapping.kafka_topic == retained || mapping.kafka_topic == sessions {
+        if let Err(reason) = validate_kafka_topic_name(&mapping.kafka_topic) {
+            errors.push(format!("{field}.kafkaTopic"), reason);
+        } else if mapping.kafka_topic == *retained || mapping.kafka_topic == *sessions {
             errors.push(format!("{field}.kafkaTopic"), "must not be a compacted state topic (retained/sessions)");
         }
-        if mapping.mqtt_topics.is_empty() {
-            errors.push(format!("{field}.mqttTopics"), "must list at least one filter");
-        }
         for (j, filter) in mapping.mqtt_topics.iter().enumerate() {
-            if !is_valid_topic_filter(filter) {
-                errors.push(format!("{field}.mqttTopics[{j}]"), format!("{filter:?} is not a valid MQTT topic filter"));
+            if let Err(reason) = validate_filter(filter) {
+                errors.push(format!("{field}.mqttTopics[{j}]"), format!("not a valid MQTT topic filter: {reason}"));
             }
         }
-    }
-    if matches!(topics.partitions, Some(p) if p < 1) {
-        errors.push("spec.topics.partitions", "must be at least 1");
-    }
-    if matches!(topics.replication_factor, Some(r) if !(1..=i32::from(i16::MAX)).contains(&r)) {
-        errors.push("spec.topics.replicationFactor", "must be between 1 and 32767");
     }
 }
 
@@ -281,24 +307,27 @@ fn validate_listeners(listeners: &[ListenerSpec], errors: &mut Errors) {
     }
 }
 
+/// The spec's limits are wider integers than the broker's; a value that does not fit would be
+/// clamped when rendered, so it is refused here. Which values in range are acceptable is the
+/// broker's verdict, in [`validate_contract`].
 fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
     let Some(limits) = &spec.limits else {
         return;
     };
-    if matches!(limits.max_packet_size, Some(v) if !(1..=268_435_455).contains(&v)) {
-        errors.push("spec.limits.maxPacketSize", "must be between 1 and 268435455");
-    }
-    if matches!(limits.max_inflight, Some(v) if !(1..=65535).contains(&v)) {
-        errors.push("spec.limits.maxInflight", "must be between 1 and 65535");
-    }
-    if matches!(limits.max_connections, Some(v) if v < 0) {
-        errors.push("spec.limits.maxConnections", "must not be negative");
-    }
-    if matches!(limits.max_keep_alive, Some(v) if !(0..=65535).contains(&v)) {
-        errors.push("spec.limits.maxKeepAlive", "must be between 0 and 65535");
-    }
-    if matches!(limits.node_timeout, Some(v) if !(2..=3600).contains(&v)) {
-        errors.push("spec.limits.nodeTimeout", "must be between 2 and 3600");
+    let (u16_max, u32_max) = (i64::from(u16::MAX), i64::from(u32::MAX));
+    let fields = [
+        ("spec.limits.maxPacketSize", limits.max_packet_size, u32_max),
+        ("spec.limits.maxInflight", limits.max_inflight.map(i64::from), u16_max),
+        ("spec.limits.maxConnections", limits.max_connections, u32_max),
+        ("spec.limits.maxKeepAlive", limits.max_keep_alive.map(i64::from), u16_max),
+        ("spec.limits.nodeTimeout", limits.node_timeout.map(i64::from), u16_max),
+    ];
+    for (field, value, max) in fields {
+        match value {
+            Some(v) if v < 0 => errors.push(field, "must not be negative"),
+            Some(v) if v > max => errors.push(field, format!("must be between 0 and {max}")),
+            _ => {}
+        }
     }
 }
 
@@ -312,26 +341,16 @@ fn validate_auth(spec: &MqttBrokerSpec, errors: &mut Errors) {
             errors.push("spec.authentication.passwordSecretRef.key", "must not be empty");
         }
     }
-    let mtls = spec.listeners.iter().any(|l| l.require_client_cert == Some(true));
-    if authn.allow_anonymous == Some(false) && authn.password_secret_ref.is_none() && !mtls {
-        errors.push(
-            "spec.authentication.allowAnonymous",
-            "is false but there is no passwordSecretRef and no listener with requireClientCert: no client could connect",
-        );
-    }
     let Some(authz) = &spec.authorization else {
         return;
     };
     for (i, rule) in authz.rules.iter().enumerate() {
         let field = format!("spec.authorization.rules[{i}]");
-        if !is_valid_principal(&rule.principal) {
-            errors.push(
-                format!("{field}.principal"),
-                format!("{:?} must be *, anonymous, user:<name>, client:<id> or cn:<name>", rule.principal),
-            );
+        if let Err(reason) = rule.principal.parse::<Principal>() {
+            errors.push(format!("{field}.principal"), reason);
         }
-        if !is_valid_topic_filter(&rule.topic) {
-            errors.push(format!("{field}.topic"), format!("{:?} is not a valid MQTT topic filter", rule.topic));
+        if let Err(reason) = validate_filter(&rule.topic) {
+            errors.push(format!("{field}.topic"), format!("not a valid MQTT topic filter: {reason}"));
         }
     }
 }

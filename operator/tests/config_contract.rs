@@ -6,6 +6,7 @@ mod common;
 
 use tributary_broker::config::Config;
 use tributary_operator::desired::children;
+use tributary_operator::desired::configmap::broker_config;
 
 #[test]
 fn rendered_broker_yaml_is_accepted_by_the_broker() {
@@ -18,5 +19,15 @@ fn rendered_broker_yaml_is_accepted_by_the_broker() {
         if let Err(e) = Config::from_yaml_str(yaml) {
             panic!("{origin}: the broker rejects the rendered config: {e}\n{yaml}");
         }
+    }
+}
+
+#[test]
+fn rendered_broker_yaml_parses_back_to_the_rendered_config() {
+    for (origin, spec) in common::all_specs() {
+        let rendered = children(&common::broker("contract", spec.clone()), "img").expect("renders");
+        let data = rendered.config_map.data.expect("ConfigMap data");
+        let parsed = Config::from_yaml_str(&data["broker.yaml"]).expect("the broker accepts it");
+        assert_eq!(parsed, broker_config(&spec), "{origin}: the YAML and the rendered Config differ");
     }
 }

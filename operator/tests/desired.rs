@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use common::{broker, spec, FULL_SPEC, MINIMAL_SPEC};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use tributary_broker::reload::{classify, Change};
 use tributary_operator::crd::MqttBrokerSpec;
 use tributary_operator::desired::configmap::{broker_config, restart_hash};
 use tributary_operator::desired::{children, Children};
@@ -407,11 +408,37 @@ fn config_hash_ignores_hot_reloadable_fields_only() {
     }
     assert_ne!(hash_of(&limits), h);
 
-    let mut default_topic = base;
+    let mut default_topic = base.clone();
     if let Some(t) = default_topic.topics.as_mut() {
         t.default = Some("elsewhere".into());
     }
-    assert_ne!(hash_of(&default_topic), h);
+    assert_eq!(hash_of(&default_topic), h, "default-topic edits are hot-reloaded, as the broker does");
+
+    let mut retained = base;
+    if let Some(t) = retained.topics.as_mut() {
+        t.retained = Some("elsewhere".into());
+    }
+    assert_ne!(hash_of(&retained), h, "state topics are read at startup only");
+}
+
+#[test]
+fn config_hash_rolls_the_pods_exactly_when_the_broker_needs_a_restart() {
+    let base = spec(common::FULL_SPEC);
+    type Edit = fn(&mut MqttBrokerSpec);
+    let edits: [(&str, Edit); 6] = [
+        ("default topic", |s| s.topics.get_or_insert_with(Default::default).default = Some("elsewhere".into())),
+        ("mappings", |s| s.topics.get_or_insert_with(Default::default).mappings.clear()),
+        ("rules", |s| s.authorization.get_or_insert_with(Default::default).rules.clear()),
+        ("listener port", |s| s.listeners[0].port = 1884),
+        ("partitions", |s| s.topics.get_or_insert_with(Default::default).partitions = Some(1)),
+        ("node timeout", |s| s.limits.get_or_insert_with(Default::default).node_timeout = Some(30)),
+    ];
+    for (what, edit) in edits {
+        let mut edited = base.clone();
+        edit(&mut edited);
+        let restart = matches!(classify(&broker_config(&base), &broker_config(&edited)), Change::NeedsRestart(_));
+        assert_eq!(hash_of(&edited) != hash_of(&base), restart, "{what}");
+    }
 }
 
 #[test]

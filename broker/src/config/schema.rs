@@ -1,0 +1,359 @@
+//! The sections of the configuration file: one type per YAML mapping, with the serde renames
+//! and defaults that make the contract of `docs/config-contract.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::{DEFAULT_ADMIN_PORT, MAX_PACKET_SIZE};
+
+/// One socket the broker accepts MQTT connections on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Listener {
+    /// Unique name of `[a-z0-9-]` characters, used in logs and metrics labels.
+    pub name: String,
+    /// Transport and framing.
+    pub protocol: Protocol,
+    /// IP address and port to bind, e.g. `0.0.0.0:1883` (host names are not resolved).
+    #[serde(deserialize_with = "deserialize_socket_addr")]
+    pub address: SocketAddr,
+    /// Certificate and key; required for `mqtts` and `wss`, refused otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+}
+
+impl Default for Listener {
+    /// Plain MQTT on all interfaces, port 1883 (the IANA port for MQTT).
+    fn default() -> Self {
+        Listener {
+            name: "mqtt".to_owned(),
+            protocol: Protocol::Mqtt,
+            address: SocketAddr::from(([0, 0, 0, 0], 1883)),
+            tls: None,
+        }
+    }
+}
+
+/// How MQTT is carried on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// MQTT over TCP.
+    Mqtt,
+    /// MQTT over TLS.
+    Mqtts,
+    /// MQTT over WebSocket.
+    Ws,
+    /// MQTT over WebSocket over TLS.
+    Wss,
+}
+
+impl Protocol {
+    /// Whether this protocol runs over TLS, and so needs a `tls` section.
+    pub fn uses_tls(self) -> bool {
+        matches!(self, Protocol::Mqtts | Protocol::Wss)
+    }
+
+    /// The name used in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Mqtt => "mqtt",
+            Protocol::Mqtts => "mqtts",
+            Protocol::Ws => "ws",
+            Protocol::Wss => "wss",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// TLS material of a listener (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Tls {
+    /// Server certificate chain.
+    pub cert_file: PathBuf,
+    /// Private key of the server certificate.
+    pub key_file: PathBuf,
+    /// CA bundle to verify client certificates with; setting it enables mTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca_file: Option<PathBuf>,
+    /// Reject clients without a valid certificate (needs `clientCaFile`).
+    #[serde(default)]
+    pub require_client_cert: bool,
+}
+
+/// The admin HTTP endpoint (`/healthz`, `/readyz`, `/metrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Admin {
+    /// IP address and port to bind.
+    #[serde(deserialize_with = "deserialize_socket_addr")]
+    pub address: SocketAddr,
+}
+
+impl Default for Admin {
+    /// All interfaces, port [`DEFAULT_ADMIN_PORT`], so that kubelet probes and Prometheus can
+    /// reach it.
+    fn default() -> Self {
+        Admin { address: SocketAddr::from(([0, 0, 0, 0], DEFAULT_ADMIN_PORT)) }
+    }
+}
+
+/// Connection to Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kafka {
+    /// Comma-separated `host:port` list; required and non-empty. The default
+    /// value (empty) exists only for building configurations in code.
+    pub bootstrap_servers: String,
+    /// Extra librdkafka properties, passed as given. YAML scalars of any type
+    /// are accepted and kept as written (`linger.ms: 5` gives `"5"`).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Kafka topics the broker uses, and how it creates them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Topics {
+    /// MQTT-to-Kafka mapping rules, first match wins.
+    pub mappings: Vec<MappingRule>,
+    /// Kafka topic for MQTT topics no mapping rule matches.
+    pub default: String,
+    /// Compacted Kafka topic holding retained messages.
+    pub retained: String,
+    /// Compacted Kafka topic holding session state.
+    pub sessions: String,
+    /// Partition count for topics the broker creates.
+    pub partitions: i32,
+    /// Replication factor for topics the broker creates.
+    pub replication_factor: i32,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics {
+            mappings: Vec::new(),
+            default: "mqtt-messages".to_owned(),
+            retained: "mqtt-retained".to_owned(),
+            sessions: "mqtt-sessions".to_owned(),
+            partitions: 12,
+            // 1 works on a single-broker development cluster; production sets 3.
+            replication_factor: 1,
+        }
+    }
+}
+
+/// One `topics.mappings` entry: MQTT topics matching any of the patterns go to `kafka_topic`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MappingRule {
+    /// Destination Kafka topic.
+    pub kafka_topic: String,
+    /// MQTT topic filters, checked in order; at least one.
+    pub mqtt_topics: Vec<String>,
+}
+
+/// Protocol limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest packet accepted, in bytes: 1..=268435455.
+    pub max_packet_size: u32,
+    /// Receive Maximum advertised to clients: unacknowledged QoS 1/2 publishes in flight.
+    pub max_inflight: u16,
+    /// Concurrent connections per broker; 0 means unlimited.
+    pub max_connections: u32,
+    /// Upper bound on the client's keep-alive in seconds; 0 accepts the client's value.
+    pub max_keep_alive: u16,
+    /// Seconds without a heartbeat after which other brokers take a broker's sessions over
+    /// (publish their Wills, start their expiry): 2..=3600.
+    pub node_timeout: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_packet_size: MAX_PACKET_SIZE,
+            max_inflight: 32,
+            max_connections: 0,
+            max_keep_alive: 0,
+            node_timeout: 15,
+        }
+    }
+}
+
+/// Client authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Authentication {
+    /// Accept clients that send no username.
+    pub allow_anonymous: bool,
+    /// File of `username:sha256-hex-of-password` lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl Default for Authentication {
+    fn default() -> Self {
+        Authentication { allow_anonymous: true, password_file: None }
+    }
+}
+
+/// Topic-level access control.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Authorization {
+    /// Effect when no rule matches; `allow` by default so that a fresh install works.
+    pub default_effect: Effect,
+    /// Rules in order, first match wins.
+    pub rules: Vec<AuthorizationRule>,
+}
+
+/// One access-control rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthorizationRule {
+    /// Who the rule is about.
+    pub principal: Principal,
+    /// What it is about.
+    pub action: Action,
+    /// MQTT topic filter the rule covers.
+    pub topic: String,
+    /// Whether matching requests are allowed.
+    pub effect: Effect,
+}
+
+/// Outcome of an authorization rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Permit the request.
+    #[default]
+    Allow,
+    /// Refuse the request.
+    Deny,
+}
+
+/// Operation an authorization rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// PUBLISH (including wills and retained messages).
+    Publish,
+    /// SUBSCRIBE.
+    Subscribe,
+    /// Both.
+    All,
+}
+
+/// Whom an authorization rule applies to; written `*`, `anonymous`,
+/// `user:<username>`, `client:<client id>` or `cn:<X.509 common name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Principal {
+    /// `*`: every client.
+    Any,
+    /// `anonymous`: clients that sent no username.
+    Anonymous,
+    /// `user:<username>`.
+    User(String),
+    /// `client:<client id>`.
+    Client(String),
+    /// `cn:<common name>` of the client certificate.
+    Cn(String),
+}
+
+impl FromStr for Principal {
+    type Err = String;
+
+    /// Parses the configuration syntax; the error says which forms are accepted.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = "expected `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`";
+        match s {
+            "*" => return Ok(Principal::Any),
+            "anonymous" => return Ok(Principal::Anonymous),
+            _ => {}
+        }
+        let Some((kind, name)) = s.split_once(':') else {
+            return Err(format!("invalid principal {s:?}: {expected}"));
+        };
+        if name.is_empty() {
+            return Err(format!("invalid principal {s:?}: the name after '{kind}:' must not be empty"));
+        }
+        match kind {
+            "user" => Ok(Principal::User(name.to_owned())),
+            "client" => Ok(Principal::Client(name.to_owned())),
+            "cn" => Ok(Principal::Cn(name.to_owned())),
+            _ => Err(format!("invalid principal {s:?}: {expected}")),
+        }
+    }
+}
+
+impl fmt::Display for Principal {
+    /// Writes the configuration syntax, so parsing the output gives the same principal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Principal::Any => f.write_str("*"),
+            Principal::Anonymous => f.write_str("anonymous"),
+            Principal::User(name) => write!(f, "user:{name}"),
+            Principal::Client(id) => write!(f, "client:{id}"),
+            Principal::Cn(cn) => write!(f, "cn:{cn}"),
+        }
+    }
+}
+
+impl Serialize for Principal {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Principal {
+    // A visitor rather than `#[serde(try_from = "String")]`: errors raised inside
+    // the visitor get the full key path (`authorization.rules[0].principal`) from
+    // serde_yaml, while a failed `try_from` is only attributed to the whole rule.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PrincipalVisitor;
+        impl Visitor<'_> for PrincipalVisitor {
+            type Value = Principal;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a principal: `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Principal, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(PrincipalVisitor)
+    }
+}
+
+/// Parses a socket address with an error that quotes the value and shows the
+/// expected form; serde's own `SocketAddr` impl only says "invalid socket address syntax".
+fn deserialize_socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    struct AddrVisitor;
+    impl Visitor<'_> for AddrVisitor {
+        type Value = SocketAddr;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an IP address and port such as \"0.0.0.0:1883\"")
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<SocketAddr, E> {
+            s.parse().map_err(|_| {
+                E::custom(format!(
+                    "invalid address {s:?}: expected an IP address and port such as \"0.0.0.0:1883\" or \"[::]:1883\" (host names are not resolved)"
+                ))
+            })
+        }
+    }
+    deserializer.deserialize_str(AddrVisitor)
+}
