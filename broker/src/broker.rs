@@ -8,9 +8,10 @@ use crate::acl::Acl;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::router::Router;
-use crate::kafka::admin::{ensure_topics, AdminError};
+use crate::kafka::admin::AdminError;
+use crate::kafka::kafka_log::KafkaLog;
+use crate::kafka::log::Log;
 use crate::kafka::offsets::Offsets;
-use crate::kafka::producer::Producer;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
@@ -24,9 +25,9 @@ pub enum StartError {
     /// Topics could not be created.
     #[error(transparent)]
     Admin(#[from] AdminError),
-    /// The producer could not be created.
-    #[error("kafka producer: {0}")]
-    Producer(#[from] rdkafka::error::KafkaError),
+    /// The Kafka clients could not be created.
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
     /// The retained or sessions topic could not be read.
     #[error(transparent)]
     Retained(#[from] TailerError),
@@ -66,35 +67,43 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Metadata and watermark queries (QoS 2 recovery).
     pub offsets: Arc<Offsets>,
+    /// The log everything is kept in (Kafka, or an in-memory log in tests).
+    pub log: Arc<dyn Log>,
     ready: AtomicBool,
     _retained_tailer: Tailer,
 }
 
 impl Broker {
-    /// Creates missing topics, loads retained messages and returns a broker ready to serve.
+    /// Connects to the Kafka of `config`, creates missing topics, loads retained messages and
+    /// returns a broker ready to serve.
     pub async fn start(config: Config) -> Result<Arc<Broker>, StartError> {
+        let log = Arc::new(KafkaLog::new(&config.kafka)?);
+        Broker::start_on(config, log).await
+    }
+
+    /// [`Broker::start`] on `log` (several brokers on one log behave as pods on one cluster).
+    pub async fn start_on(config: Config, log: Arc<dyn Log>) -> Result<Arc<Broker>, StartError> {
         let mapping = config.mapping().map_err(|e| StartError::Mapping(e.to_string()))?;
         let auth = Arc::new(Authenticator::load(&config.authentication)?);
-        let created = ensure_topics(&config, &mapping.all_kafka_topics()).await?;
+        let created = log.ensure_topics(&config, &mapping.all_kafka_topics()).await?;
         if !created.is_empty() {
             tracing::info!(?created, "created missing kafka topics");
         }
-        let producer = Producer::new(&config.kafka)?;
-        let offsets = Offsets::new(&config.kafka)?;
+        let offsets = Offsets::new(log.clone());
         let metrics = Arc::new(Metrics::default());
-        let router = Router::new(config.kafka.clone(), metrics.clone());
+        let router = Router::new(log.clone(), metrics.clone());
         let retained = Arc::new(RetainedStore::new());
         let sink: Arc<dyn RecordSink> = retained.clone();
-        let tailer = Tailer::start(&config.kafka, &config.topics.retained, StartAt::Beginning, sink).await?;
+        let tailer = log.tail(&config.topics.retained, StartAt::Beginning, sink).await?;
         tailer.caught_up().await;
         tracing::info!(retained = retained.len(), "retained messages loaded");
         let registry = Arc::new(Registry::default());
-        let sessions = Sessions::start(&config, producer.clone(), registry.clone(), metrics.clone()).await?;
+        let sessions = Sessions::start(&config, log.clone(), registry.clone(), metrics.clone()).await?;
         // Before serving: other brokers must not take this one's first sessions for orphans.
         sessions.heartbeat().await?;
         tokio::spawn(crate::auth::watch(Arc::downgrade(&auth)));
         let publisher =
-            Arc::new(Publisher::new(&config, mapping, producer, retained.clone(), offsets.clone(), metrics.clone()));
+            Arc::new(Publisher::new(&config, mapping, log.clone(), retained.clone(), offsets.clone(), metrics.clone()));
         crate::session::reaper::start(Arc::downgrade(&sessions), Arc::downgrade(&publisher));
         let broker = Broker {
             acl: ArcSwap::from_pointee(Acl::new(&config.authorization)),
@@ -107,6 +116,7 @@ impl Broker {
             sessions,
             metrics,
             offsets,
+            log,
             ready: AtomicBool::new(true),
             _retained_tailer: tailer,
         };

@@ -13,9 +13,10 @@ use futures::future::{self, BoxFuture, FutureExt};
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::kafka::log::{Ack, Log, OutRecord};
 use crate::kafka::offsets::{Offsets, OffsetsError};
 use crate::kafka::partition::partition_for_key;
-use crate::kafka::producer::{Delivered, ProduceError, Producer};
+use crate::kafka::producer::{Delivered, ProduceError};
 use crate::mapping::TopicMapping;
 use crate::message::Message;
 use crate::metrics::{inc, Metrics};
@@ -39,7 +40,7 @@ pub struct Publisher {
     /// every publish reads it and a reload replaces it: reads are lock-free and never wait for
     /// a writer, and a replacement is one atomic pointer swap.
     mapping: ArcSwap<TopicMapping>,
-    producer: Producer,
+    log: Arc<dyn Log>,
     /// The compacted topic of retained messages.
     retained_topic: String,
     retained: Arc<RetainedStore>,
@@ -48,19 +49,19 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    /// A publisher over `producer` with the mapping `mapping`; retained messages go to
+    /// A publisher over `log` with the mapping `mapping`; retained messages go to
     /// `config.topics.retained` and into `retained` once Kafka has them.
     pub fn new(
         config: &Config,
         mapping: TopicMapping,
-        producer: Producer,
+        log: Arc<dyn Log>,
         retained: Arc<RetainedStore>,
         offsets: Arc<Offsets>,
         metrics: Arc<Metrics>,
     ) -> Publisher {
         Publisher {
             mapping: ArcSwap::from_pointee(mapping),
-            producer,
+            log,
             retained_topic: config.topics.retained.clone(),
             retained,
             offsets,
@@ -102,14 +103,14 @@ impl Publisher {
         // An owned `Arc`, not an `arc_swap::Guard`: `enqueue` may wait on a full queue, and
         // guards are meant to be short-lived.
         let mapping = self.mapping();
-        let main = self.producer.enqueue(mapping.kafka_topic_for(&msg.topic), None, &msg, false).await?;
+        let main = self.log.append(OutRecord::of(mapping.kafka_topic_for(&msg.topic), None, &msg, false)).await?;
         self.with_retained(main, msg).await
     }
 
     /// Produces `msg` to exactly `placement` (and, when retained, to the retained topic),
     /// whatever the mapping says now.
     pub async fn publish_placed(&self, msg: Message, placement: &Placement) -> Result<PublishAck, ProduceError> {
-        let main = self.producer.enqueue(&placement.topic, Some(placement.partition), &msg, false).await?;
+        let main = self.log.append(OutRecord::of(&placement.topic, Some(placement.partition), &msg, false)).await?;
         self.with_retained(main, msg).await
     }
 
@@ -129,23 +130,20 @@ impl Publisher {
     }
 
     /// Waits until queued records are delivered, at most `timeout` (used at shutdown).
-    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), rdkafka::error::KafkaError> {
-        self.producer.flush(timeout)
+    pub fn flush(&self, timeout: std::time::Duration) -> Result<(), ProduceError> {
+        self.log.flush(timeout)
     }
 
     /// Adds the retained-topic record of a retained `msg` to the acknowledgement of its main
     /// record.
-    async fn with_retained(
-        &self,
-        main: impl future::Future<Output = Result<Delivered, ProduceError>> + Send + 'static,
-        msg: Message,
-    ) -> Result<PublishAck, ProduceError> {
+    async fn with_retained(&self, main: Ack, msg: Message) -> Result<PublishAck, ProduceError> {
         if !msg.retain {
-            return Ok(main.boxed());
+            return Ok(main);
         }
         // An empty retained payload deletes: a null value is a tombstone for compaction. The
         // retained topic is compacted by key, so its partition is the producer's choice.
-        let retained_ack = self.producer.enqueue(&self.retained_topic, None, &msg, msg.payload.is_empty()).await?;
+        let retained_ack =
+            self.log.append(OutRecord::of(&self.retained_topic, None, &msg, msg.payload.is_empty())).await?;
         let store = self.retained.clone();
         Ok(async move {
             let (main, retained) = future::join(main, retained_ack).await;

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use crate::broker::Broker;
 use crate::config::{Config, Overrides};
-use crate::kafka::admin::ensure_topics;
 use crate::shutdown::Shutdown;
 
 /// How often the file is re-read. Polling rather than inotify: Kubernetes updates a mounted
@@ -134,7 +133,7 @@ impl Watcher {
             }
         };
         // Create the new Kafka topics before any publish can be routed to them.
-        match ensure_topics(&new, &mapping.all_kafka_topics()).await {
+        match self.broker.log.ensure_topics(&new, &mapping.all_kafka_topics()).await {
             Ok(created) if !created.is_empty() => tracing::info!(?created, "created kafka topics of the new mapping"),
             Ok(_) => {}
             Err(error) => {

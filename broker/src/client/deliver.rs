@@ -125,7 +125,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             p.read_back_done();
         } else {
             tracing::debug!(client = %self.client_id, ?plan, "reading back from kafka");
-            p.read_back(catchup::spawn(self.broker.config.kafka.clone(), plan, subs, self.client_id.clone()));
+            p.read_back(catchup::spawn(self.broker.log.clone(), plan, subs, self.client_id.clone()));
         }
     }
 

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::{Delivery, Origin};
 use crate::codec::{QoS, SubscriptionOptions};
-use crate::config::Kafka;
-use crate::kafka::range::{RangeError, RangeReader, ReadFrom};
+use crate::kafka::log::Log;
+use crate::kafka::range::{RangeError, ReadFrom};
 use crate::kafka::record::Record;
 use crate::message::Message;
 use crate::topic::matches;
@@ -35,13 +35,13 @@ pub type Sub = (String, SubscriptionOptions, Option<u32>);
 /// Starts reading `plan` for `client_id`; matching messages arrive on the returned channel,
 /// which closes when the reader is done (or gave up: the messages stay in Kafka and the next
 /// connection of the session reads them again).
-pub fn spawn(kafka: Kafka, plan: Vec<CatchUp>, subs: Vec<Sub>, client_id: Arc<str>) -> mpsc::Receiver<Delivery> {
+pub fn spawn(log: Arc<dyn Log>, plan: Vec<CatchUp>, subs: Vec<Sub>, client_id: Arc<str>) -> mpsc::Receiver<Delivery> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
         let Ok(permit) = PERMITS.acquire().await else { return };
         // Each range ends at the high watermark taken as the reader reaches its topic: after
         // the subscriptions went live again.
-        let mut records = RangeReader::start(&kafka, plan, Some(permit));
+        let mut records = log.read(plan, Some(permit));
         loop {
             let next = tokio::select! {
                 // The connection is gone: stop reading even while no record matches.

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use super::mailbox::Mailbox;
 use super::{Delivery, Origin};
 use crate::codec::SubscriptionOptions;
-use crate::config::Kafka;
+use crate::kafka::log::Log;
 use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::message::Message;
@@ -108,14 +108,14 @@ impl Node {
 pub struct Router {
     index: RwLock<Node>,
     tailers: tokio::sync::Mutex<HashMap<String, Tailer>>,
-    kafka: Kafka,
+    log: Arc<dyn Log>,
     metrics: Arc<Metrics>,
 }
 
 impl Router {
-    /// An empty router that will tail Kafka through `kafka`.
-    pub fn new(kafka: Kafka, metrics: Arc<Metrics>) -> Arc<Self> {
-        Arc::new(Router { index: RwLock::new(Node::default()), tailers: Default::default(), kafka, metrics })
+    /// An empty router that will tail topics of `log`.
+    pub fn new(log: Arc<dyn Log>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Router { index: RwLock::new(Node::default()), tailers: Default::default(), log, metrics })
     }
 
     /// Adds or replaces (same session and filter) a subscription. Returns true if it is new.
@@ -152,7 +152,7 @@ impl Router {
             if !tailers.contains_key(topic) {
                 let sink: Arc<dyn RecordSink> =
                     Arc::new(TopicSink { router: self.clone(), topic: topic.as_str().into() });
-                let tailer = Tailer::start(&self.kafka, topic, StartAt::End, sink).await?;
+                let tailer = self.log.tail(topic, StartAt::End, sink).await?;
                 tailers.insert(topic.clone(), tailer);
             }
         }
@@ -217,7 +217,7 @@ mod tests {
     use bytes::Bytes;
 
     fn router() -> Arc<Router> {
-        Router::new(Kafka { bootstrap_servers: "127.0.0.1:1".into(), properties: Default::default() }, Arc::default())
+        Router::new(Arc::new(crate::kafka::memory::MemoryLog::new(1)), Arc::default())
     }
 
     fn sub(session: u64, mailbox: &Arc<Mailbox>, qos: QoS, id: Option<u32>) -> Subscriber {

@@ -1,8 +1,12 @@
-//! Everything that talks to Kafka: client settings, topic creation, the shared producer, the
-//! shared tailing consumers and bounded range reads. It deals in records (key, value, headers)
+//! Everything that talks to Kafka, behind the [`log::Log`] trait (Kafka itself, or an in-memory
+//! log for tests): client settings, topic creation, the shared producer, the tailers and bounded
+//! range reads. It deals in records (key, value, headers)
 //! and knows nothing of MQTT: what a record means is decided by its users.
 
 pub mod admin;
+pub mod kafka_log;
+pub mod log;
+pub mod memory;
 pub mod offsets;
 pub mod partition;
 pub mod producer;

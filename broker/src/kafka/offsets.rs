@@ -1,17 +1,13 @@
-//! Point queries on Kafka the QoS 2 recovery needs: partition counts, high watermarks, and a
-//! search of one partition for records with given header values (a [`RangeReader`]). All
-//! blocking librdkafka calls run on the blocking pool.
+//! Point queries the QoS 2 recovery needs: partition counts, high watermarks, and a search of
+//! one partition for records with given header values (a range read of the log).
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::range::{RangeError, RangeReader, ReadFrom};
-use crate::config::Kafka;
-
-const TIMEOUT: Duration = Duration::from_secs(10);
+use super::log::Log;
+use super::range::{RangeError, ReadFrom};
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -30,10 +26,9 @@ pub enum OffsetsError {
     Join,
 }
 
-/// A shared client for metadata and watermark queries.
+/// Cached partition counts and watermark floors over the log, and the publish-id search.
 pub struct Offsets {
-    consumer: BaseConsumer,
-    kafka: Kafka,
+    log: Arc<dyn Log>,
     counts: Mutex<HashMap<String, usize>>,
     floors: Mutex<HashMap<(String, i32), (Instant, i64)>>,
 }
@@ -42,66 +37,39 @@ pub struct Offsets {
 pub const WATERMARK_AGE: Duration = Duration::from_secs(5);
 
 impl Offsets {
-    /// Creates the client (no connection until the first query).
-    pub fn new(kafka: &Kafka) -> Result<Arc<Self>, KafkaError> {
-        let consumer =
-            super::client_config(&kafka.bootstrap_servers, &kafka.properties, &[("group.id", "tributary-offsets")])
-                .create()?;
-        Ok(Arc::new(Offsets {
-            consumer,
-            kafka: kafka.clone(),
-            counts: Mutex::new(HashMap::new()),
-            floors: Mutex::new(HashMap::new()),
-        }))
-    }
-
-    async fn blocking<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&Offsets) -> Result<T, OffsetsError> + Send + 'static,
-    ) -> Result<T, OffsetsError> {
-        let me = self.clone();
-        tokio::task::spawn_blocking(move || f(&me)).await.map_err(|_| OffsetsError::Join)?
+    /// Queries over `log`.
+    pub fn new(log: Arc<dyn Log>) -> Arc<Self> {
+        Arc::new(Offsets { log, counts: Mutex::new(HashMap::new()), floors: Mutex::new(HashMap::new()) })
     }
 
     /// Number of partitions of `topic` (cached: partitions are only ever added, and the broker
     /// never adds them).
-    pub async fn partition_count(self: &Arc<Self>, topic: &str) -> Result<usize, OffsetsError> {
+    pub async fn partition_count(&self, topic: &str) -> Result<usize, OffsetsError> {
         if let Some(n) = self.counts.lock().ok().and_then(|c| c.get(topic).copied()) {
             return Ok(n);
         }
-        let topic = topic.to_owned();
-        self.blocking(move |me| {
-            let md = me.consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
-            let n = md.topics().iter().filter(|t| t.error().is_none()).map(|t| t.partitions().len()).sum();
-            if n == 0 {
-                return Err(OffsetsError::NoPartitions(topic));
-            }
-            if let Ok(mut c) = me.counts.lock() {
-                c.insert(topic, n);
-            }
-            Ok(n)
-        })
-        .await
+        let n = self.log.partition_count(topic).await?;
+        if let Ok(mut c) = self.counts.lock() {
+            c.insert(topic.to_owned(), n);
+        }
+        Ok(n)
     }
 
     /// A lower bound of the next offset of a partition: its high watermark, as queried at most
     /// [`WATERMARK_AGE`] ago (offsets only grow, so an older value is still a lower bound; it
     /// only makes a later search a little longer).
-    pub async fn offset_floor(self: &Arc<Self>, topic: &str, partition: i32) -> Result<i64, OffsetsError> {
+    pub async fn offset_floor(&self, topic: &str, partition: i32) -> Result<i64, OffsetsError> {
         let key = (topic.to_owned(), partition);
         if let Some((at, hw)) = self.floors.lock().ok().and_then(|f| f.get(&key).copied()) {
             if at.elapsed() < WATERMARK_AGE {
                 return Ok(hw);
             }
         }
-        self.blocking(move |me| {
-            let hw = me.consumer.fetch_watermarks(&key.0, key.1, TIMEOUT)?.1;
-            if let Ok(mut f) = me.floors.lock() {
-                f.insert(key, (Instant::now(), hw));
-            }
-            Ok(hw)
-        })
-        .await
+        let hw = self.log.high_watermark(topic, partition).await?;
+        if let Ok(mut f) = self.floors.lock() {
+            f.insert(key, (Instant::now(), hw));
+        }
+        Ok(hw)
     }
 
     /// Which of `values` a record at or after `from` in the partition carries as header `name`.
@@ -120,7 +88,7 @@ impl Offsets {
             return Ok(found);
         }
         let plan = vec![ReadFrom { topic: topic.to_owned(), from: vec![(partition, from)] }];
-        let mut reader = RangeReader::start(&self.kafka, plan, None);
+        let mut reader = self.log.read(plan, None);
         while let Some(record) = reader.next().await {
             let record = record?;
             for value in record.view().header(name).flatten() {

@@ -7,10 +7,9 @@
 use futures::FutureExt;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use std::future::Future;
 use std::time::Duration;
 
-use super::record::ToRecord;
+use super::log::{Ack, OutRecord};
 use crate::config::Kafka;
 
 /// Where a record landed.
@@ -31,6 +30,14 @@ pub enum ProduceError {
     /// The producer was dropped before answering (process shutting down).
     #[error("producer closed before the delivery report")]
     Closed,
+    /// The record names a partition the topic does not have.
+    #[error("kafka topic {topic} has no partition {partition}")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+    },
 }
 
 /// Our producer defaults; `kafka.properties` overrides any of them.
@@ -64,55 +71,21 @@ impl Producer {
         Ok(Producer { inner })
     }
 
-    /// Enqueues the record of `msg` into `topic` and returns a future of its delivery: into
-    /// `partition` when given, else where the partitioner puts its key. When `tombstone` is set
-    /// the record value is null (deletes the key in a compacted topic). Waits while the queue is
-    /// full.
-    pub async fn enqueue(
-        &self,
-        topic: &str,
-        partition: Option<i32>,
-        msg: &impl ToRecord,
-        tombstone: bool,
-    ) -> Result<impl Future<Output = Result<Delivered, ProduceError>> + Send + 'static, ProduceError> {
-        let headers = msg.record_headers();
+    /// Enqueues `record` and returns a future of its delivery. Waits while the queue is full.
+    pub async fn enqueue(&self, record: OutRecord<'_>) -> Result<Ack, ProduceError> {
         loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).key(msg.record_key()).headers(headers.clone());
-            if let Some(p) = partition {
-                record = record.partition(p);
+            let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(record.topic).key(record.key);
+            if let Some(p) = record.partition {
+                r = r.partition(p);
             }
-            if !tombstone {
-                record = record.payload(msg.record_value());
+            if let Some(v) = record.value {
+                r = r.payload(v);
             }
-            match self.inner.send_result(record) {
-                Ok(delivery) => return Ok(delivery.map(delivered)),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
-                }
-                Err((e, _)) => return Err(ProduceError::Kafka(e)),
+            if let Some(h) = &record.headers {
+                r = r.headers(h.clone());
             }
-        }
-    }
-
-    /// Enqueues a raw record (`value` `None` = tombstone) into an explicit `partition` of
-    /// `topic` and returns a future of its delivery. Used for the sessions topic, whose keys are
-    /// not MQTT topics and whose partition we choose ourselves (see [`crate::session`]). Waits
-    /// while the queue is full.
-    pub async fn enqueue_raw(
-        &self,
-        topic: &str,
-        partition: i32,
-        key: &[u8],
-        value: Option<&[u8]>,
-    ) -> Result<impl Future<Output = Result<Delivered, ProduceError>> + Send + 'static, ProduceError> {
-        loop {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).partition(partition).key(key);
-            if let Some(v) = value {
-                record = record.payload(v);
-            }
-            match self.inner.send_result(record) {
-                Ok(delivery) => return Ok(delivery.map(delivered)),
+            match self.inner.send_result(r) {
+                Ok(delivery) => return Ok(delivery.map(delivered).boxed()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                 }

@@ -63,10 +63,10 @@ pub struct RangeReader {
 }
 
 impl RangeReader {
-    /// Starts reading `plan`, topic after topic. `permit`, when given, is held until the
-    /// reader's consumer is gone: a caller bounding the consumers open at once passes one.
-    pub fn start(kafka: &Kafka, plan: Vec<ReadFrom>, permit: Option<SemaphorePermit<'static>>) -> Self {
-        let (tx, rx) = mpsc::channel(CHANNEL);
+    /// Starts reading `plan` from Kafka, topic after topic. `permit`, when given, is held until
+    /// the reader's consumer is gone: a caller bounding the consumers open at once passes one.
+    pub(crate) fn start_kafka(kafka: &Kafka, plan: Vec<ReadFrom>, permit: Option<SemaphorePermit<'static>>) -> Self {
+        let (tx, reader) = RangeReader::channel();
         let kafka = kafka.clone();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = read(&kafka, &plan, &tx) {
@@ -75,7 +75,13 @@ impl RangeReader {
             }
             drop(permit);
         });
-        RangeReader { rx }
+        reader
+    }
+
+    /// A reader fed through the returned sender (closing it ends the read), for backends.
+    pub(crate) fn channel() -> (mpsc::Sender<Result<Record, RangeError>>, RangeReader) {
+        let (tx, rx) = mpsc::channel(CHANNEL);
+        (tx, RangeReader { rx })
     }
 
     /// The next record of the ranges (or an error); `None` once every range is read, or after

@@ -1,5 +1,6 @@
-//! Shared tailing consumers: one per Kafka topic a broker process needs, reading every partition
-//! without a consumer group and handing each raw record to a sink, which decides what it means.
+//! Tailers: one per Kafka topic a broker process needs, reading every partition without a
+//! consumer group and handing each raw record to a sink, which decides what it means; and the
+//! Kafka one, a librdkafka consumer of its own.
 //!
 //! Starting positions are resolved to explicit offsets (the high watermarks, or the beginning)
 //! *before* `start` returns, so a caller that registers interest first and then starts (or
@@ -51,8 +52,48 @@ pub enum TailerError {
     Join,
 }
 
-/// A running tailer; dropping it stops the consumer.
+/// A running tailer; dropping it stops reading.
 pub struct Tailer {
+    inner: Box<dyn Tail>,
+}
+
+/// What a tailer of one backend exposes (see [`super::log::Log::tail`]).
+pub(crate) trait Tail: Send + Sync {
+    /// Number of partitions of the topic when the tailer started.
+    fn partitions(&self) -> usize;
+    /// The next offset the tailer will read, per partition.
+    fn positions(&self) -> Vec<(i32, i64)>;
+    /// Becomes true once every record that existed at the start was handed on.
+    fn caught_up(&self) -> watch::Receiver<bool>;
+}
+
+impl Tailer {
+    /// The tailer running as `inner`.
+    pub(crate) fn new(inner: impl Tail + 'static) -> Self {
+        Tailer { inner: Box::new(inner) }
+    }
+
+    /// Number of partitions of the topic when the tailer started.
+    pub fn partitions(&self) -> usize {
+        self.inner.partitions()
+    }
+
+    /// The next offset this tailer will read, per partition: its consumer's position, or the
+    /// starting offset while the first fetch has not returned yet.
+    pub fn positions(&self) -> Vec<(i32, i64)> {
+        self.inner.positions()
+    }
+
+    /// Resolves once the tailer has read every record that existed when it started.
+    pub async fn caught_up(&self) {
+        let mut rx = self.inner.caught_up();
+        // An Err means the tailer task ended; nothing more will arrive either way.
+        let _ = rx.wait_for(|c| *c).await;
+    }
+}
+
+/// A tailer reading Kafka with its own librdkafka consumer.
+struct KafkaTail {
     _stop: oneshot::Sender<()>,
     consumer: Arc<StreamConsumer>,
     /// Explicit starting offsets per partition (for `StartAt::End`, the high watermarks).
@@ -74,45 +115,40 @@ const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("group.id", "tributary-tailer"),
 ];
 
-impl Tailer {
-    /// Starts tailing `topic` from `start`, delivering to `sink`. Returns once every partition's
-    /// starting offset is fixed.
-    pub async fn start(
-        kafka: &Kafka,
-        topic: &str,
-        start: StartAt,
-        sink: Arc<dyn RecordSink>,
-    ) -> Result<Tailer, TailerError> {
-        let err = |source| TailerError::Kafka { topic: topic.to_owned(), source };
-        let consumer: StreamConsumer =
-            super::client_config(&kafka.bootstrap_servers, &kafka.properties, CONSUMER_DEFAULTS)
-                .create()
-                .map_err(err)?;
-        let consumer = Arc::new(consumer);
-        let (assignment, pending) = {
-            let consumer = consumer.clone();
-            let topic = topic.to_owned();
-            tokio::task::spawn_blocking(move || plan_assignment(&consumer, &topic, start))
-                .await
-                .map_err(|_| TailerError::Join)??
-        };
-        consumer.assign(&assignment).map_err(err)?;
-        let partitions = assignment.count();
-        let starts = super::known_offsets(&assignment).collect();
-        let (caught_tx, caught_up) = watch::channel(pending.is_done());
-        let (stop, stopped) = oneshot::channel();
-        tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
-        Ok(Tailer { _stop: stop, consumer, starts, caught_up, partitions })
-    }
+/// Starts tailing Kafka topic `topic` from `start`, delivering to `sink`. Returns once every
+/// partition's starting offset is fixed.
+pub(crate) async fn start_kafka(
+    kafka: &Kafka,
+    topic: &str,
+    start: StartAt,
+    sink: Arc<dyn RecordSink>,
+) -> Result<Tailer, TailerError> {
+    let err = |source| TailerError::Kafka { topic: topic.to_owned(), source };
+    let consumer: StreamConsumer =
+        super::client_config(&kafka.bootstrap_servers, &kafka.properties, CONSUMER_DEFAULTS).create().map_err(err)?;
+    let consumer = Arc::new(consumer);
+    let (assignment, pending) = {
+        let consumer = consumer.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || plan_assignment(&consumer, &topic, start))
+            .await
+            .map_err(|_| TailerError::Join)??
+    };
+    consumer.assign(&assignment).map_err(err)?;
+    let partitions = assignment.count();
+    let starts = super::known_offsets(&assignment).collect();
+    let (caught_tx, caught_up) = watch::channel(pending.is_done());
+    let (stop, stopped) = oneshot::channel();
+    tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
+    Ok(Tailer::new(KafkaTail { _stop: stop, consumer, starts, caught_up, partitions }))
+}
 
-    /// Number of partitions of the topic when the tailer started.
-    pub fn partitions(&self) -> usize {
+impl Tail for KafkaTail {
+    fn partitions(&self) -> usize {
         self.partitions
     }
 
-    /// The next offset this tailer will read, per partition: its consumer's position, or the
-    /// starting offset while the first fetch has not returned yet.
-    pub fn positions(&self) -> Vec<(i32, i64)> {
+    fn positions(&self) -> Vec<(i32, i64)> {
         let current: HashMap<i32, i64> = match self.consumer.position() {
             Ok(list) => super::known_offsets(&list).collect(),
             Err(_) => HashMap::new(),
@@ -120,11 +156,8 @@ impl Tailer {
         self.starts.iter().map(|&(p, start)| (p, current.get(&p).copied().unwrap_or(start).max(start))).collect()
     }
 
-    /// Resolves once the tailer has read every record that existed when it started.
-    pub async fn caught_up(&self) {
-        let mut rx = self.caught_up.clone();
-        // An Err means the tailer task ended; nothing more will arrive either way.
-        let _ = rx.wait_for(|c| *c).await;
+    fn caught_up(&self) -> watch::Receiver<bool> {
+        self.caught_up.clone()
     }
 }
 

@@ -23,7 +23,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::kafka::producer::{ProduceError, Producer};
+use crate::kafka::log::{Log, OutRecord};
+use crate::kafka::producer::ProduceError;
 use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::message::now_ms;
@@ -87,7 +88,7 @@ impl RecordSink for Store {
 /// Sessions of this broker process: the tailed view and the writes to the sessions topic.
 pub struct Sessions {
     store: Arc<Store>,
-    producer: Producer,
+    log: Arc<dyn Log>,
     topic: String,
     partitions: usize,
     /// This process: `<hostname>/<pid>/<start ms>`, unique even when a container restarts
@@ -107,7 +108,7 @@ impl Sessions {
     /// Reads the sessions topic up to its end, keeps tailing it, and starts the expiry scan.
     pub async fn start(
         config: &Config,
-        producer: Producer,
+        log: Arc<dyn Log>,
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Sessions>, TailerError> {
@@ -115,13 +116,13 @@ impl Sessions {
             Arc::new(Store { view: Mutex::new(View::default()), progress: watch::channel(0).0, registry, metrics });
         let sink: Arc<dyn RecordSink> = store.clone();
         let topic = config.topics.sessions.clone();
-        let tailer = Tailer::start(&config.kafka, &topic, StartAt::Beginning, sink).await?;
+        let tailer = log.tail(&topic, StartAt::Beginning, sink).await?;
         tailer.caught_up().await;
-        producer.warm_up(&topic).await;
+        log.warm_up(&topic).await;
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "local".into());
         let sessions = Arc::new(Sessions {
             store,
-            producer,
+            log,
             topic,
             partitions: tailer.partitions(),
             node: format!("{host}/{}/{}", std::process::id(), now_ms()),
@@ -170,11 +171,7 @@ impl Sessions {
     pub async fn claim(&self, client_id: &str) -> Result<i64, SessionError> {
         let value = serde_json::to_vec(&ClaimRecord { v: VERSION, node: self.node.clone(), at_ms: now_ms() })?;
         let work = async {
-            let ack = self
-                .producer
-                .enqueue_raw(&self.topic, self.partition(client_id), claim_key(client_id).as_bytes(), Some(&value))
-                .await?
-                .await?;
+            let ack = self.append(claim_key(client_id).as_bytes(), client_id, Some(&value)).await?;
             let mut progress = self.store.progress.subscribe();
             let applied =
                 |_: &u64| self.store.view.lock().map(|v| v.has_applied(ack.partition, ack.offset)).unwrap_or(true);
@@ -222,8 +219,21 @@ impl Sessions {
     }
 
     async fn produce(&self, key: &[u8], client_id: &str, value: Option<&[u8]>) -> Result<(), SessionError> {
-        self.producer.enqueue_raw(&self.topic, self.partition(client_id), key, value).await?.await?;
+        self.append(key, client_id, value).await?;
         Ok(())
+    }
+
+    /// Appends a record of `client_id` (its claim, its state, or a heartbeat when `client_id`
+    /// is the node) to the client's partition, which we choose ourselves (see [`record`]).
+    async fn append(
+        &self,
+        key: &[u8],
+        client_id: &str,
+        value: Option<&[u8]>,
+    ) -> Result<crate::kafka::producer::Delivered, ProduceError> {
+        let partition = Some(self.partition(client_id));
+        let record = OutRecord { topic: &self.topic, partition, key, value, headers: None };
+        self.log.append(record).await?.await
     }
 
     /// Disconnected sessions whose Will is due now and that this process owns, except those

@@ -1,0 +1,408 @@
+//! A log in memory, for tests: the same contract as Kafka (partitions, offsets from 0, the
+//! Java-compatible key partitioner, tailing, range reads), in one process, with no server. Every
+//! broker started on one `MemoryLog` shares it, as pods share a Kafka cluster, so take-over and
+//! resumption across brokers can be tested in-process.
+//!
+//! What it leaves out, being for tests: durability beyond the process, compaction (a compacted
+//! topic keeps every record; readers see the latest per key last, as they would before Kafka
+//! compacts), retention, and any bound on what it holds.
+
+use futures::future::{self, BoxFuture, FutureExt};
+use rdkafka::message::{Headers, OwnedHeaders};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch, SemaphorePermit};
+
+use super::admin::AdminError;
+use super::log::{Ack, Log, OutRecord};
+use super::offsets::OffsetsError;
+use super::partition::partition_for_key;
+use super::producer::{Delivered, ProduceError};
+use super::range::{Ends, RangeReader, ReadFrom};
+use super::record::{Record, RecordRef};
+use super::tailer::{RecordSink, StartAt, Tail, Tailer, TailerError};
+use crate::config::Config;
+
+/// Records a tailer or reader copies out per turn, so that appends are not held up long.
+const BATCH: usize = 64;
+
+/// One stored record.
+#[derive(Clone)]
+struct Stored {
+    key: Option<Arc<[u8]>>,
+    value: Option<Arc<[u8]>>,
+    headers: Option<OwnedHeaders>,
+}
+
+impl Stored {
+    fn view<'a>(&'a self, topic: &'a str, partition: i32, offset: i64) -> RecordRef<'a> {
+        RecordRef {
+            topic,
+            partition,
+            offset,
+            key: self.key.as_deref(),
+            value: self.value.as_deref(),
+            headers: self.headers.as_ref().map(OwnedHeaders::as_borrowed),
+        }
+    }
+}
+
+/// Topic → partitions → records (a record's offset is its index).
+type Topics = HashMap<String, Vec<Vec<Stored>>>;
+
+struct Shared {
+    topics: Mutex<Topics>,
+    /// Bumped after every append: tailers waiting for records look again.
+    appended: watch::Sender<u64>,
+    /// Partitions of a topic created by its first append.
+    partitions: usize,
+}
+
+impl Shared {
+    fn topics(&self) -> MutexGuard<'_, Topics> {
+        // The map holds no invariant a panic could break.
+        self.topics.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Up to [`BATCH`] records of `topic` from `offset` on in `partition`, copied.
+    fn records_from(&self, topic: &str, partition: i32, offset: i64, end: Option<i64>) -> Vec<(i64, Stored)> {
+        let topics = self.topics();
+        let Some(records) = topics.get(topic).and_then(|t| t.get(partition as usize)) else { return Vec::new() };
+        let start = offset.max(0) as usize;
+        let stop = end.map_or(records.len(), |e| (e.max(0) as usize).min(records.len()));
+        records
+            .iter()
+            .enumerate()
+            .skip(start)
+            .take(stop.saturating_sub(start).min(BATCH))
+            .map(|(o, r)| (o as i64, r.clone()))
+            .collect()
+    }
+
+    /// High watermark of every partition of `topic`, or `None` when it does not exist.
+    fn watermarks(&self, topic: &str) -> Option<Vec<i64>> {
+        self.topics().get(topic).map(|t| t.iter().map(|p| p.len() as i64).collect())
+    }
+}
+
+/// A record as [`MemoryLog::records`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// Partition.
+    pub partition: i32,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value (`None`: a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// An in-memory log shared by the brokers of one test.
+#[derive(Clone)]
+pub struct MemoryLog {
+    shared: Arc<Shared>,
+}
+
+impl MemoryLog {
+    /// An empty log whose topics get `partitions` partitions when created by an append.
+    pub fn new(partitions: usize) -> Self {
+        MemoryLog {
+            shared: Arc::new(Shared {
+                topics: Mutex::new(HashMap::new()),
+                appended: watch::channel(0).0,
+                partitions: partitions.max(1),
+            }),
+        }
+    }
+
+    /// Every record of `topic`, in partition then offset order: what a test checks the log for.
+    pub fn records(&self, topic: &str) -> Vec<Logged> {
+        let topics = self.shared.topics();
+        let Some(partitions) = topics.get(topic) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (p, records) in partitions.iter().enumerate() {
+            for (o, r) in records.iter().enumerate() {
+                let view = r.view(topic, p as i32, o as i64);
+                out.push(Logged {
+                    partition: p as i32,
+                    offset: o as i64,
+                    key: view.key.map(<[u8]>::to_vec),
+                    value: view.value.map(<[u8]>::to_vec),
+                    headers: view
+                        .headers
+                        .into_iter()
+                        .flat_map(|h| h.iter())
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect(),
+                });
+            }
+        }
+        out
+    }
+
+    fn create(&self, topic: &str, partitions: usize) -> bool {
+        let mut topics = self.shared.topics();
+        if topics.contains_key(topic) {
+            return false;
+        }
+        topics.insert(topic.to_owned(), vec![Vec::new(); partitions.max(1)]);
+        true
+    }
+}
+
+impl Log for MemoryLog {
+    fn append<'a>(&'a self, record: OutRecord<'a>) -> BoxFuture<'a, Result<Ack, ProduceError>> {
+        let delivered = {
+            let mut topics = self.shared.topics();
+            let partitions =
+                topics.entry(record.topic.to_owned()).or_insert_with(|| vec![Vec::new(); self.shared.partitions]);
+            let partition = record.partition.unwrap_or_else(|| partition_for_key(record.key, partitions.len()));
+            match partitions.get_mut(partition as usize) {
+                Some(records) => {
+                    records.push(Stored {
+                        key: Some(record.key.into()),
+                        value: record.value.map(Into::into),
+                        headers: record.headers,
+                    });
+                    Ok(Delivered { partition, offset: records.len() as i64 - 1 })
+                }
+                None => Err(ProduceError::UnknownPartition { topic: record.topic.to_owned(), partition }),
+            }
+        };
+        if delivered.is_ok() {
+            self.shared.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        future::ready(delivered.map(|d| future::ready(Ok(d)).boxed())).boxed()
+    }
+
+    fn warm_up<'a>(&'a self, _topic: &'a str) -> BoxFuture<'a, ()> {
+        future::ready(()).boxed()
+    }
+
+    fn flush(&self, _timeout: Duration) -> Result<(), ProduceError> {
+        Ok(())
+    }
+
+    fn partition_count<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<usize, OffsetsError>> {
+        let n = self.shared.watermarks(topic).map(|w| w.len()).ok_or_else(|| OffsetsError::NoPartitions(topic.into()));
+        future::ready(n).boxed()
+    }
+
+    fn high_watermark<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64, OffsetsError>> {
+        let hw = self
+            .shared
+            .watermarks(topic)
+            .and_then(|w| w.get(partition as usize).copied())
+            .ok_or_else(|| OffsetsError::NoPartitions(topic.into()));
+        future::ready(hw).boxed()
+    }
+
+    fn tail<'a>(
+        &'a self,
+        topic: &'a str,
+        start: StartAt,
+        sink: Arc<dyn RecordSink>,
+    ) -> BoxFuture<'a, Result<Tailer, TailerError>> {
+        let started = self.shared.watermarks(topic).ok_or_else(|| TailerError::NoPartitions(topic.into())).map(|hw| {
+            let mut ends = Ends::default();
+            let positions: Vec<(i32, i64)> = hw
+                .iter()
+                .enumerate()
+                .map(|(p, &high)| match start {
+                    StartAt::End => (p as i32, high),
+                    StartAt::Beginning => {
+                        ends.insert(p as i32, 0, high);
+                        (p as i32, 0)
+                    }
+                })
+                .collect();
+            let (caught_tx, caught_up) = watch::channel(ends.is_done());
+            let (stop, stopped) = oneshot::channel();
+            let positions = Arc::new(Mutex::new(positions));
+            let tail = MemoryTail { _stop: stop, positions: positions.clone(), caught_up, partitions: hw.len() };
+            let task =
+                TailTask { shared: self.shared.clone(), topic: topic.to_owned(), positions, ends, caught_tx, sink };
+            tokio::spawn(task.run(stopped));
+            Tailer::new(tail)
+        });
+        future::ready(started).boxed()
+    }
+
+    fn read(&self, plan: Vec<ReadFrom>, permit: Option<SemaphorePermit<'static>>) -> RangeReader {
+        let (tx, reader) = RangeReader::channel();
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            for step in plan {
+                let topic: Arc<str> = step.topic.as_str().into();
+                let Some(hw) = shared.watermarks(&step.topic) else { continue };
+                for (p, from) in step.from {
+                    let end = hw.get(p as usize).copied().unwrap_or(0);
+                    let mut next = from.max(0);
+                    while next < end {
+                        let batch = shared.records_from(&topic, p, next, Some(end));
+                        let Some((last, _)) = batch.last() else { break };
+                        next = last + 1;
+                        for (o, r) in batch {
+                            if tx.send(Ok(Record::copy(topic.clone(), r.view(&topic, p, o)))).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            drop(permit);
+        });
+        reader
+    }
+
+    fn ensure_topics<'a>(
+        &'a self,
+        config: &'a Config,
+        data_topics: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, AdminError>> {
+        let partitions = usize::try_from(config.topics.partitions).unwrap_or(1);
+        let state = [&config.topics.retained, &config.topics.sessions];
+        let created =
+            data_topics.iter().chain(state).filter(|t| self.create(t, partitions)).cloned().collect::<Vec<_>>();
+        future::ready(Ok(created)).boxed()
+    }
+}
+
+/// The handle of a tailer of a [`MemoryLog`].
+struct MemoryTail {
+    _stop: oneshot::Sender<()>,
+    positions: Arc<Mutex<Vec<(i32, i64)>>>,
+    caught_up: watch::Receiver<bool>,
+    partitions: usize,
+}
+
+impl Tail for MemoryTail {
+    fn partitions(&self) -> usize {
+        self.partitions
+    }
+
+    fn positions(&self) -> Vec<(i32, i64)> {
+        self.positions.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn caught_up(&self) -> watch::Receiver<bool> {
+        self.caught_up.clone()
+    }
+}
+
+/// The task of one tailer: hands records on as they are appended.
+struct TailTask {
+    shared: Arc<Shared>,
+    topic: String,
+    positions: Arc<Mutex<Vec<(i32, i64)>>>,
+    /// What must be read before the tailer is caught up.
+    ends: Ends,
+    caught_tx: watch::Sender<bool>,
+    sink: Arc<dyn RecordSink>,
+}
+
+impl TailTask {
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        let mut appended = self.shared.appended.subscribe();
+        loop {
+            let at: Vec<(i32, i64)> = self.positions.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let mut read_any = false;
+            for (p, from) in at {
+                let batch = self.shared.records_from(&self.topic, p, from, None);
+                for (o, r) in &batch {
+                    // Outside every lock: the sink may take its own.
+                    self.sink.record(r.view(&self.topic, p, *o));
+                    self.ends.take(p, *o);
+                }
+                if let Some((last, _)) = batch.last() {
+                    read_any = true;
+                    let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+                    if let Some(entry) = positions.iter_mut().find(|(q, _)| *q == p) {
+                        entry.1 = last + 1;
+                    }
+                }
+            }
+            if self.ends.is_done() && !*self.caught_tx.borrow() {
+                self.caught_tx.send_replace(true);
+            }
+            if read_any {
+                continue;
+            }
+            tokio::select! {
+                _ = &mut stop => return,
+                changed = appended.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Mutex<Vec<(i32, i64, Vec<u8>)>>);
+
+    impl RecordSink for Collect {
+        fn record(&self, r: RecordRef<'_>) {
+            let value = r.value.map(<[u8]>::to_vec).unwrap_or_default();
+            self.0.lock().unwrap_or_else(PoisonError::into_inner).push((r.partition, r.offset, value));
+        }
+    }
+
+    fn out<'a>(topic: &'a str, key: &'a [u8], value: &'a [u8]) -> OutRecord<'a> {
+        OutRecord { topic, partition: None, key, value: Some(value), headers: None }
+    }
+
+    async fn append(log: &MemoryLog, topic: &str, key: &str, value: &str) -> Delivered {
+        let ack = log.append(out(topic, key.as_bytes(), value.as_bytes())).await;
+        ack.unwrap_or_else(|e| panic!("{e}")).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn offsets_grow_per_partition_and_keys_keep_their_partition() {
+        let log = MemoryLog::new(3);
+        let a = append(&log, "t", "k1", "a").await;
+        let b = append(&log, "t", "k1", "b").await;
+        assert_eq!(a.partition, b.partition, "one key, one partition");
+        assert_eq!((a.offset, b.offset), (0, 1));
+        assert_eq!(a.partition, partition_for_key(b"k1", 3), "the Java client's partitioner");
+        assert_eq!(log.high_watermark("t", a.partition).await.ok(), Some(2));
+        assert_eq!(log.partition_count("t").await.ok(), Some(3));
+        assert!(log.partition_count("missing").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_tailer_from_the_beginning_catches_up_then_follows() {
+        let log = MemoryLog::new(1);
+        append(&log, "t", "k", "old").await;
+        let sink = Arc::new(Collect(Mutex::new(Vec::new())));
+        let tailer = log.tail("t", StartAt::Beginning, sink.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+        tailer.caught_up().await;
+        append(&log, "t", "k", "new").await;
+        let seen = || sink.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        while seen().len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(seen(), [(0, 0, b"old".to_vec()), (0, 1, b"new".to_vec())]);
+        let at_end = log.tail("t", StartAt::End, sink).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(at_end.positions(), [(0, 2)], "a tailer at the end starts at the high watermark");
+    }
+
+    #[tokio::test]
+    async fn a_range_read_ends_at_the_high_watermark() {
+        let log = MemoryLog::new(1);
+        for v in ["a", "b", "c"] {
+            append(&log, "t", "k", v).await;
+        }
+        let mut reader = log.read(vec![ReadFrom { topic: "t".into(), from: vec![(0, 1)] }], None);
+        let mut offsets = Vec::new();
+        while let Some(record) = reader.next().await {
+            offsets.push(record.map(|r| r.offset).unwrap_or(-1));
+        }
+        assert_eq!(offsets, [1, 2]);
+    }
+}
