@@ -11,7 +11,7 @@ use crate::broker::Broker;
 use crate::shutdown::Shutdown;
 
 /// Serves `/healthz`, `/readyz` and `/metrics` until shutdown.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutdown) -> std::io::Result<()> {
+pub(crate) async fn serve(listener: TcpListener, broker: Arc<Broker>, mut shutdown: Shutdown) -> std::io::Result<()> {
     let app = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

@@ -52,7 +52,7 @@ pub struct Authenticator {
 }
 
 /// Parses a password file: `username:hex` lines, `#` comments and blank lines ignored.
-pub fn parse_passwords(path: &Path, text: &[u8]) -> Result<Passwords, AuthError> {
+pub(crate) fn parse_passwords(path: &Path, text: &[u8]) -> Result<Passwords, AuthError> {
     let bad = |line: usize, reason| AuthError::Line { path: path.to_owned(), line, reason };
     let text = std::str::from_utf8(text).map_err(|_| bad(0, "not UTF-8"))?;
     let mut out = HashMap::new();
@@ -152,7 +152,7 @@ impl Authenticator {
 }
 
 /// Re-reads the password file every 2 s until the authenticator is dropped.
-pub async fn watch(auth: Weak<Authenticator>) {
+pub(crate) async fn watch(auth: Weak<Authenticator>) {
     let mut tick = tokio::time::interval(RELOAD_INTERVAL);
     loop {
         tick.tick().await;

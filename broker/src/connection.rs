@@ -15,7 +15,7 @@ const KEEP_CAPACITY: usize = 8 * 1024;
 
 /// Why reading or writing failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectionError {
+pub(crate) enum ConnectionError {
     /// Socket error.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -28,7 +28,7 @@ pub enum ConnectionError {
 }
 
 /// A framed MQTT stream.
-pub struct Connection<S> {
+pub(crate) struct Connection<S> {
     stream: S,
     read_buf: BytesMut,
     write_buf: BytesMut,
@@ -44,7 +44,7 @@ pub struct Connection<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Wraps a stream; packets larger than `max_incoming` bytes are refused.
-    pub fn new(stream: S, max_incoming: u32) -> Self {
+    pub(crate) fn new(stream: S, max_incoming: u32) -> Self {
         Connection {
             stream,
             read_buf: BytesMut::with_capacity(INITIAL_READ),
@@ -58,7 +58,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Reads the next packet; `Ok(None)` when the peer closed cleanly between packets.
     /// Cancel-safe: a partial packet stays in the buffer for the next call.
-    pub async fn read_packet(&mut self) -> Result<Option<Packet>, ConnectionError> {
+    pub(crate) async fn read_packet(&mut self) -> Result<Option<Packet>, ConnectionError> {
         loop {
             // Decoding happens in a separate sync call so that no packet value is held across the
             // read below: that keeps this future (part of every idle connection) small.
@@ -75,7 +75,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// A packet already complete in the read buffer, without reading the socket.
-    pub fn buffered_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+    pub(crate) fn buffered_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
         let level = if self.version.is_none() { self.connect_level() } else { None };
         let decoded = codec::decode(&mut self.read_buf, self.version, self.max_incoming);
         match &decoded {
@@ -90,7 +90,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// The protocol level of a CONNECT that could not be decoded, if its header showed one: lets
     /// the server answer in the client's own protocol version.
-    pub fn failed_connect_level(&self) -> Option<u8> {
+    pub(crate) fn failed_connect_level(&self) -> Option<u8> {
         self.failed_connect_level
     }
 
@@ -108,7 +108,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Encodes a packet into the write buffer. Returns `Ok(false)`, leaving nothing queued, when the
     /// packet is larger than the client accepts (MQTT-3.1.2-25: the server must then drop it).
-    pub fn queue(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
+    pub(crate) fn queue(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
         let version = self.version.unwrap_or(ProtocolVersion::V311);
         let start = self.write_buf.len();
         codec::encode(packet, version, &mut self.write_buf)?;
@@ -119,18 +119,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(true)
     }
 
-    /// True when queued bytes wait to be written.
-    pub fn has_pending_writes(&self) -> bool {
-        !self.write_buf.is_empty()
-    }
-
     /// Drops everything queued and not yet written.
-    pub fn discard_writes(&mut self) {
+    pub(crate) fn discard_writes(&mut self) {
         self.write_buf.clear();
     }
 
     /// Writes everything queued.
-    pub async fn flush(&mut self) -> std::io::Result<()> {
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         if !self.write_buf.is_empty() {
             self.stream.write_all(&self.write_buf).await?;
             self.stream.flush().await?;
@@ -143,7 +138,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Queues, flushes and shuts the stream down (best effort: the peer may already be gone).
-    pub async fn close_with(&mut self, last: Option<&Packet>) {
+    pub(crate) async fn close_with(&mut self, last: Option<&Packet>) {
         if let Some(p) = last {
             let _ = self.queue(p);
         }

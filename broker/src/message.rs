@@ -16,21 +16,21 @@ use crate::codec::{Properties, QoS};
 use crate::kafka::record::{RecordRef, ToRecord};
 
 /// QoS the message was published with (`0`, `1`, `2`).
-pub const HEADER_QOS: &str = "mqtt.qos";
+pub(crate) const HEADER_QOS: &str = "mqtt.qos";
 /// `true` when the publisher set the RETAIN flag.
-pub const HEADER_RETAIN: &str = "mqtt.retain";
+pub(crate) const HEADER_RETAIN: &str = "mqtt.retain";
 /// Client identifier of the MQTT publisher (absent for records from Kafka producers).
-pub const HEADER_CLIENT_ID: &str = "mqtt.client-id";
+pub(crate) const HEADER_CLIENT_ID: &str = "mqtt.client-id";
 /// MQTT 5 Content Type.
-pub const HEADER_CONTENT_TYPE: &str = "mqtt.content-type";
+pub(crate) const HEADER_CONTENT_TYPE: &str = "mqtt.content-type";
 /// MQTT 5 Payload Format Indicator (`0` bytes, `1` UTF-8).
-pub const HEADER_PAYLOAD_FORMAT: &str = "mqtt.payload-format";
+pub(crate) const HEADER_PAYLOAD_FORMAT: &str = "mqtt.payload-format";
 /// MQTT 5 Response Topic.
-pub const HEADER_RESPONSE_TOPIC: &str = "mqtt.response-topic";
+pub(crate) const HEADER_RESPONSE_TOPIC: &str = "mqtt.response-topic";
 /// MQTT 5 Correlation Data (raw bytes).
-pub const HEADER_CORRELATION_DATA: &str = "mqtt.correlation-data";
+pub(crate) const HEADER_CORRELATION_DATA: &str = "mqtt.correlation-data";
 /// Absolute expiry time of the message in Unix milliseconds (from MQTT 5 Message Expiry Interval).
-pub const HEADER_EXPIRES_AT: &str = "mqtt.expires-at";
+pub(crate) const HEADER_EXPIRES_AT: &str = "mqtt.expires-at";
 /// Unique id of a QoS 2 publication of a persistent session: lets a broker that takes the
 /// session over find out whether a retransmitted PUBLISH is already in Kafka.
 pub const HEADER_PUBLISH_ID: &str = "mqtt.publish-id";
@@ -40,7 +40,7 @@ const RESERVED_PREFIX: &str = "mqtt.";
 
 /// QoS applied to records that carry no `mqtt.qos` header (written by plain Kafka producers):
 /// the record is durable in Kafka, so subscribers that asked for QoS 1 get at-least-once delivery.
-pub const DEFAULT_KAFKA_QOS: QoS = QoS::AtLeastOnce;
+pub(crate) const DEFAULT_KAFKA_QOS: QoS = QoS::AtLeastOnce;
 
 /// MQTT 5 properties that travel with an application message end to end.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub struct Message {
 }
 
 /// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

@@ -37,7 +37,7 @@ pub struct Metrics {
 }
 
 /// Adds one to a counter.
-pub fn inc(c: &AtomicU64) {
+pub(crate) fn inc(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 

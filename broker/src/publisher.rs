@@ -23,7 +23,7 @@ use crate::metrics::{inc, Metrics};
 use crate::retained::RetainedStore;
 
 /// Resolves when a publish is durable in Kafka.
-pub type PublishAck = BoxFuture<'static, Result<Delivered, ProduceError>>;
+pub(crate) type PublishAck = BoxFuture<'static, Result<Delivered, ProduceError>>;
 
 /// Where a record will land: chosen once, before anything about it is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

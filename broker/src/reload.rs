@@ -55,7 +55,7 @@ pub fn classify(old: &Config, new: &Config) -> Change {
 /// Watches the configuration file at `path` until `shutdown`, applying hot changes to
 /// `broker`. `overrides` are the command-line overrides the broker started with. Never fails:
 /// every problem is logged and the running configuration is kept.
-pub async fn run(path: PathBuf, overrides: Overrides, broker: Arc<Broker>, mut shutdown: Shutdown) {
+pub(crate) async fn run(path: PathBuf, overrides: Overrides, broker: Arc<Broker>, mut shutdown: Shutdown) {
     let mut watcher = Watcher { path, overrides, running: broker.config.clone(), seen: None, broker };
     let mut tick = tokio::time::interval(POLL_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -20,7 +20,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Accepts connections on `listener` until shutdown, through `tls` for `mqtts` listeners.
 /// Every connection task holds a clone of `done`; the caller knows all connections ended when
 /// its receiver sees the channel close.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     broker: Arc<Broker>,

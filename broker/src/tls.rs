@@ -52,7 +52,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
 }
 
 /// The acceptor of one `mqtts` listener.
-pub fn acceptor(tls: &Tls) -> Result<TlsAcceptor, TlsError> {
+pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates(&tls.cert_file)?;
     let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| file_error(&tls.key_file, e))?;

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-use tributary_broker::broker::Broker;
-use tributary_broker::client::{self, Peer};
 use tributary_broker::codec::{
     decode, encode, reason, ConnAck, Connect, Disconnect, Packet, ProtocolVersion, PubResp, Publish, QoS, Subscribe,
     SubscriptionOptions,
 };
 use tributary_broker::config::Config;
-use tributary_broker::kafka::memory::MemoryLog;
-use tributary_broker::shutdown::{self, Shutdown, ShutdownTrigger};
+use tributary_broker::Broker;
+use tributary_broker::MemoryLog;
+use tributary_broker::Peer;
+use tributary_broker::{shutdown_channel, Shutdown, ShutdownTrigger};
 
 const T: Duration = Duration::from_secs(10);
 const MESSAGES: &str = "mqtt-messages";
@@ -32,7 +32,7 @@ async fn pod(log: &MemoryLog) -> Pod {
     let config = Config::from_yaml_str("kafka: { bootstrapServers: 'in-memory:9092' }\ntopics: { partitions: 2 }")
         .unwrap_or_else(|e| panic!("config: {e}"));
     let broker = Broker::start_on(config, Arc::new(log.clone())).await.unwrap_or_else(|e| panic!("start: {e}"));
-    let (trigger, shutdown) = shutdown::channel();
+    let (trigger, shutdown) = shutdown_channel();
     Pod { broker, shutdown, _trigger: trigger }
 }
 
@@ -45,7 +45,7 @@ struct TestClient {
 impl TestClient {
     async fn connect(pod: &Pod, id: &str, clean: bool) -> (TestClient, ConnAck) {
         let (io, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(client::serve(server, Peer::default(), pod.broker.clone(), pod.shutdown.clone()));
+        tokio::spawn(tributary_broker::serve(server, Peer::default(), pod.broker.clone(), pod.shutdown.clone()));
         let mut c = TestClient { io, buf: BytesMut::new() };
         c.send(&Packet::Connect(Connect {
             protocol: ProtocolVersion::V311,

@@ -28,6 +28,8 @@ const LAYERS: &[&[&str]] = &[
     &["broker"],
     &["client", "reload", "admin"],
     &["server"],
+    // One process from configuration to exit.
+    &["process"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

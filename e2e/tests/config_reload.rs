@@ -3,7 +3,7 @@
 
 use rumqttc::{Packet, QoS};
 use std::time::{Duration, Instant};
-use tributary_broker::reload::POLL_INTERVAL;
+use tributary_broker::CONFIG_POLL_INTERVAL;
 use tributary_e2e::kafka::{read_topic, Record};
 use tributary_e2e::mqtt::{options, Client};
 use tributary_e2e::procs::BrokerOptions;
@@ -54,7 +54,7 @@ async fn mapping_edits_apply_without_restart_and_invalid_edits_are_ignored() {
     // Invalid pattern: the whole file is refused, and `cars/#` keeps going to `cars` even
     // though the new file no longer maps it.
     broker.rewrite_config(&mapping("bad", &["a/#/b"]));
-    tokio::time::sleep(POLL_INTERVAL * 2 + Duration::from_millis(500)).await;
+    tokio::time::sleep(CONFIG_POLL_INTERVAL * 2 + Duration::from_millis(500)).await;
     publish_acked(&mut c, "cars/3", "still mapped").await;
     let in_cars = keys(&kafka, "cars", usize::MAX, Duration::from_secs(5)).await;
     assert!(in_cars.iter().any(|k| k == "cars/3"), "cars/3 not in kafka topic cars: {in_cars:?}");

@@ -6,11 +6,11 @@
 use bytes::Bytes;
 use std::time::Duration;
 
-use tributary_broker::broker::Broker;
 use tributary_broker::codec::QoS;
 use tributary_broker::config::Config;
-use tributary_broker::mapping::TopicMapping;
-use tributary_broker::message::{Message, MessageProperties};
+use tributary_broker::Broker;
+use tributary_broker::TopicMapping;
+use tributary_broker::{Message, MessageProperties};
 use tributary_e2e::kafka::{read_topic, record_count};
 use tributary_e2e::KafkaServer;
 

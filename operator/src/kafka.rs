@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tributary_broker::config::{Config, KAFKA_ENV_PREFIX};
-use tributary_broker::kafka::admin::ensure_topics;
+use tributary_broker::ensure_topics;
 
 use crate::validate::parse_host_port;
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use common::{broker, spec, FULL_SPEC, MINIMAL_SPEC};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use tributary_broker::reload::{classify, Change};
+use tributary_broker::{classify, Change};
 use tributary_operator::crd::MqttBrokerSpec;
 use tributary_operator::desired::configmap::{broker_config, restart_hash};
 use tributary_operator::desired::{children, Children};

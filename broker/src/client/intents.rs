@@ -32,7 +32,7 @@ pub(super) struct Search {
 
 impl Intents {
     /// The intents of a resumed session.
-    pub fn new(stored: &[StoredIntent]) -> Self {
+    pub(super) fn new(stored: &[StoredIntent]) -> Self {
         Intents {
             open: stored.iter().map(|i| (i.packet_id, i.clone())).collect(),
             parked: Vec::new(),
@@ -43,12 +43,12 @@ impl Intents {
 
     /// The stored intent of packet id `id` and, for one of the previous connection, whether its
     /// record was found in Kafka.
-    pub fn get(&self, id: u16) -> Option<(&StoredIntent, Option<bool>)> {
+    pub(super) fn get(&self, id: u16) -> Option<(&StoredIntent, Option<bool>)> {
         self.open.get(&id).map(|i| (i, self.recovered.get(&id).copied()))
     }
 
     /// One search per partition holding records of open intents.
-    pub fn searches(&self) -> Vec<Search> {
+    pub(super) fn searches(&self) -> Vec<Search> {
         let mut by_partition: HashMap<(&str, i32), Search> = HashMap::new();
         for i in self.open.values() {
             let s = by_partition.entry((&i.topic, i.partition)).or_insert_with(|| Search {
@@ -64,35 +64,35 @@ impl Intents {
     }
 
     /// Notes which open intents have their record in Kafka (their publish ids in `found`).
-    pub fn recovered(&mut self, found: &HashSet<String>) {
+    pub(super) fn recovered(&mut self, found: &HashSet<String>) {
         self.recovered = self.open.iter().map(|(id, i)| (*id, found.contains(&i.publish_id))).collect();
     }
 
     /// Records a new publication: its intent is saved, then the message is produced to
     /// `placement`, exactly where the intent says it is.
-    pub fn park(&mut self, intent: StoredIntent, msg: Message, placement: Placement) {
+    pub(super) fn park(&mut self, intent: StoredIntent, msg: Message, placement: Placement) {
         let id = intent.packet_id;
         self.open.insert(id, intent);
         self.parked.push((id, msg, placement));
     }
 
     /// The parked publications, now that their intents are saved.
-    pub fn take_parked(&mut self) -> Vec<(u16, Message, Placement)> {
+    pub(super) fn take_parked(&mut self) -> Vec<(u16, Message, Placement)> {
         std::mem::take(&mut self.parked)
     }
 
     /// Removes the intent of `id` (PUBREL); whether there was one.
-    pub fn release(&mut self, id: u16) -> bool {
+    pub(super) fn release(&mut self, id: u16) -> bool {
         self.open.remove(&id).is_some()
     }
 
     /// The open intents, as the session state stores them.
-    pub fn stored(&self) -> Vec<StoredIntent> {
+    pub(super) fn stored(&self) -> Vec<StoredIntent> {
         self.open.values().cloned().collect()
     }
 
     /// A new, unique publish id for an inbound QoS 2 publication.
-    pub fn publish_id(&mut self, client_id: &str, epoch: i64) -> String {
+    pub(super) fn publish_id(&mut self, client_id: &str, epoch: i64) -> String {
         self.publications += 1;
         format!("{client_id}:{epoch}:{}", self.publications)
     }

@@ -39,7 +39,7 @@ pub(super) struct Persist {
 
 impl Persist {
     /// Starts from the stored state.
-    pub fn new(stored: &Cursors, in_flight: &[StoredFlight], intents: &[StoredIntent]) -> Self {
+    pub(super) fn new(stored: &Cursors, in_flight: &[StoredFlight], intents: &[StoredIntent]) -> Self {
         let redeliver = in_flight
             .iter()
             .filter(|f| !f.released)
@@ -69,28 +69,28 @@ impl Persist {
 
     /// Something the client is about to see (or the broker is about to produce) must be in the
     /// session state first: the next loop turn saves before it flushes.
-    pub fn write_ahead(&mut self) {
+    pub(super) fn write_ahead(&mut self) {
         self.unsaved = true;
     }
 
     /// Whether a write-ahead save is due before the next flush.
-    pub fn needs_write_ahead(&self) -> bool {
+    pub(super) fn needs_write_ahead(&self) -> bool {
         self.unsaved
     }
 
     /// Whether the cursors moved and the last save is older than `interval`.
-    pub fn checkpoint_due(&self, interval: std::time::Duration) -> bool {
+    pub(super) fn checkpoint_due(&self, interval: std::time::Duration) -> bool {
         self.dirty && self.saved_at.elapsed() >= interval
     }
 
     /// A flow completed: the stored cursor may move at the next checkpoint.
-    pub fn moved(&mut self) {
+    pub(super) fn moved(&mut self) {
         self.dirty = true;
     }
 
     /// What a save stores (cursors, messages to send again, open intents) and counts the
     /// state as saved.
-    pub fn take_for_save(&mut self) -> (Cursors, Vec<StoredFlight>, Vec<StoredIntent>) {
+    pub(super) fn take_for_save(&mut self) -> (Cursors, Vec<StoredFlight>, Vec<StoredIntent>) {
         self.dirty = false;
         self.unsaved = false;
         self.saved_at = Instant::now();
@@ -98,84 +98,84 @@ impl Persist {
     }
 
     /// The inbound QoS 2 publications of the session.
-    pub fn intents(&self) -> &Intents {
+    pub(super) fn intents(&self) -> &Intents {
         &self.intents
     }
 
     /// Records an inbound QoS 2 publication before it is produced (see [`Intents::park`]).
-    pub fn park(&mut self, intent: StoredIntent, msg: Message, placement: Placement) {
+    pub(super) fn park(&mut self, intent: StoredIntent, msg: Message, placement: Placement) {
         self.intents.park(intent, msg, placement);
         self.unsaved = true;
     }
 
     /// The parked publications, now that their intents are saved.
-    pub fn take_parked(&mut self) -> Vec<(u16, Message, Placement)> {
+    pub(super) fn take_parked(&mut self) -> Vec<(u16, Message, Placement)> {
         self.intents.take_parked()
     }
 
     /// A PUBREL released packet id `id`: whether it had an intent (the release is then saved
     /// before PUBCOMP leaves).
-    pub fn release(&mut self, id: u16) -> bool {
+    pub(super) fn release(&mut self, id: u16) -> bool {
         let had = self.intents.release(id);
         self.unsaved |= had;
         had
     }
 
     /// Notes which stored intents have their record in Kafka (their publish ids in `found`).
-    pub fn recovered(&mut self, found: &HashSet<String>) {
+    pub(super) fn recovered(&mut self, found: &HashSet<String>) {
         self.intents.recovered(found);
     }
 
     /// A new, unique publish id for an inbound QoS 2 publication.
-    pub fn publish_id(&mut self, client_id: &str, epoch: i64) -> String {
+    pub(super) fn publish_id(&mut self, client_id: &str, epoch: i64) -> String {
         self.intents.publish_id(client_id, epoch)
     }
 
     /// Starts the offline reader.
-    pub fn read_back(&mut self, reader: mpsc::Receiver<Delivery>) {
+    pub(super) fn read_back(&mut self, reader: mpsc::Receiver<Delivery>) {
         self.catchup = Some(reader);
     }
 
     /// The offline reader, while it runs.
-    pub fn reader(&mut self) -> Option<&mut mpsc::Receiver<Delivery>> {
+    pub(super) fn reader(&mut self) -> Option<&mut mpsc::Receiver<Delivery>> {
         self.catchup.as_mut()
     }
 
     /// The offline reader is done: stored in-flight messages it did not bring are gone from
     /// Kafka (retention), so their packet ids are free again.
-    pub fn read_back_done(&mut self) {
+    pub(super) fn read_back_done(&mut self) {
         self.catchup = None;
         self.redeliver.clear();
     }
 
     /// Whether the offline reader can hand over its next record (it runs, none waits for room).
-    pub fn reader_ready(&self) -> bool {
+    pub(super) fn reader_ready(&self) -> bool {
         self.catchup.is_some() && self.held.is_none()
     }
 
     /// Whether live deliveries must wait: the session is still reading back from Kafka.
-    pub fn reading_back(&self) -> bool {
+    pub(super) fn reading_back(&self) -> bool {
         self.catchup.is_some() || self.held.is_some()
     }
 
     /// Keeps a record of the offline reader until the client's window has room.
-    pub fn hold(&mut self, d: Delivery) {
+    pub(super) fn hold(&mut self, d: Delivery) {
         self.held = Some(d);
     }
 
     /// The record waiting for room, if any.
-    pub fn take_held(&mut self) -> Option<Delivery> {
+    pub(super) fn take_held(&mut self) -> Option<Delivery> {
         self.held.take()
     }
 
     /// The packet id and QoS a stored in-flight message at `origin` was sent with, once.
-    pub fn take_redelivery(&mut self, origin: &Origin) -> Option<(u16, QoS)> {
+    pub(super) fn take_redelivery(&mut self, origin: &Origin) -> Option<(u16, QoS)> {
         self.redeliver.remove(&(origin.topic.clone(), origin.partition, origin.offset))
     }
 
     /// Whether `origin` is a stored in-flight message to send again (it needs no new room in
     /// the client's window: the client still counts it as unacknowledged).
-    pub fn is_redelivery(&self, origin: &Origin) -> bool {
+    pub(super) fn is_redelivery(&self, origin: &Origin) -> bool {
         self.redeliver.contains_key(&(origin.topic.clone(), origin.partition, origin.offset))
     }
 
@@ -193,12 +193,12 @@ impl Persist {
     }
 
     /// Whether packet id `id` is reserved for a message to send again.
-    pub fn is_reserved(&self, id: u16) -> bool {
+    pub(super) fn is_reserved(&self, id: u16) -> bool {
         self.redeliver.values().any(|(reserved, _)| *reserved == id)
     }
 
     /// Whether a record at `origin` is still to be delivered; if so it counts as delivered now.
-    pub fn admit(&mut self, origin: &Origin) -> bool {
+    pub(super) fn admit(&mut self, origin: &Origin) -> bool {
         let next = self.next.entry((origin.topic.clone(), origin.partition)).or_insert(origin.offset);
         if origin.offset < *next {
             return false;
@@ -210,7 +210,7 @@ impl Persist {
 
     /// Sets the cursor of partitions that have none (a new subscription starts where the live
     /// tailer is, so that records arriving while the client is away are read back later).
-    pub fn start_at(&mut self, topic: &str, positions: &[(i32, i64)]) {
+    pub(super) fn start_at(&mut self, topic: &str, positions: &[(i32, i64)]) {
         let topic: Arc<str> = topic.into();
         for &(p, o) in positions {
             self.next.entry((topic.clone(), p)).or_insert_with(|| {
@@ -222,7 +222,7 @@ impl Persist {
 
     /// What to read back from Kafka for `topics`: every partition from its cursor, or from an
     /// earlier message still to be sent again.
-    pub fn plan(&self, topics: &[String]) -> Vec<CatchUp> {
+    pub(super) fn plan(&self, topics: &[String]) -> Vec<CatchUp> {
         topics
             .iter()
             .map(|t| {

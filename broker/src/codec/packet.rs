@@ -10,21 +10,21 @@ use super::properties::Properties;
 
 /// Control packet type numbers (fixed header bits 7-4).
 pub(super) mod kind {
-    pub const CONNECT: u8 = 1;
-    pub const CONNACK: u8 = 2;
-    pub const PUBLISH: u8 = 3;
-    pub const PUBACK: u8 = 4;
-    pub const PUBREC: u8 = 5;
-    pub const PUBREL: u8 = 6;
-    pub const PUBCOMP: u8 = 7;
-    pub const SUBSCRIBE: u8 = 8;
-    pub const SUBACK: u8 = 9;
-    pub const UNSUBSCRIBE: u8 = 10;
-    pub const UNSUBACK: u8 = 11;
-    pub const PINGREQ: u8 = 12;
-    pub const PINGRESP: u8 = 13;
-    pub const DISCONNECT: u8 = 14;
-    pub const AUTH: u8 = 15;
+    pub(crate) const CONNECT: u8 = 1;
+    pub(crate) const CONNACK: u8 = 2;
+    pub(crate) const PUBLISH: u8 = 3;
+    pub(crate) const PUBACK: u8 = 4;
+    pub(crate) const PUBREC: u8 = 5;
+    pub(crate) const PUBREL: u8 = 6;
+    pub(crate) const PUBCOMP: u8 = 7;
+    pub(crate) const SUBSCRIBE: u8 = 8;
+    pub(crate) const SUBACK: u8 = 9;
+    pub(crate) const UNSUBSCRIBE: u8 = 10;
+    pub(crate) const UNSUBACK: u8 = 11;
+    pub(crate) const PINGREQ: u8 = 12;
+    pub(crate) const PINGRESP: u8 = 13;
+    pub(crate) const DISCONNECT: u8 = 14;
+    pub(crate) const AUTH: u8 = 15;
 }
 
 /// Name of packet type `k`, or `None` for the reserved type 0 (and out-of-range values).

@@ -24,18 +24,23 @@ const MAX_CONCURRENT: usize = 16;
 static PERMITS: Semaphore = Semaphore::const_new(MAX_CONCURRENT);
 
 /// Deliveries buffered between the reader and the connection.
-pub const CHANNEL: usize = 256;
+pub(crate) const CHANNEL: usize = 256;
 
 /// What to read of one Kafka topic: the session's cursors, (partition, first offset) pairs.
-pub type CatchUp = ReadFrom;
+pub(crate) type CatchUp = ReadFrom;
 
 /// A subscription as the reader matches it.
-pub type Sub = (String, SubscriptionOptions, Option<u32>);
+pub(crate) type Sub = (String, SubscriptionOptions, Option<u32>);
 
 /// Starts reading `plan` for `client_id`; matching messages arrive on the returned channel,
 /// which closes when the reader is done (or gave up: the messages stay in Kafka and the next
 /// connection of the session reads them again).
-pub fn spawn(log: Arc<dyn Log>, plan: Vec<CatchUp>, subs: Vec<Sub>, client_id: Arc<str>) -> mpsc::Receiver<Delivery> {
+pub(crate) fn spawn(
+    log: Arc<dyn Log>,
+    plan: Vec<CatchUp>,
+    subs: Vec<Sub>,
+    client_id: Arc<str>,
+) -> mpsc::Receiver<Delivery> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
         let Ok(permit) = PERMITS.acquire().await else { return };

@@ -67,7 +67,7 @@ impl Delivery {
 }
 
 /// The QoS a subscriber receives: never more than it was published with.
-pub fn delivered_qos(published: QoS, granted: QoS) -> QoS {
+pub(crate) fn delivered_qos(published: QoS, granted: QoS) -> QoS {
     published.min(granted)
 }
 

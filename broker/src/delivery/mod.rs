@@ -6,9 +6,9 @@
 //! Imports go one way: `decision` ← `mailbox` ← `router`, and `decision` ← `catchup`; the
 //! mailbox does not know the router, nor the router the catch-up.
 
-pub mod catchup;
+pub(crate) mod catchup;
 mod decision;
-pub mod mailbox;
-pub mod router;
+pub(crate) mod mailbox;
+pub(crate) mod router;
 
-pub use decision::{delivered_qos, Delivery, Origin};
+pub(crate) use decision::{delivered_qos, Delivery, Origin};

@@ -21,7 +21,7 @@ use crate::config::{Config, Kafka};
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Kafka, reached through librdkafka with the settings of `kafka`.
-pub struct KafkaLog {
+pub(crate) struct KafkaLog {
     kafka: Kafka,
     producer: Producer,
     metadata: Arc<BaseConsumer>,
@@ -29,7 +29,7 @@ pub struct KafkaLog {
 
 impl KafkaLog {
     /// Creates the clients (no connection is made until the first request).
-    pub fn new(kafka: &Kafka) -> Result<Self, KafkaError> {
+    pub(crate) fn new(kafka: &Kafka) -> Result<Self, KafkaError> {
         let metadata =
             super::client_config(&kafka.bootstrap_servers, &kafka.properties, &[("group.id", "tributary-offsets")])
                 .create()?;

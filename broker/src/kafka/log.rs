@@ -19,7 +19,7 @@ use super::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::config::Config;
 
 /// Resolves when an appended record is durable (Kafka: acknowledged by every in-sync replica).
-pub type Ack = BoxFuture<'static, Result<Delivered, ProduceError>>;
+pub(crate) type Ack = BoxFuture<'static, Result<Delivered, ProduceError>>;
 
 /// A record to append.
 #[derive(Debug, Clone)]

@@ -3,23 +3,23 @@
 //! range reads. It deals in records (key, value, headers)
 //! and knows nothing of MQTT: what a record means is decided by its users.
 
-pub mod admin;
-pub mod kafka_log;
-pub mod log;
-pub mod memory;
-pub mod offsets;
-pub mod partition;
-pub mod producer;
-pub mod range;
-pub mod record;
-pub mod tailer;
+pub(crate) mod admin;
+pub(crate) mod kafka_log;
+pub(crate) mod log;
+pub(crate) mod memory;
+pub(crate) mod offsets;
+pub(crate) mod partition;
+pub(crate) mod producer;
+pub(crate) mod range;
+pub(crate) mod record;
+pub(crate) mod tailer;
 
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 
 /// librdkafka settings common to every client of this process: the bootstrap servers, then the
 /// user's `kafka.properties`, which win over our defaults.
-pub fn client_config(
+pub(crate) fn client_config(
     bootstrap: &str,
     properties: &BTreeMap<String, String>,
     defaults: &[(&str, &str)],
@@ -37,7 +37,7 @@ pub fn client_config(
 
 /// The partitions of `list` that are at an explicit offset, with that offset (logical ones such
 /// as "beginning" or "not fetched yet" are left out).
-pub fn known_offsets(list: &TopicPartitionList) -> impl Iterator<Item = (i32, i64)> + '_ {
+pub(crate) fn known_offsets(list: &TopicPartitionList) -> impl Iterator<Item = (i32, i64)> + '_ {
     list.elements().into_iter().filter_map(|e| match e.offset() {
         Offset::Offset(o) => Some((e.partition(), o)),
         _ => None,

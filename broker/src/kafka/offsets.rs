@@ -34,7 +34,7 @@ pub struct Offsets {
 }
 
 /// How long a queried high watermark serves as a lower bound before it is asked again.
-pub const WATERMARK_AGE: Duration = Duration::from_secs(5);
+pub(crate) const WATERMARK_AGE: Duration = Duration::from_secs(5);
 
 impl Offsets {
     /// Queries over `log`.

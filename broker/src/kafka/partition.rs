@@ -4,7 +4,7 @@
 //! the broker can tell in advance where a record will be (QoS 2 recovery scans that partition).
 
 /// Kafka's murmur2 hash (as in the Java client's `Utils.murmur2`).
-pub fn murmur2(data: &[u8]) -> u32 {
+pub(crate) fn murmur2(data: &[u8]) -> u32 {
     const SEED: u32 = 0x9747_b28c;
     const M: u32 = 0x5bd1_e995;
     const R: u32 = 24;
@@ -36,7 +36,7 @@ pub fn murmur2(data: &[u8]) -> u32 {
 }
 
 /// The partition of `key` among `partitions` (Java's `toPositive(murmur2(key)) % partitions`).
-pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
+pub(crate) fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
     let positive = murmur2(key) & 0x7fff_ffff;
     (positive as usize % partitions.max(1)) as i32
 }

@@ -60,19 +60,19 @@ const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Shared, cheaply clonable Kafka producer.
 #[derive(Clone)]
-pub struct Producer {
+pub(crate) struct Producer {
     inner: FutureProducer,
 }
 
 impl Producer {
     /// Creates the producer (no connection is made until the first record).
-    pub fn new(kafka: &Kafka) -> Result<Self, KafkaError> {
+    pub(crate) fn new(kafka: &Kafka) -> Result<Self, KafkaError> {
         let inner = super::client_config(&kafka.bootstrap_servers, &kafka.properties, PRODUCER_DEFAULTS).create()?;
         Ok(Producer { inner })
     }
 
     /// Enqueues `record` and returns a future of its delivery. Waits while the queue is full.
-    pub async fn enqueue(&self, record: OutRecord<'_>) -> Result<Ack, ProduceError> {
+    pub(crate) async fn enqueue(&self, record: OutRecord<'_>) -> Result<Ack, ProduceError> {
         loop {
             let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(record.topic).key(record.key);
             if let Some(p) = record.partition {
@@ -96,7 +96,7 @@ impl Producer {
 
     /// Loads `topic`'s metadata into the producer ahead of its first record, so that the first
     /// record does not wait for a metadata round trip (the first CONNECT after start would).
-    pub async fn warm_up(&self, topic: &str) {
+    pub(crate) async fn warm_up(&self, topic: &str) {
         let (inner, topic) = (self.inner.clone(), topic.to_owned());
         let fetched =
             tokio::task::spawn_blocking(move || inner.client().fetch_metadata(Some(&topic), Duration::from_secs(10)))
@@ -107,7 +107,7 @@ impl Producer {
     }
 
     /// Waits up to `timeout` for queued records to be delivered (used at shutdown).
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+    pub(crate) fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
         self.inner.flush(timeout)
     }
 }

@@ -10,10 +10,10 @@
 //! epoch; the view ignores those older than the newest claim. See docs/design.md.
 
 mod open;
-pub mod reaper;
+pub(crate) mod reaper;
 pub mod record;
 mod scan;
-pub mod view;
+pub(crate) mod view;
 
 use futures::StreamExt;
 use std::collections::HashSet;
@@ -33,13 +33,13 @@ use crate::registry::Registry;
 use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, VERSION};
 use view::View;
 
-pub use open::{OpenError, OpenRequest, Opened, Snapshot};
+pub(crate) use open::{OpenError, OpenRequest, Opened, Snapshot};
 
 /// Longest a CONNECT waits for its claim to be written and read back before it is refused
 /// (Kafka unavailable).
 const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often each broker looks for expired sessions and for sessions of dead brokers.
-pub const EXPIRY_SCAN: Duration = Duration::from_secs(5);
+pub(crate) const EXPIRY_SCAN: Duration = Duration::from_secs(5);
 /// Sessions taken over at once (their records share produce requests: the Kafka server's cost
 /// is per request more than per record).
 const ADOPTIONS_IN_PARALLEL: usize = 256;

@@ -25,11 +25,11 @@ const WILL_TICK: Duration = Duration::from_millis(500);
 /// Wills published at once (a dead broker's clients' Wills come due together).
 const WILLS_IN_PARALLEL: usize = 256;
 /// Longest wait for one Will to reach Kafka; it stays due and is tried again after.
-pub const WILL_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WILL_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts the heartbeat, Will and scan tasks; each ends when `sessions` (or, for Wills,
 /// `publisher`) is dropped.
-pub fn start(sessions: Weak<Sessions>, publisher: Weak<Publisher>) {
+pub(crate) fn start(sessions: Weak<Sessions>, publisher: Weak<Publisher>) {
     tokio::spawn(heartbeat(sessions.clone()));
     tokio::spawn(wills(sessions.clone(), publisher));
     tokio::spawn(scans(sessions));

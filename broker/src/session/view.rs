@@ -11,7 +11,7 @@ const NO_NODE: u32 = u32::MAX;
 
 /// What the view knows about one client id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Offset of the newest claim (the current epoch), if any.
     pub claim: Option<i64>,
     /// When that claim was made (Unix ms).
@@ -31,7 +31,7 @@ impl Default for Entry {
 
 /// The last heartbeat of a broker process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Heartbeat {
+pub(crate) struct Heartbeat {
     /// When it was written (Unix ms, the writer's clock).
     pub at_ms: u64,
     /// The process stopped cleanly.
@@ -41,7 +41,7 @@ pub struct Heartbeat {
 /// Latest claim and state per client id, the broker processes' heartbeats, plus how far each
 /// partition has been applied.
 #[derive(Debug, Default)]
-pub struct View {
+pub(crate) struct View {
     entries: HashMap<Box<str>, Entry>,
     applied: HashMap<i32, i64>,
     stored: usize,
@@ -60,7 +60,7 @@ const MAX_STALE_WRITES: usize = 10_000;
 
 /// A claim the view just applied: local connections of `client_id` with an older epoch must go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewClaim {
+pub(crate) struct NewClaim {
     /// The client id.
     pub client_id: Box<str>,
     /// Its new epoch.
@@ -70,7 +70,13 @@ pub struct NewClaim {
 impl View {
     /// Applies the record at (`partition`, `offset`), in partition order. Returns the claim it
     /// made, if it was one.
-    pub fn apply(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Option<NewClaim> {
+    pub(crate) fn apply(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Option<NewClaim> {
         let applied = self.applied.entry(partition).or_insert(offset);
         *applied = (*applied).max(offset);
         let key = parse_key(key?)?;
@@ -167,17 +173,17 @@ impl View {
     }
 
     /// The broker process of `entry`'s newest claim, if known.
-    pub fn node_of(&self, entry: &Entry) -> Option<&Arc<str>> {
+    pub(crate) fn node_of(&self, entry: &Entry) -> Option<&Arc<str>> {
         self.node_names.get(usize::try_from(entry.node).ok()?)
     }
 
     /// The last heartbeat of broker process `node`.
-    pub fn heartbeat(&self, node: &str) -> Option<Heartbeat> {
+    pub(crate) fn heartbeat(&self, node: &str) -> Option<Heartbeat> {
         self.heartbeats.get(self.node_index.get(node)?).copied()
     }
 
     /// Every broker process with a heartbeat record, with it.
-    pub fn heartbeats(&self) -> impl Iterator<Item = (&Arc<str>, Heartbeat)> {
+    pub(crate) fn heartbeats(&self) -> impl Iterator<Item = (&Arc<str>, Heartbeat)> {
         self.heartbeats.iter().filter_map(|(i, h)| Some((self.node_names.get(usize::try_from(*i).ok()?)?, *h)))
     }
 
@@ -185,7 +191,7 @@ impl View {
     /// and that broker process `node` owns, disconnected (a connected owner saves again
     /// anyway). Compaction keeps only the last record of a key, so a broker started later would
     /// see the stale one: the owner writes the accepted state again. Clears the list.
-    pub fn take_overwritten(&mut self, node: &str) -> Vec<(Box<str>, Arc<SessionState>)> {
+    pub(crate) fn take_overwritten(&mut self, node: &str) -> Vec<(Box<str>, Arc<SessionState>)> {
         let stale = std::mem::take(&mut self.stale_writes);
         let Some(&index) = self.node_index.get(node) else { return Vec::new() };
         stale
@@ -201,7 +207,7 @@ impl View {
 
     /// Disconnected sessions whose Will is due at `now_ms` and whose newest claim (and state)
     /// belongs to broker process `node`: that process publishes them.
-    pub fn due_wills(&self, node: &str, now_ms: u64) -> Vec<(Box<str>, Arc<SessionState>)> {
+    pub(crate) fn due_wills(&self, node: &str, now_ms: u64) -> Vec<(Box<str>, Arc<SessionState>)> {
         let Some(&index) = self.node_index.get(node) else { return Vec::new() };
         self.pending_wills
             .iter()
@@ -221,22 +227,22 @@ impl View {
     }
 
     /// The entry of `client_id`.
-    pub fn get(&self, client_id: &str) -> Option<&Entry> {
+    pub(crate) fn get(&self, client_id: &str) -> Option<&Entry> {
         self.entries.get(client_id)
     }
 
     /// True once the record at `offset` of `partition` (or a later one) was applied.
-    pub fn has_applied(&self, partition: i32, offset: i64) -> bool {
+    pub(crate) fn has_applied(&self, partition: i32, offset: i64) -> bool {
         self.applied.get(&partition).is_some_and(|o| *o >= offset)
     }
 
     /// Number of stored session states.
-    pub fn stored(&self) -> usize {
+    pub(crate) fn stored(&self) -> usize {
         self.stored
     }
 
     /// Every entry (for the expiry scan).
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> {
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, &Entry)> {
         self.entries.iter().map(|(k, v)| (&**k, v))
     }
 }

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tributary_broker::codec;
-use tributary_broker::session::record::{
+use tributary_broker::session_record::{
     partition_for, SessionState, StoredSubscription, StoredWill, NEVER_EXPIRES, VERSION,
 };
 

@@ -1,0 +1,124 @@
+//! One broker process from configuration to exit: TLS material, the broker on Kafka, the MQTT
+//! listeners, the admin endpoint and the configuration reload; on SIGTERM or Ctrl-C, a bounded
+//! drain (goodbyes and Wills), the `stopped` heartbeat and a producer flush.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::broker::{Broker, StartError};
+use crate::config::{Config, ConfigError, Overrides};
+use crate::kafka::producer::ProduceError;
+use crate::{admin, reload, server, shutdown, tls};
+
+/// How long connections get to close after a shutdown signal before the process exits.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Longest wait at exit for the records still queued to reach Kafka.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the process stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration file is unusable.
+    #[error("loading {path}: {source}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: ConfigError,
+    },
+    /// A listener's TLS material is unusable (checked before Kafka is touched).
+    #[error("listener {listener}: TLS: {source}")]
+    Tls {
+        /// The listener's name.
+        listener: String,
+        /// What is wrong.
+        source: tls::TlsError,
+    },
+    /// The broker could not start (Kafka, topics, password file).
+    #[error("starting broker: {0}")]
+    Start(#[from] StartError),
+    /// A listening socket could not be bound.
+    #[error("binding {what} on {address}: {source}")]
+    Bind {
+        /// Which endpoint.
+        what: String,
+        /// The address.
+        address: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Records were still unacknowledged by Kafka at exit.
+    #[error("flushing kafka producer: {0}")]
+    Flush(#[from] ProduceError),
+}
+
+/// Runs a broker with the configuration file `config` (and `overrides`) until a shutdown signal.
+pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> {
+    let loaded = Config::load(&config)
+        .and_then(|c| overrides.resolve(c))
+        .map_err(|source| RunError::Config { path: config.clone(), source })?;
+
+    // TLS material first: a bad certificate fails the start before Kafka is touched.
+    let mut acceptors = Vec::with_capacity(loaded.listeners.len());
+    for l in &loaded.listeners {
+        acceptors.push(match &l.tls {
+            Some(t) => Some(tls::acceptor(t).map_err(|source| RunError::Tls { listener: l.name.clone(), source })?),
+            None => None,
+        });
+    }
+    let broker = Broker::start(loaded).await?;
+    let (trigger, shutdown) = shutdown::channel();
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+
+    for (l, tls) in broker.config.listeners.iter().zip(acceptors) {
+        let listener = bind(&format!("listener {}", l.name), l.address).await?;
+        let local = listener.local_addr().unwrap_or(l.address);
+        tracing::info!(listener = %l.name, protocol = %l.protocol, address = %local, "mqtt listener ready");
+        tokio::spawn(server::accept_loop(listener, tls, broker.clone(), shutdown.clone(), done_tx.clone()));
+    }
+    let admin_listener = bind("admin endpoint", broker.config.admin.address).await?;
+    let local = admin_listener.local_addr().unwrap_or(broker.config.admin.address);
+    tracing::info!(address = %local, "admin endpoint ready");
+    tokio::spawn(admin::serve(admin_listener, broker.clone(), shutdown.clone()));
+    tokio::spawn(reload::run(config, overrides, broker.clone(), shutdown.clone()));
+    drop(done_tx);
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    broker.set_draining();
+    trigger.trigger();
+    // Connections say goodbye and publish Wills; give them a bounded time.
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
+    // Delayed Wills of the closed connections are left to the other brokers, at once.
+    broker.sessions.stop().await;
+    broker.publisher.flush(FLUSH_TIMEOUT)?;
+    Ok(())
+}
+
+async fn bind(what: &str, address: SocketAddr) -> Result<TcpListener, RunError> {
+    TcpListener::bind(address).await.map_err(|source| RunError::Bind { what: what.to_owned(), address, source })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
