@@ -261,6 +261,40 @@ mod tests {
         assert_eq!(drain(&m).len(), 1, "only $SYS/#, not #");
     }
 
+    /// The trie is the fast matcher; `topic::matches` is the definition. They agree on every
+    /// filter of up to three levels and every topic of up to three levels over an alphabet with
+    /// a `$` level and an empty level.
+    #[test]
+    fn the_trie_agrees_with_the_topic_algebra() {
+        let levels = |alphabet: &[&str], depth: usize| {
+            let mut all: Vec<String> = Vec::new();
+            let mut layer: Vec<String> = alphabet.iter().map(|l| l.to_string()).collect();
+            for _ in 0..depth {
+                all.extend(layer.iter().cloned());
+                layer = layer.iter().flat_map(|t| alphabet.iter().map(move |l| format!("{t}/{l}"))).collect();
+            }
+            all
+        };
+        let filters: Vec<String> = levels(&["a", "$x", "", "+", "#"], 3)
+            .into_iter()
+            .filter(|f| crate::topic::validate_filter(f).is_ok())
+            .collect();
+        let topics: Vec<String> = levels(&["a", "b", "$x", ""], 3).into_iter().filter(|t| !t.is_empty()).collect();
+        let r = router();
+        let m = Arc::new(Mailbox::new(filters.len() + 1));
+        for (i, f) in filters.iter().enumerate() {
+            r.subscribe(f, sub(i as u64, &m, QoS::AtMostOnce, Some(i as u32)));
+        }
+        for topic in &topics {
+            r.dispatch(msg(topic, QoS::AtMostOnce, None), None);
+            let mut got: Vec<u32> = drain(&m).into_iter().flat_map(|d| d.subscription_ids).collect();
+            got.sort_unstable();
+            let expected: Vec<u32> =
+                (0..filters.len()).filter(|&i| crate::topic::matches(&filters[i], topic)).map(|i| i as u32).collect();
+            assert_eq!(got, expected, "topic {topic:?}");
+        }
+    }
+
     #[test]
     fn overlapping_subscriptions_deliver_once_with_max_qos_and_all_ids() {
         let r = router();
