@@ -20,6 +20,8 @@ pub struct RawClient {
     version: ProtocolVersion,
     /// The CONNACK's session-present flag.
     pub session_present: bool,
+    /// Bytes read from the broker so far.
+    pub received: usize,
 }
 
 impl RawClient {
@@ -47,7 +49,7 @@ impl RawClient {
     pub fn dial(addr: &str, version: ProtocolVersion) -> std::io::Result<RawClient> {
         let stream = TcpStream::connect(addr)?;
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        Ok(RawClient { stream, buf: BytesMut::new(), version, session_present: false })
+        Ok(RawClient { stream, buf: BytesMut::new(), version, session_present: false, received: 0 })
     }
 
     /// Sends bytes as they are (packets the codec refuses to encode).
@@ -93,6 +95,7 @@ impl RawClient {
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
+            self.received += n;
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::aliases::OutboundAliases;
 use super::deliver::Outbound;
 use super::persist::Persist;
 use super::{Client, Peer, MAILBOX_CAPACITY};
@@ -72,6 +73,8 @@ struct Terms {
     expiry: u32,
     /// Outbound window (the client's Receive Maximum within ours).
     window: u16,
+    /// Topic aliases the client accepts on deliveries (its Topic Alias Maximum; 0 for 3.1.1).
+    topic_aliases: u16,
     will: Option<Box<StoredWill>>,
 }
 
@@ -190,6 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             pending: Default::default(),
             qos2: Default::default(),
             aliases: Vec::new(),
+            out_aliases: OutboundAliases::new(terms.topic_aliases),
             outbound: Outbound::new(terms.window),
             persist,
             client_id: terms.client_id,
@@ -336,7 +340,8 @@ fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, Ref
         ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
     };
     let will = connect.will.as_ref().map(|w| Box::new(StoredWill::from_connect(w)));
-    Ok(Terms { client_id, props, keep_alive, expiry, window, will })
+    let topic_aliases = connect.properties.topic_alias_maximum.unwrap_or(0);
+    Ok(Terms { client_id, props, keep_alive, expiry, window, topic_aliases, will })
 }
 
 /// A unique client id for clients that sent none: process start time plus a counter is unique

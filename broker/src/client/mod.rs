@@ -5,6 +5,7 @@
 //! Kafka acknowledgements of its publishes, messages from its mailbox, the keep-alive deadline, a
 //! take-over by a newer connection, and process shutdown.
 
+mod aliases;
 mod connect;
 mod deliver;
 mod intents;
@@ -35,6 +36,7 @@ use crate::session::record::{StoredSubscription, StoredWill};
 use crate::session::{SessionError, Snapshot};
 use crate::shutdown::Shutdown;
 
+use aliases::OutboundAliases;
 use deliver::Outbound;
 use persist::Persist;
 use publish::InboundAck;
@@ -164,6 +166,8 @@ struct Client<S> {
     qos2: HashMap<u16, bool>,
     /// MQTT 5 topic aliases set by the client.
     aliases: Vec<Option<Box<str>>>,
+    /// MQTT 5 topic aliases the broker sets on its deliveries.
+    out_aliases: OutboundAliases,
     outbound: Outbound,
     /// Delivery cursors of a persistent or resumed session (boxed: clean sessions have none).
     /// A resumed session whose expiry is 0 has them for its offline delivery only: its state
