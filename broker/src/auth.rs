@@ -109,7 +109,8 @@ impl Authenticator {
 
     /// Checks a CONNECT: `Err` carries the CONNACK reason code. Credentials, when given, must
     /// match the file (a wrong password never falls back to anonymous access); without them
-    /// the client needs `allowAnonymous` or a verified TLS client certificate.
+    /// the client needs `allowAnonymous` or a verified TLS client certificate, and so does an
+    /// MQTT 5 password without a user name, which names no account.
     pub fn check(&self, username: Option<&str>, password: Option<&[u8]>, tls_verified: bool) -> Result<(), u8> {
         match (username, password) {
             (Some(user), Some(password)) => {
@@ -122,6 +123,10 @@ impl Authenticator {
             }
             // A username alone identifies nobody when passwords are checked.
             (Some(_), None) if self.file.is_some() => Err(reason::BAD_USER_NAME_OR_PASSWORD),
+            // MQTT 5 allows a password without a user name (MQTT-3.1.2-18/19; 3.1.1 does not,
+            // and the codec refuses it there). It names no account of the file, so it admits
+            // no more than no credentials do; a refusal says the credentials were not accepted.
+            (None, Some(_)) if self.allow_anonymous || tls_verified => Ok(()),
             (None, Some(_)) => Err(reason::BAD_USER_NAME_OR_PASSWORD),
             _ if self.allow_anonymous || tls_verified => Ok(()),
             _ => Err(reason::NOT_AUTHORIZED),
@@ -209,5 +214,14 @@ mod tests {
         assert_eq!(closed.check(None, None, false), Err(reason::NOT_AUTHORIZED));
         assert_eq!(closed.check(None, None, true), Ok(()), "a verified client certificate is an identity");
         assert_eq!(closed.check(Some("dev"), Some(b"secret"), false), Ok(()));
+    }
+
+    #[test]
+    fn a_password_without_user_name_counts_as_no_credentials() {
+        let open = auth(true, &format!("dev:{SECRET}\n"));
+        assert_eq!(open.check(None, Some(b"secret"), false), Ok(()), "anonymous allowed");
+        let closed = auth(false, &format!("dev:{SECRET}\n"));
+        assert_eq!(closed.check(None, Some(b"secret"), false), Err(reason::BAD_USER_NAME_OR_PASSWORD));
+        assert_eq!(closed.check(None, Some(b"secret"), true), Ok(()), "the certificate identifies it");
     }
 }

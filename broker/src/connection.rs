@@ -106,9 +106,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         b.get(3 + len_bytes + name_len).copied()
     }
 
-    /// Encodes a packet into the write buffer. Returns `Ok(false)`, leaving nothing queued, when the
-    /// packet is larger than the client accepts (MQTT-3.1.2-25: the server must then drop it).
+    /// Encodes a packet into the write buffer. A packet larger than the client accepts goes
+    /// without its Reason String and User Properties when that makes it fit (MQTT-3.2.2-19/20);
+    /// otherwise `Ok(false)`, nothing queued (MQTT-3.1.2-25: the server must then drop it).
     pub(crate) fn queue(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
+        if self.queue_within_limit(packet)? {
+            return Ok(true);
+        }
+        let mut plain = packet.clone();
+        if !plain.strip_diagnostics() {
+            return Ok(false);
+        }
+        self.queue_within_limit(&plain)
+    }
+
+    /// Encodes `packet` if it fits the client's Maximum Packet Size; `Ok(false)` leaves nothing.
+    fn queue_within_limit(&mut self, packet: &Packet) -> Result<bool, EncodeError> {
         let version = self.version.unwrap_or(ProtocolVersion::V311);
         let start = self.write_buf.len();
         codec::encode(packet, version, &mut self.write_buf)?;
@@ -144,5 +157,51 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Disconnect, Properties, Publish, QoS};
+
+    fn connection(max_outgoing: u32) -> Connection<tokio::io::DuplexStream> {
+        let (ours, _theirs) = tokio::io::duplex(64);
+        let mut conn = Connection::new(ours, 1024);
+        conn.version = Some(ProtocolVersion::V5);
+        conn.max_outgoing = max_outgoing;
+        conn
+    }
+
+    #[test]
+    fn reason_strings_give_way_to_the_clients_maximum_packet_size() {
+        let properties = Properties {
+            reason_string: Some("a long explanation of what went wrong".into()),
+            user_properties: vec![("k".into(), "v".into())],
+            ..Properties::default()
+        };
+        let disconnect = Packet::Disconnect(Disconnect { reason: 0x82, properties });
+        let mut roomy = connection(1024);
+        assert_eq!(roomy.queue(&disconnect), Ok(true));
+        assert!(roomy.write_buf.len() > 40, "sent whole when it fits");
+        let mut tight = connection(8);
+        assert_eq!(tight.queue(&disconnect), Ok(true), "sent without them, not dropped");
+        assert_eq!(&tight.write_buf[..], &[0xE0, 2, 0x82, 0][..]);
+    }
+
+    #[test]
+    fn a_publish_too_large_is_dropped() {
+        let publish = Packet::Publish(Publish {
+            dup: false,
+            qos: QoS::AtMostOnce,
+            retain: false,
+            topic: "t".into(),
+            packet_id: None,
+            properties: Properties { user_properties: vec![("k".into(), "v".repeat(32))], ..Properties::default() },
+            payload: bytes::Bytes::from_static(b"x"),
+        });
+        let mut tight = connection(16);
+        assert_eq!(tight.queue(&publish), Ok(false));
+        assert!(tight.write_buf.is_empty(), "nothing queued");
     }
 }

@@ -1,7 +1,8 @@
 //! A real MQTT 5 client (rumqttc's v5 module) for tests.
 
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAck, Disconnect, DisconnectReasonCode, Filter, Packet, Publish, SubscribeProperties,
+    ConnAck, ConnectReturnCode, Disconnect, DisconnectProperties, DisconnectReasonCode, Filter, Packet, Publish,
+    SubscribeProperties,
 };
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
@@ -29,6 +30,13 @@ pub fn options5(port: u16, id: &str) -> MqttOptions {
 impl Client5 {
     /// Connects and waits for a successful CONNACK.
     pub async fn connect(opts: MqttOptions) -> Client5 {
+        let c = Client5::try_connect(opts).await;
+        assert_eq!(c.connack.code, ConnectReturnCode::Success);
+        c
+    }
+
+    /// Connects and waits for the CONNACK, whatever its reason code.
+    pub async fn try_connect(opts: MqttOptions) -> Client5 {
         let (client, eventloop) = AsyncClient::new(opts, 1000);
         let (tx, rx) = mpsc::unbounded_channel();
         let mut events = Events::new(rx, tokio::spawn(pump(eventloop, tx)));
@@ -38,7 +46,6 @@ impl Client5 {
                 other => panic!("expected CONNACK, got {other:?}"),
             })
             .await;
-        assert_eq!(connack.code, rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success);
         Client5 { client, connack, events }
     }
 
@@ -61,12 +68,22 @@ impl Client5 {
 
     /// Waits for a DISCONNECT from the broker and returns its reason.
     pub async fn disconnected(&mut self, timeout: Duration) -> DisconnectReasonCode {
+        self.disconnect_packet(timeout).await.reason_code
+    }
+
+    /// Waits for a DISCONNECT from the broker (its reason code and Reason String).
+    pub async fn disconnect_packet(&mut self, timeout: Duration) -> Disconnect {
         self.events
             .next(timeout, |p| match p {
-                Packet::Disconnect(d) => Some(d.reason_code),
+                Packet::Disconnect(d) => Some(d),
                 _ => None,
             })
             .await
+    }
+
+    /// Waits until the connection closed (skipping packets); false when still open after `timeout`.
+    pub async fn closed(&mut self, timeout: Duration) -> bool {
+        self.events.closed(timeout).await
     }
 
     /// Drops the connection without DISCONNECT (an ungraceful close: the Will is due).
@@ -98,8 +115,19 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Packet>) {
             }
             Ok(Event::Outgoing(_)) => {}
             // rumqttc reports a server DISCONNECT as an error; tests see it as the packet.
-            Err(ConnectionError::MqttState(StateError::ServerDisconnect { reason_code, .. })) => {
-                let _ = tx.send(Packet::Disconnect(Disconnect { reason_code, properties: None }));
+            Err(ConnectionError::MqttState(StateError::ServerDisconnect { reason_code, reason_string })) => {
+                let properties = reason_string.map(|r| DisconnectProperties {
+                    session_expiry_interval: None,
+                    reason_string: Some(r),
+                    user_properties: Vec::new(),
+                    server_reference: None,
+                });
+                let _ = tx.send(Packet::Disconnect(Disconnect { reason_code, properties }));
+                return;
+            }
+            // A refusal: tests see the CONNACK with its reason code (rumqttc keeps no properties).
+            Err(ConnectionError::ConnectionRefused(code)) => {
+                let _ = tx.send(Packet::ConnAck(ConnAck { session_present: false, code, properties: None }));
                 return;
             }
             Err(_) => return,

@@ -1,6 +1,7 @@
-//! A raw MQTT 3.1.1 client on a blocking socket, built on the broker's codec, for tests that
-//! need control a library client does not give: when to read, and a QoS 2 receiver whose
-//! state survives a reconnect to another broker (rumqttc forgets it).
+//! A raw MQTT client on a blocking socket, built on the broker's codec, for tests that need
+//! control a library client does not give: when to read, packets no library sends (an unknown
+//! protocol level), and a QoS 2 receiver whose state survives a reconnect to another broker
+//! (rumqttc forgets it).
 
 use bytes::BytesMut;
 use std::collections::HashSet;
@@ -15,16 +16,18 @@ use tributary_broker::codec::{
 pub struct RawClient {
     stream: TcpStream,
     buf: BytesMut,
+    /// The protocol version packets are encoded and decoded in.
+    version: ProtocolVersion,
     /// The CONNACK's session-present flag.
     pub session_present: bool,
+    /// Bytes read from the broker so far.
+    pub received: usize,
 }
 
 impl RawClient {
     /// Connects with cleanSession = `clean`, keep-alive off.
     pub fn connect(addr: &str, id: &str, clean: bool) -> std::io::Result<RawClient> {
-        let stream = TcpStream::connect(addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut c = RawClient { stream, buf: BytesMut::new(), session_present: false };
+        let mut c = RawClient::dial(addr, ProtocolVersion::V311)?;
         c.send(&Packet::Connect(Connect {
             protocol: ProtocolVersion::V311,
             clean_start: clean,
@@ -40,6 +43,24 @@ impl RawClient {
             other => return Err(std::io::Error::other(format!("expected CONNACK, got {other:?}"))),
         }
         Ok(c)
+    }
+
+    /// A TCP connection on which nothing was sent yet; packets are read as `version`.
+    pub fn dial(addr: &str, version: ProtocolVersion) -> std::io::Result<RawClient> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        Ok(RawClient { stream, buf: BytesMut::new(), version, session_present: false, received: 0 })
+    }
+
+    /// Sends bytes as they are (packets the codec refuses to encode).
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Whether the broker closed the connection (end of stream, nothing else read first).
+    pub fn closed(&mut self) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(self.stream.read(&mut byte), Ok(0))
     }
 
     /// Subscribes one filter and waits for the SUBACK.
@@ -59,16 +80,14 @@ impl RawClient {
     /// Sends a packet.
     pub fn send(&mut self, p: &Packet) -> std::io::Result<()> {
         let mut out = BytesMut::new();
-        encode(p, ProtocolVersion::V311, &mut out).map_err(std::io::Error::other)?;
+        encode(p, self.version, &mut out).map_err(std::io::Error::other)?;
         self.stream.write_all(&out)
     }
 
     /// The next packet from the broker.
     pub fn recv(&mut self) -> std::io::Result<Packet> {
         loop {
-            if let Some(p) =
-                decode(&mut self.buf, Some(ProtocolVersion::V311), u32::MAX).map_err(std::io::Error::other)?
-            {
+            if let Some(p) = decode(&mut self.buf, Some(self.version), u32::MAX).map_err(std::io::Error::other)? {
                 return Ok(p);
             }
             let mut chunk = [0u8; 64 * 1024];
@@ -76,6 +95,7 @@ impl RawClient {
             if n == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }
+            self.received += n;
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }

@@ -107,11 +107,15 @@ async fn malformed_packets_close_only_their_connection_with_the_reason_code() {
         }
     }
 
-    // Before CONNECT: an unsupported protocol level gets CONNACK 0x01 (3.1.1 table), anything
-    // else that is not a CONNECT is just closed.
+    // Before CONNECT: an unsupported protocol level gets "unsupported protocol version", in the
+    // MQTT 5 format (0x84, with a Reason String) above level 5 and in the 3.1.1 format (return
+    // code 1) below; anything else that is not a CONNECT is just closed.
     let a = addr.clone();
     let out = tokio::task::spawn_blocking(move || exchange(&a, None, &connect(6, "x"))).await.unwrap();
-    assert_eq!(out, [0x20, 2, 0, 1], "unsupported protocol level");
+    assert!(out.len() > 5 && out[0] == 0x20 && out[2..4] == [0, 0x84], "level 6: {out:?}");
+    let a = addr.clone();
+    let out = tokio::task::spawn_blocking(move || exchange(&a, None, &connect(3, "x"))).await.unwrap();
+    assert_eq!(out, [0x20, 2, 0, 1], "level 3");
     let a = addr.clone();
     let out = tokio::task::spawn_blocking(move || exchange(&a, None, &[0xC0, 0])).await.unwrap();
     assert!(out.is_empty(), "PINGREQ before CONNECT: expected a plain close, got {out:?}");
@@ -120,8 +124,8 @@ async fn malformed_packets_close_only_their_connection_with_the_reason_code() {
     let publisher = Client::connect(options(b.port, "after")).await;
     publisher.client.publish("ok/1", QoS::AtLeastOnce, false, "still here").await.unwrap();
     assert_eq!(&healthy.publish_received(T).await.payload[..], b"still here");
-    // 15 table rows + the unsupported level + the PINGREQ before CONNECT.
-    assert!(b.metrics().contains("tributary_protocol_errors_total 17\n"), "{}", b.metrics());
+    // 15 table rows + the two unsupported levels + the PINGREQ before CONNECT.
+    assert!(b.metrics().contains("tributary_protocol_errors_total 18\n"), "{}", b.metrics());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
+use super::aliases::OutboundAliases;
 use super::deliver::Outbound;
 use super::persist::Persist;
 use super::{Client, Peer, MAILBOX_CAPACITY};
@@ -39,14 +40,16 @@ fn will_size(w: &crate::codec::LastWill) -> usize {
         + p.user_properties.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>()
 }
 
-/// Answers a CONNECT that could not be decoded: MQTT 5 clients get a CONNACK with the reason;
-/// others one only where 3.1.1 has a return code for it (unacceptable protocol level, identifier
-/// rejected), as MQTT-3.1.2-2 asks.
+/// Answers a CONNECT that could not be decoded: MQTT 5 clients get a CONNACK with the reason
+/// (and the broken rule as Reason String); others one only where 3.1.1 has a return code for it
+/// (unacceptable protocol level, identifier rejected), as MQTT-3.1.2-2 asks. A level above 5
+/// is answered in the MQTT 5 format, the newest we speak (0x84 Unsupported Protocol Version);
+/// older levels, MQTT 3.1's 3 among them, in the 3.1.1 format their clients read.
 pub(super) async fn refuse_undecodable<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>, e: &DecodeError) {
     let code = e.reason_code();
     let has_v311_code = code == reason::UNSUPPORTED_PROTOCOL_VERSION || code == reason::CLIENT_IDENTIFIER_NOT_VALID;
     let version = match conn.failed_connect_level() {
-        Some(5) => Some(ProtocolVersion::V5),
+        Some(level) if level >= ProtocolVersion::V5.level() => Some(ProtocolVersion::V5),
         Some(_) if has_v311_code => Some(ProtocolVersion::V311),
         _ => None,
     };
@@ -56,7 +59,7 @@ pub(super) async fn refuse_undecodable<S: AsyncRead + AsyncWrite + Unpin>(conn: 
         return;
     };
     conn.version = Some(version);
-    conn.close_with(Some(&refusal(code))).await;
+    conn.close_with(Some(&Refusal::because(code, e.to_string()).connack())).await;
 }
 
 /// What the broker granted a CONNECT it accepted, before its session is opened.
@@ -70,12 +73,40 @@ struct Terms {
     expiry: u32,
     /// Outbound window (the client's Receive Maximum within ours).
     window: u16,
+    /// Topic aliases the client accepts on deliveries (its Topic Alias Maximum; 0 for 3.1.1).
+    topic_aliases: u16,
     will: Option<Box<StoredWill>>,
+}
+
+/// Why a CONNECT is refused: the CONNACK reason code and, where it helps, a Reason String
+/// (MQTT 5 only; left out when the client's Maximum Packet Size is too small for it).
+struct Refusal {
+    code: u8,
+    why: Option<String>,
+}
+
+impl Refusal {
+    /// A refusal with `code` that explains itself.
+    fn because(code: u8, why: String) -> Refusal {
+        Refusal { code, why: Some(why) }
+    }
+
+    /// The CONNACK that says so.
+    fn connack(&self) -> Packet {
+        let properties = Properties { reason_string: self.why.clone(), ..Properties::default() };
+        Packet::ConnAck(ConnAck { session_present: false, reason: self.code, properties })
+    }
+}
+
+impl From<u8> for Refusal {
+    fn from(code: u8) -> Refusal {
+        Refusal { code, why: None }
+    }
 }
 
 /// A CONNACK refusing a connection with `code`.
 fn refusal(code: u8) -> Packet {
-    Packet::ConnAck(ConnAck { session_present: false, reason: code, properties: Properties::default() })
+    Refusal::from(code).connack()
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
@@ -89,16 +120,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         shutdown: Shutdown,
     ) -> Option<Self> {
         conn.version = Some(connect.protocol);
-        let terms = match validate(&connect, peer, &broker) {
-            Ok(terms) => terms,
-            Err(code) => {
-                conn.close_with(Some(&refusal(code))).await;
-                return None;
-            }
-        };
+        // Before any answer: the CONNACK, a refusal too, must fit (MQTT-3.1.2-24).
         if let Some(max) = connect.properties.maximum_packet_size {
             conn.max_outgoing = max;
         }
+        let terms = match validate(&connect, peer, &broker) {
+            Ok(terms) => terms,
+            Err(refused) => {
+                conn.close_with(Some(&refused.connack())).await;
+                return None;
+            }
+        };
         let request = OpenRequest {
             client_id: &terms.client_id,
             clean_start: connect.clean_start,
@@ -132,7 +164,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         shutdown: Shutdown,
     ) -> Connecting<S> {
         let resumed = opened.resumed;
-        let persist = (terms.expiry > 0).then(|| {
+        // Cursors and in-flight state come with every resumed session, also when this
+        // connection ends it (MQTT 5 Session Expiry 0 resuming one stored with an expiry):
+        // what was queued while the client was away is delivered before the session ends.
+        let persist = (terms.expiry > 0 || resumed.is_some()).then(|| {
             let empty = Default::default();
             let (cursors, in_flight, intents) = match resumed.as_deref() {
                 Some(s) => (&s.cursors, &s.in_flight[..], &s.inbound_qos2[..]),
@@ -158,6 +193,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             pending: Default::default(),
             qos2: Default::default(),
             aliases: Vec::new(),
+            out_aliases: OutboundAliases::new(terms.topic_aliases),
             outbound: Outbound::new(terms.window),
             persist,
             client_id: terms.client_id,
@@ -214,17 +250,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
     }
 }
 
-/// Checks a CONNECT before anything is written to Kafka for its client id: identifier, Will,
-/// credentials, the Will's access rights; then works out what the broker grants. `Err` is the
-/// CONNACK reason code of the refusal.
-fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, u8> {
+/// Checks a CONNECT before anything is written to Kafka for its client id: authentication
+/// method, identifier, Will, credentials, the Will's access rights; then works out what the
+/// broker grants.
+fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, Refusal> {
     let version = connect.protocol;
+    // Enhanced authentication is optional and we support no method (MQTT-4.12.0-1).
+    if let Some(method) = &connect.properties.authentication_method {
+        inc(&broker.metrics.auth_failed);
+        return Err(Refusal::because(
+            reason::BAD_AUTHENTICATION_METHOD,
+            format!("authentication method {method:?} is not supported"),
+        ));
+    }
     let mut props = Properties::default();
     // Client identifier (MQTT-3.1.3-6..8): an empty id gets one assigned, except for a 3.1.1
     // client asking for a persistent session.
     let client_id: Arc<str> = if connect.client_id.is_empty() {
         if version == ProtocolVersion::V311 && !connect.clean_start {
-            return Err(reason::CLIENT_IDENTIFIER_NOT_VALID);
+            return Err(reason::CLIENT_IDENTIFIER_NOT_VALID.into());
         }
         let id = assign_client_id();
         if version == ProtocolVersion::V5 {
@@ -236,32 +280,35 @@ fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, u8>
     };
     // Its state key would read as another client's claim key (see session::record).
     if is_reserved(&client_id) {
-        return Err(reason::CLIENT_IDENTIFIER_NOT_VALID);
+        return Err(reason::CLIENT_IDENTIFIER_NOT_VALID.into());
     }
     if let Some(w) = &connect.will {
         if validate_topic_name(&w.topic).is_err() {
-            return Err(reason::TOPIC_NAME_INVALID);
+            return Err(reason::TOPIC_NAME_INVALID.into());
         }
         // Wills are stored in the session state, which every broker holds in memory. The
         // payload is at most 65,535 bytes by the protocol; properties are not.
         let size = will_size(w);
         if size > MAX_WILL_BYTES {
             tracing::debug!(client = %connect.client_id, size, "will too large");
-            return Err(reason::PACKET_TOO_LARGE);
+            return Err(Refusal::because(
+                reason::PACKET_TOO_LARGE,
+                format!("a Will is at most {MAX_WILL_BYTES} bytes"),
+            ));
         }
     }
     let password = connect.password.as_deref();
     if let Err(code) = broker.auth.check(connect.username.as_deref(), password, peer.tls_verified) {
         inc(&broker.metrics.auth_failed);
         tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
-        return Err(code);
+        return Err(code.into());
     }
     // A Will the client may not publish would be refused when it is due: refuse it now.
     if let Some(w) = &connect.will {
         let who = Identity { client_id: &client_id, username: connect.username.as_deref() };
         if !broker.acl().allows(who, Request::Publish, &w.topic) {
             inc(&broker.metrics.acl_denied);
-            return Err(reason::NOT_AUTHORIZED);
+            return Err(reason::NOT_AUTHORIZED.into());
         }
     }
     let limits = &broker.config.limits;
@@ -293,7 +340,8 @@ fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, u8>
         ProtocolVersion::V5 => connect.properties.session_expiry_interval.unwrap_or(0),
     };
     let will = connect.will.as_ref().map(|w| Box::new(StoredWill::from_connect(w)));
-    Ok(Terms { client_id, props, keep_alive, expiry, window, will })
+    let topic_aliases = connect.properties.topic_alias_maximum.unwrap_or(0);
+    Ok(Terms { client_id, props, keep_alive, expiry, window, topic_aliases, will })
 }
 
 /// A unique client id for clients that sent none: process start time plus a counter is unique

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::aliases::Naming;
 use super::{Client, End};
 use crate::codec::{reason, EncodeError, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
 use crate::delivery::catchup;
@@ -187,16 +188,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let persist = &self.persist;
         let reserved = |id| persist.as_ref().is_some_and(|p| p.is_reserved(id));
         let packet_id = resent.or_else(|| (d.qos != QoS::AtMostOnce).then(|| self.outbound.allocate(reserved)));
+        let naming = self.out_aliases.choose(&d.msg.topic);
+        let (topic, topic_alias) = match naming {
+            Naming::Plain => (d.msg.topic.clone(), None),
+            Naming::Announce(alias) => (d.msg.topic.clone(), Some(alias)),
+            Naming::Alias(alias) => (String::new(), Some(alias)),
+        };
         let publish = Packet::Publish(Publish {
             dup: resent.is_some(),
             qos: d.qos,
             retain: d.retain,
-            topic: d.msg.topic.clone(),
+            topic,
             packet_id,
-            properties,
+            properties: Properties { topic_alias, ..properties },
             payload: d.msg.payload.clone(),
         });
         if self.conn.queue(&publish)? {
+            self.out_aliases.sent(&d.msg.topic, naming);
             inc(&self.broker.metrics.publish_sent);
             if let Some(id) = packet_id {
                 let flight = if d.qos == QoS::AtLeastOnce { Flight::Ack } else { Flight::Received };

@@ -5,6 +5,7 @@
 //! Kafka acknowledgements of its publishes, messages from its mailbox, the keep-alive deadline, a
 //! take-over by a newer connection, and process shutdown.
 
+mod aliases;
 mod connect;
 mod deliver;
 mod intents;
@@ -25,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::acl::{Identity, Request};
 use crate::broker::Broker;
-use crate::codec::{reason, Disconnect, Packet, Properties, ProtocolVersion, QoS, SubscriptionOptions};
+use crate::codec::{reason, DecodeError, Disconnect, Packet, Properties, ProtocolVersion, QoS, SubscriptionOptions};
 use crate::connection::{Connection, ConnectionError};
 use crate::delivery::mailbox::Mailbox;
 use crate::message::now_ms;
@@ -35,6 +36,7 @@ use crate::session::record::{StoredSubscription, StoredWill};
 use crate::session::{SessionError, Snapshot};
 use crate::shutdown::Shutdown;
 
+use aliases::OutboundAliases;
 use deliver::Outbound;
 use persist::Persist;
 use publish::InboundAck;
@@ -52,7 +54,7 @@ const FINAL_SAVE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAILBOX_CAPACITY: usize = 1000;
 
 /// How a connection ends; decides the DISCONNECT reason we send and whether the Will goes out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum End {
     /// The client sent DISCONNECT; `will` is true for MQTT 5 reason 0x04.
     ClientDisconnect { will: bool },
@@ -60,6 +62,9 @@ enum End {
     Gone,
     /// We close for a protocol violation with this reason code.
     Protocol(u8),
+    /// We close for a packet that broke a rule: the reason code, and the rule, which MQTT 5
+    /// clients get in the DISCONNECT's Reason String.
+    Violation(u8, Box<str>),
     /// No packet within 1.5 × keep-alive.
     KeepAlive,
     /// A newer connection took the client id over.
@@ -71,11 +76,16 @@ enum End {
 }
 
 impl End {
+    /// A packet broke a rule of the codec's (its error names the rule).
+    fn malformed(e: &DecodeError) -> End {
+        End::Violation(e.reason_code(), e.to_string().into())
+    }
+
     /// DISCONNECT reason for MQTT 5 clients, when the server is the one closing.
-    fn server_reason(self) -> Option<u8> {
+    fn server_reason(&self) -> Option<u8> {
         match self {
             End::ClientDisconnect { .. } | End::Gone => None,
-            End::Protocol(r) => Some(r),
+            End::Protocol(r) | End::Violation(r, _) => Some(*r),
             End::KeepAlive => Some(reason::KEEP_ALIVE_TIMEOUT),
             End::TakenOver => Some(reason::SESSION_TAKEN_OVER),
             End::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
@@ -156,8 +166,12 @@ struct Client<S> {
     qos2: HashMap<u16, bool>,
     /// MQTT 5 topic aliases set by the client.
     aliases: Vec<Option<Box<str>>>,
+    /// MQTT 5 topic aliases the broker sets on its deliveries.
+    out_aliases: OutboundAliases,
     outbound: Outbound,
-    /// Delivery cursors of a persistent session (boxed: clean sessions have none).
+    /// Delivery cursors of a persistent or resumed session (boxed: clean sessions have none).
+    /// A resumed session whose expiry is 0 has them for its offline delivery only: its state
+    /// was removed at CONNECT and nothing is saved again.
     persist: Option<Box<Persist>>,
 }
 
@@ -202,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 match self.conn.buffered_packet() {
                     Ok(Some(p)) => result = Box::pin(self.handle(p)).await,
                     Ok(None) => break,
-                    Err(e) => result = Err(End::Protocol(e.reason_code())),
+                    Err(e) => result = Err(End::malformed(&e)),
                 }
             }
             if let Err(end) = result {
@@ -230,7 +244,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 Ok(None) | Err(ConnectionError::Io(_)) | Err(ConnectionError::Truncated) => Err(End::Gone),
                 Err(ConnectionError::Decode(e)) => {
                     tracing::debug!(client = %self.client_id, error = %e, "malformed packet");
-                    Err(End::Protocol(e.reason_code()))
+                    Err(End::malformed(&e))
                 }
             },
             d = recv_catchup(&mut self.persist), if catching_up => {
@@ -284,12 +298,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Says goodbye, publishes the Will when due and removes every trace of the connection.
     async fn finish(&mut self, end: End) {
-        if let End::Protocol(_) = end {
+        if let End::Protocol(_) | End::Violation(..) = end {
             inc(&self.broker.metrics.protocol_errors);
         }
         let goodbye = match (self.version, end.server_reason()) {
-            (ProtocolVersion::V5, Some(r)) => {
-                Some(Packet::Disconnect(Disconnect { reason: r, properties: Properties::default() }))
+            (ProtocolVersion::V5, Some(reason)) => {
+                let reason_string = match &end {
+                    End::Violation(_, rule) => Some(rule.to_string()),
+                    _ => None,
+                };
+                let properties = Properties { reason_string, ..Properties::default() };
+                Some(Packet::Disconnect(Disconnect { reason, properties }))
             }
             _ => None,
         };

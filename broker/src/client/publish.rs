@@ -27,6 +27,10 @@ fn resp(packet_id: u16, reason: u8) -> PubResp {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) async fn on_publish(&mut self, mut p: Publish) -> Result<(), End> {
         inc(&self.broker.metrics.publish_received);
+        if !p.properties.subscription_identifiers.is_empty() {
+            let rule = "PUBLISH from a client carries a Subscription Identifier (MQTT-3.3.4-6)";
+            return Err(End::Violation(reason::PROTOCOL_ERROR, rule.into()));
+        }
         self.resolve_alias(&mut p)?;
         if p.qos == QoS::ExactlyOnce {
             let id = p.packet_id.ok_or(End::Protocol(reason::PROTOCOL_ERROR))?;

@@ -139,6 +139,9 @@ pub enum DecodeError {
         /// Value received.
         value: u32,
     },
+    /// A Response Topic holding `+` or `#`.
+    #[error("wildcard character in response topic (MQTT-3.3.2-14)")]
+    WildcardResponseTopic,
     /// Authentication Data without Authentication Method.
     #[error("authentication data without authentication method (MQTT 5 §3.1.2.11.10)")]
     AuthDataWithoutMethod,
@@ -161,7 +164,8 @@ impl DecodeError {
             | Self::InvalidReasonCode { .. }
             | Self::DuplicateProperty { .. }
             | Self::InvalidPropertyValue { .. }
-            | Self::AuthDataWithoutMethod => reason::PROTOCOL_ERROR,
+            | Self::AuthDataWithoutMethod
+            | Self::WildcardResponseTopic => reason::PROTOCOL_ERROR,
             Self::InvalidVarInt(_)
             | Self::InvalidPacketType(_)
             | Self::InvalidHeaderFlags { .. }

@@ -153,6 +153,27 @@ impl Packet {
             Self::Auth(_) => "AUTH",
         }
     }
+
+    /// Removes the Reason String and User Properties, which a sender may leave out when the
+    /// packet would otherwise exceed the receiver's Maximum Packet Size (MQTT-3.2.2-19/20 and
+    /// their counterparts for every acknowledgement, DISCONNECT and AUTH); `false` when the
+    /// packet has none to remove. A PUBLISH keeps its User Properties: they belong to the
+    /// application message, and a PUBLISH too large is not sent at all (MQTT-3.1.2-25).
+    pub fn strip_diagnostics(&mut self) -> bool {
+        let props = match self {
+            Self::ConnAck(c) => &mut c.properties,
+            Self::PubAck(r) | Self::PubRec(r) | Self::PubRel(r) | Self::PubComp(r) => &mut r.properties,
+            Self::SubAck(s) => &mut s.properties,
+            Self::UnsubAck(u) => &mut u.properties,
+            Self::Disconnect(d) => &mut d.properties,
+            Self::Auth(a) => &mut a.properties,
+            _ => return false,
+        };
+        let had = props.reason_string.is_some() || !props.user_properties.is_empty();
+        props.reason_string = None;
+        props.user_properties.clear();
+        had
+    }
 }
 
 /// CONNECT packet.

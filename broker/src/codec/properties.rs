@@ -260,7 +260,14 @@ impl Properties {
                 PAYLOAD_FORMAT_INDICATOR => once!(payload_format_indicator, byte),
                 MESSAGE_EXPIRY_INTERVAL => once!(message_expiry_interval, four),
                 CONTENT_TYPE => once!(content_type, string),
-                RESPONSE_TOPIC => once!(response_topic, string),
+                RESPONSE_TOPIC => {
+                    let topic = r.string("response topic")?;
+                    // A topic name, so no wildcards (MQTT-3.3.2-14; a Will's is the PUBLISH's to be).
+                    if topic.contains(['+', '#']) {
+                        return Err(DecodeError::WildcardResponseTopic);
+                    }
+                    set_once(&mut p.response_topic, topic, prop, ctx)?
+                }
                 CORRELATION_DATA => once!(correlation_data, binary),
                 SUBSCRIPTION_IDENTIFIER => {
                     let v = checked(prop, r.varint("subscription identifier")?)?;
@@ -514,6 +521,14 @@ mod tests {
         assert_eq!(decode(&[9, 0x23, 0, 1], Ctx::PUBLISH), Err(DecodeError::Truncated("properties")));
         // Value cut off by the declared property length.
         assert_eq!(code(&[2, 0x23, 0, 1], Ctx::PUBLISH), 0x81);
+    }
+
+    #[test]
+    fn response_topic_with_wildcards_is_a_protocol_error_3_3_2_14() {
+        assert_eq!(code(&[6, 0x08, 0, 3, b'a', b'/', b'#'], Ctx::PUBLISH), 0x82);
+        assert_eq!(code(&[6, 0x08, 0, 3, b'+', b'/', b'a'], Ctx::WILL), 0x82);
+        let p = decode(&[6, 0x08, 0, 3, b'a', b'/', b'b'], Ctx::PUBLISH).unwrap();
+        assert_eq!(p.response_topic.as_deref(), Some("a/b"));
     }
 
     #[test]
