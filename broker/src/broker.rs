@@ -50,8 +50,8 @@ pub struct Broker {
     acl: ArcSwap<Acl>,
     /// The configuration the broker started with. Its `topics.mappings`, `topics.default` and
     /// `authorization` are the startup values: those sections are reloaded at run time (see
-    /// [`crate::reload`]), so read the mapping through [`Publisher::mapping`]. The rest never
-    /// changes.
+    /// [`crate::reload`]), so read the mapping through [`Publisher::mapping`] and the rules
+    /// through [`Broker::acl`]. The rest never changes.
     pub config: Config,
     /// The only code that decides where records go: mapping, producer, retained writes.
     pub publisher: Arc<Publisher>,

@@ -94,7 +94,12 @@ pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> 
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
     // Delayed Wills of the closed connections are left to the other brokers, at once.
     broker.sessions.stop().await;
-    broker.publisher.flush(FLUSH_TIMEOUT)?;
+    // librdkafka's flush blocks: off the async threads.
+    let publisher = broker.publisher.clone();
+    match tokio::task::spawn_blocking(move || publisher.flush(FLUSH_TIMEOUT)).await {
+        Ok(flushed) => flushed?,
+        Err(_) => tracing::warn!("producer flush task failed"),
+    }
     Ok(())
 }
 

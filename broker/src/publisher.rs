@@ -100,7 +100,7 @@ impl Publisher {
     /// Waits while the producer queue is full; the returned future resolves once Kafka has
     /// acknowledged every record.
     pub async fn publish(&self, msg: Message) -> Result<PublishAck, ProduceError> {
-        // An owned `Arc`, not an `arc_swap::Guard`: `enqueue` may wait on a full queue, and
+        // An owned `Arc`, not an `arc_swap::Guard`: `Log::append` may wait on a full queue, and
         // guards are meant to be short-lived.
         let mapping = self.mapping();
         let main = self.log.append(OutRecord::of(mapping.kafka_topic_for(&msg.topic), None, &msg, false)).await?;

@@ -261,8 +261,8 @@ struct Prefix {
 }
 
 impl Prefix {
-    /// One more level; `level` is a literal the topic must have there, or `+` (any level, so a
-    /// non-empty one can be chosen).
+    /// One more level; `level` is a literal the topic must have there, or `+` (any level: a
+    /// non-empty one can be chosen, and `"+"` is non-empty, so it never counts as the empty level).
     fn push(&mut self, level: &str) {
         if self.levels == 0 {
             self.first_empty = level.is_empty();

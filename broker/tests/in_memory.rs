@@ -14,9 +14,9 @@ use tributary_broker::codec::{
 };
 use tributary_broker::config::Config;
 use tributary_broker::Broker;
-use tributary_broker::MemoryLog;
 use tributary_broker::Peer;
 use tributary_broker::{shutdown_channel, Shutdown, ShutdownTrigger};
+use tributary_broker::{MemoryLog, TopicMapping};
 
 const T: Duration = Duration::from_secs(10);
 const MESSAGES: &str = "mqtt-messages";
@@ -29,8 +29,13 @@ struct Pod {
 }
 
 async fn pod(log: &MemoryLog) -> Pod {
-    let config = Config::from_yaml_str("kafka: { bootstrapServers: 'in-memory:9092' }\ntopics: { partitions: 2 }")
-        .unwrap_or_else(|e| panic!("config: {e}"));
+    pod_with(log, "").await
+}
+
+/// A broker whose `topics` section also has `topics` (YAML lines indented by four spaces).
+async fn pod_with(log: &MemoryLog, topics: &str) -> Pod {
+    let yaml = format!("kafka: {{ bootstrapServers: 'in-memory:9092' }}\ntopics:\n    partitions: 2\n{topics}");
+    let config = Config::from_yaml_str(&yaml).unwrap_or_else(|e| panic!("config: {e}"));
     let broker = Broker::start_on(config, Arc::new(log.clone())).await.unwrap_or_else(|e| panic!("start: {e}"));
     let (trigger, shutdown) = shutdown_channel();
     Pod { broker, shutdown, _trigger: trigger }
@@ -130,7 +135,7 @@ fn ack(packet_id: u16) -> PubResp {
 
 #[tokio::test]
 async fn qos1_is_acknowledged_once_the_log_has_it_and_reaches_subscribers() {
-    let log = MemoryLog::new(2);
+    let log = MemoryLog::new();
     let pod = pod(&log).await;
     let (mut sub, _) = TestClient::connect(&pod, "sub", true).await;
     sub.subscribe("cars/#", QoS::AtLeastOnce).await;
@@ -146,7 +151,7 @@ async fn qos1_is_acknowledged_once_the_log_has_it_and_reaches_subscribers() {
 
 #[tokio::test]
 async fn a_qos2_retransmission_is_answered_without_a_second_record() {
-    let log = MemoryLog::new(2);
+    let log = MemoryLog::new();
     let pod = pod(&log).await;
     let (mut c, _) = TestClient::connect(&pod, "q2", true).await;
     c.publish("m/1", b"once", QoS::ExactlyOnce, Some(3), false).await;
@@ -164,7 +169,7 @@ async fn a_qos2_retransmission_is_answered_without_a_second_record() {
 
 #[tokio::test]
 async fn a_session_taken_over_on_another_broker_keeps_its_subscriptions() {
-    let log = MemoryLog::new(2);
+    let log = MemoryLog::new();
     let (a, b) = (pod(&log).await, pod(&log).await);
     let (mut first, ack) = TestClient::connect(&a, "truck-1", false).await;
     assert!(!ack.session_present);
@@ -180,7 +185,7 @@ async fn a_session_taken_over_on_another_broker_keeps_its_subscriptions() {
 
 #[tokio::test]
 async fn messages_published_while_a_persistent_session_was_away_arrive_in_order() {
-    let log = MemoryLog::new(2);
+    let log = MemoryLog::new();
     let (a, b) = (pod(&log).await, pod(&log).await);
     let (mut c, _) = TestClient::connect(&a, "sensor-9", false).await;
     c.subscribe("alerts/+", QoS::AtLeastOnce).await;
@@ -213,7 +218,7 @@ async fn messages_published_while_a_persistent_session_was_away_arrive_in_order(
 
 #[tokio::test]
 async fn a_qos2_publication_moved_to_another_broker_mid_flow_is_produced_once() {
-    let log = MemoryLog::new(2);
+    let log = MemoryLog::new();
     let (a, b) = (pod(&log).await, pod(&log).await);
     let (mut c, _) = TestClient::connect(&a, "meter-4", false).await;
     c.publish("meters/4", b"kWh", QoS::ExactlyOnce, Some(5), false).await;
@@ -228,4 +233,28 @@ async fn a_qos2_publication_moved_to_another_broker_mid_flow_is_produced_once() 
     let records = log.records(MESSAGES);
     assert_eq!(records.len(), 1, "exactly once across the move");
     assert!(records[0].headers.iter().any(|(k, _)| k == "mqtt.publish-id"), "found by its publish id");
+}
+
+#[tokio::test]
+async fn a_mapping_reload_between_a_qos2_intent_and_its_produce_does_not_move_the_record() {
+    let log = MemoryLog::new();
+    let rules = "    mappings:\n      - { kafkaTopic: cars, mqttTopics: ['cars/#'] }\n";
+    let pod = pod_with(&log, rules).await;
+    let (mut c, _) = TestClient::connect(&pod, "car-2", false).await;
+    // The session state write that carries the intent waits: the record is placed, not produced.
+    log.hold("mqtt-sessions");
+    c.publish("cars/2/speed", b"90", QoS::ExactlyOnce, Some(11), false).await;
+    tokio::time::timeout(T, async {
+        while log.held_appends("mqtt-sessions") == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the intent was never saved"));
+    // The reload: `cars/#` now goes to the default topic.
+    pod.broker.publisher.set_mapping(TopicMapping::new(Vec::new(), MESSAGES.into()).unwrap_or_else(|e| panic!("{e}")));
+    log.release("mqtt-sessions");
+    assert!(matches!(c.recv().await, Some(Packet::PubRec(r)) if r.packet_id == 11));
+    assert_eq!(log.records("cars").len(), 1, "produced where the stored intent says");
+    assert!(log.records(MESSAGES).is_empty(), "not where the new mapping points");
 }

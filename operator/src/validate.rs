@@ -115,9 +115,10 @@ fn validate_contract(config: &Config, errors: &mut Errors) {
 /// the operator derives the value: TLS files from `tlsSecretRef`, the client CA from
 /// `requireClientCert`, the password file from `passwordSecretRef`.
 fn spec_field(key: &str) -> String {
-    if let Some((listener, tls_key)) = key.split_once(".tls") {
+    // `listeners[i].tls` and `listeners[i].tls.<file>` come from the listener's TLS Secret.
+    if let Some((listener, tls_key)) = key.split_once("].tls").filter(|(l, _)| l.starts_with("listeners[")) {
         let field = if tls_key == ".requireClientCert" { "requireClientCert" } else { "tlsSecretRef" };
-        return format!("spec.{listener}.{field}");
+        return format!("spec.{listener}].{field}");
     }
     match key {
         "authentication.passwordFile" => "spec.authentication.passwordSecretRef".to_string(),

@@ -217,7 +217,7 @@ mod tests {
     use bytes::Bytes;
 
     fn router() -> Arc<Router> {
-        Router::new(Arc::new(crate::kafka::memory::MemoryLog::new(1)), Arc::default())
+        Router::new(Arc::new(crate::kafka::memory::MemoryLog::new()), Arc::default())
     }
 
     fn sub(session: u64, mailbox: &Arc<Mailbox>, qos: QoS, id: Option<u32>) -> Subscriber {

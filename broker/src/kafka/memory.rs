@@ -3,13 +3,19 @@
 //! broker started on one `MemoryLog` shares it, as pods share a Kafka cluster, so take-over and
 //! resumption across brokers can be tested in-process.
 //!
+//! Topics exist once created (`ensure_topics`, as a broker does at start, or
+//! [`MemoryLog::create_topic`]); an append to a missing topic fails as it does on a Kafka with
+//! topic auto-creation off. A test can hold the appends to a topic ([`MemoryLog::hold`]) to stand
+//! for a slow or unavailable partition: they wait, unacknowledged and invisible, until released.
+//!
 //! What it leaves out, being for tests: durability beyond the process, compaction (a compacted
 //! topic keeps every record; readers see the latest per key last, as they would before Kafka
 //! compacts), retention, and any bound on what it holds.
 
 use futures::future::{self, BoxFuture, FutureExt};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, OwnedHeaders};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch, SemaphorePermit};
@@ -55,11 +61,36 @@ struct Shared {
     topics: Mutex<Topics>,
     /// Bumped after every append: tailers waiting for records look again.
     appended: watch::Sender<u64>,
-    /// Partitions of a topic created by its first append.
-    partitions: usize,
+    /// Topics whose appends wait (see [`MemoryLog::hold`]).
+    held: watch::Sender<HashSet<String>>,
+    /// Appends waiting for a held topic to be released.
+    waiting: Mutex<HashMap<String, usize>>,
 }
 
 impl Shared {
+    fn waiting(&self) -> MutexGuard<'_, HashMap<String, usize>> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores `record`; its partition is the given one or that of its key.
+    fn store(&self, topic: &str, partition: Option<i32>, record: Stored) -> Result<Delivered, ProduceError> {
+        let delivered = {
+            let mut topics = self.topics();
+            let Some(partitions) = topics.get_mut(topic) else {
+                return Err(ProduceError::Kafka(KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopic)));
+            };
+            let partition = partition
+                .unwrap_or_else(|| partition_for_key(record.key.as_deref().unwrap_or_default(), partitions.len()));
+            let Some(records) = partitions.get_mut(partition as usize) else {
+                return Err(ProduceError::Kafka(KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition)));
+            };
+            records.push(record);
+            Delivered { partition, offset: records.len() as i64 - 1 }
+        };
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(delivered)
+    }
+
     fn topics(&self) -> MutexGuard<'_, Topics> {
         // The map holds no invariant a panic could break.
         self.topics.lock().unwrap_or_else(PoisonError::into_inner)
@@ -107,16 +138,53 @@ pub struct MemoryLog {
     shared: Arc<Shared>,
 }
 
+impl Default for MemoryLog {
+    fn default() -> Self {
+        MemoryLog::new()
+    }
+}
+
 impl MemoryLog {
-    /// An empty log whose topics get `partitions` partitions when created by an append.
-    pub fn new(partitions: usize) -> Self {
+    /// An empty log.
+    pub fn new() -> Self {
         MemoryLog {
             shared: Arc::new(Shared {
                 topics: Mutex::new(HashMap::new()),
                 appended: watch::channel(0).0,
-                partitions: partitions.max(1),
+                held: watch::channel(HashSet::new()).0,
+                waiting: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Creates `topic` with `partitions` partitions unless it exists; whether it was created.
+    pub fn create_topic(&self, topic: &str, partitions: usize) -> bool {
+        let mut topics = self.shared.topics();
+        if topics.contains_key(topic) {
+            return false;
+        }
+        topics.insert(topic.to_owned(), vec![Vec::new(); partitions.max(1)]);
+        true
+    }
+
+    /// Holds the appends to `topic`: they wait, neither stored nor acknowledged, until
+    /// [`release`](Self::release) (a slow or unavailable partition).
+    pub fn hold(&self, topic: &str) {
+        self.shared.held.send_modify(|held| {
+            held.insert(topic.to_owned());
+        });
+    }
+
+    /// Lets the held appends to `topic` through, in the order they were made, and new ones at once.
+    pub fn release(&self, topic: &str) {
+        self.shared.held.send_modify(|held| {
+            held.remove(topic);
+        });
+    }
+
+    /// Appends to `topic` waiting for it to be released.
+    pub fn held_appends(&self, topic: &str) -> usize {
+        self.shared.waiting().get(topic).copied().unwrap_or(0)
     }
 
     /// Every record of `topic`, in partition then offset order: what a test checks the log for.
@@ -143,40 +211,33 @@ impl MemoryLog {
         }
         out
     }
-
-    fn create(&self, topic: &str, partitions: usize) -> bool {
-        let mut topics = self.shared.topics();
-        if topics.contains_key(topic) {
-            return false;
-        }
-        topics.insert(topic.to_owned(), vec![Vec::new(); partitions.max(1)]);
-        true
-    }
 }
 
 impl Log for MemoryLog {
     fn append<'a>(&'a self, record: OutRecord<'a>) -> BoxFuture<'a, Result<Ack, ProduceError>> {
-        let delivered = {
-            let mut topics = self.shared.topics();
-            let partitions =
-                topics.entry(record.topic.to_owned()).or_insert_with(|| vec![Vec::new(); self.shared.partitions]);
-            let partition = record.partition.unwrap_or_else(|| partition_for_key(record.key, partitions.len()));
-            match partitions.get_mut(partition as usize) {
-                Some(records) => {
-                    records.push(Stored {
-                        key: Some(record.key.into()),
-                        value: record.value.map(Into::into),
-                        headers: record.headers,
-                    });
-                    Ok(Delivered { partition, offset: records.len() as i64 - 1 })
-                }
-                None => Err(ProduceError::UnknownPartition { topic: record.topic.to_owned(), partition }),
-            }
-        };
-        if delivered.is_ok() {
-            self.shared.appended.send_modify(|n| *n = n.wrapping_add(1));
+        let stored =
+            Stored { key: Some(record.key.into()), value: record.value.map(Into::into), headers: record.headers };
+        let (topic, partition) = (record.topic.to_owned(), record.partition);
+        if !self.shared.held.borrow().contains(&topic) {
+            let delivered = self.shared.store(&topic, partition, stored);
+            return future::ready(delivered.map(|d| future::ready(Ok(d)).boxed())).boxed();
         }
-        future::ready(delivered.map(|d| future::ready(Ok(d)).boxed())).boxed()
+        // Held: stored and acknowledged once released, like a record waiting in the producer.
+        *self.shared.waiting().entry(topic.clone()).or_default() += 1;
+        let shared = self.shared.clone();
+        let mut held = self.shared.held.subscribe();
+        let ack = async move {
+            // An error means the log is gone: nothing will ever store the record.
+            let released = held.wait_for(|h| !h.contains(&topic)).await.is_ok();
+            if let Some(n) = shared.waiting().get_mut(&topic) {
+                *n = n.saturating_sub(1);
+            }
+            if !released {
+                return Err(ProduceError::Closed);
+            }
+            shared.store(&topic, partition, stored)
+        };
+        future::ready(Ok(ack.boxed())).boxed()
     }
 
     fn warm_up<'a>(&'a self, _topic: &'a str) -> BoxFuture<'a, ()> {
@@ -267,7 +328,7 @@ impl Log for MemoryLog {
         let partitions = usize::try_from(config.topics.partitions).unwrap_or(1);
         let state = [&config.topics.retained, &config.topics.sessions];
         let created =
-            data_topics.iter().chain(state).filter(|t| self.create(t, partitions)).cloned().collect::<Vec<_>>();
+            data_topics.iter().chain(state).filter(|t| self.create_topic(t, partitions)).cloned().collect::<Vec<_>>();
         future::ready(Ok(created)).boxed()
     }
 }
@@ -330,6 +391,8 @@ impl TailTask {
                 self.caught_tx.send_replace(true);
             }
             if read_any {
+                // Let other tasks (and a stop) in while records keep coming.
+                tokio::task::yield_now().await;
                 continue;
             }
             tokio::select! {
@@ -364,7 +427,8 @@ mod tests {
 
     #[tokio::test]
     async fn offsets_grow_per_partition_and_keys_keep_their_partition() {
-        let log = MemoryLog::new(3);
+        let log = MemoryLog::new();
+        log.create_topic("t", 3);
         let a = append(&log, "t", "k1", "a").await;
         let b = append(&log, "t", "k1", "b").await;
         assert_eq!(a.partition, b.partition, "one key, one partition");
@@ -373,11 +437,13 @@ mod tests {
         assert_eq!(log.high_watermark("t", a.partition).await.ok(), Some(2));
         assert_eq!(log.partition_count("t").await.ok(), Some(3));
         assert!(log.partition_count("missing").await.is_err());
+        assert!(log.append(out("missing", b"k", b"v")).await.is_err(), "no topic is created by an append");
     }
 
     #[tokio::test]
     async fn a_tailer_from_the_beginning_catches_up_then_follows() {
-        let log = MemoryLog::new(1);
+        let log = MemoryLog::new();
+        log.create_topic("t", 1);
         append(&log, "t", "k", "old").await;
         let sink = Arc::new(Collect(Mutex::new(Vec::new())));
         let tailer = log.tail("t", StartAt::Beginning, sink.clone()).await.unwrap_or_else(|e| panic!("{e}"));
@@ -393,8 +459,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn held_appends_wait_unstored_until_released() {
+        let log = MemoryLog::new();
+        log.create_topic("t", 1);
+        log.hold("t");
+        let ack = log.append(out("t", b"k", b"v")).await.unwrap_or_else(|e| panic!("{e}"));
+        let waiting = tokio::spawn(ack);
+        while log.held_appends("t") == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(log.records("t").is_empty(), "not stored while held");
+        log.release("t");
+        let delivered = waiting.await.unwrap_or_else(|e| panic!("{e}")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((delivered.partition, delivered.offset), (0, 0));
+        assert_eq!(log.records("t").len(), 1);
+        assert_eq!(log.held_appends("t"), 0);
+    }
+
+    #[tokio::test]
     async fn a_range_read_ends_at_the_high_watermark() {
-        let log = MemoryLog::new(1);
+        let log = MemoryLog::new();
+        log.create_topic("t", 1);
         for v in ["a", "b", "c"] {
             append(&log, "t", "k", v).await;
         }

@@ -30,14 +30,6 @@ pub enum ProduceError {
     /// The producer was dropped before answering (process shutting down).
     #[error("producer closed before the delivery report")]
     Closed,
-    /// The record names a partition the topic does not have.
-    #[error("kafka topic {topic} has no partition {partition}")]
-    UnknownPartition {
-        /// The topic.
-        topic: String,
-        /// The partition asked for.
-        partition: i32,
-    },
 }
 
 /// Our producer defaults; `kafka.properties` overrides any of them.
