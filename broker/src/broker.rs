@@ -15,6 +15,7 @@ use crate::kafka::offsets::Offsets;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
+use crate::read_budget::ReadBudget;
 use crate::registry::Registry;
 use crate::retained::RetainedStore;
 use crate::session::Sessions;
@@ -67,6 +68,8 @@ pub struct Broker {
     pub metrics: Arc<Metrics>,
     /// Metadata and watermark queries (QoS 2 recovery).
     pub offsets: Arc<Offsets>,
+    /// Bytes of packets being received, over all connections (`limits.maxPendingBytes`).
+    pub(crate) read_budget: Arc<ReadBudget>,
     /// The log everything is kept in (Kafka, or an in-memory log in tests).
     pub log: Arc<dyn Log>,
     ready: AtomicBool,
@@ -105,6 +108,7 @@ impl Broker {
         let publisher =
             Arc::new(Publisher::new(&config, mapping, log.clone(), retained.clone(), offsets.clone(), metrics.clone()));
         crate::session::reaper::start(Arc::downgrade(&sessions), Arc::downgrade(&publisher));
+        let read_budget = Arc::new(ReadBudget::new(config.limits.max_pending_bytes));
         let broker = Broker {
             acl: ArcSwap::from_pointee(Acl::new(&config.authorization)),
             auth,
@@ -116,6 +120,7 @@ impl Broker {
             sessions,
             metrics,
             offsets,
+            read_budget,
             log,
             ready: AtomicBool::new(true),
             _retained_tailer: tailer,

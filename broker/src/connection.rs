@@ -4,9 +4,11 @@
 //! hundred bytes, not the size of the largest packet it ever sent.
 
 use bytes::BytesMut;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{self, DecodeError, EncodeError, Packet, ProtocolVersion};
+use crate::read_budget::{ReadBudget, SMALL_PACKET};
 
 /// Initial read buffer: enough for a typical small packet in one read.
 const INITIAL_READ: usize = 256;
@@ -25,6 +27,9 @@ pub(crate) enum ConnectionError {
     /// The peer closed the stream in the middle of a packet.
     #[error("connection closed mid-packet")]
     Truncated,
+    /// A large packet found the process's budget for packets being received spent.
+    #[error("no room for a {0}-byte packet in the budget of packets being received")]
+    OverBudget(usize),
 }
 
 /// A framed MQTT stream.
@@ -40,11 +45,15 @@ pub(crate) struct Connection<S> {
     pub max_outgoing: u32,
     /// Protocol level of a CONNECT that failed to decode (the decoder may consume its bytes).
     failed_connect_level: Option<u8>,
+    /// Bytes reserved in `budget` for the large packet being received (0: none).
+    reserved: u32,
+    budget: Arc<ReadBudget>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    /// Wraps a stream; packets larger than `max_incoming` bytes are refused.
-    pub(crate) fn new(stream: S, max_incoming: u32) -> Self {
+    /// Wraps a stream; packets larger than `max_incoming` bytes are refused, and large packets
+    /// being received take their size from `budget` until they are complete.
+    pub(crate) fn new(stream: S, max_incoming: u32, budget: Arc<ReadBudget>) -> Self {
         Connection {
             stream,
             read_buf: BytesMut::with_capacity(INITIAL_READ),
@@ -53,6 +62,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             max_incoming,
             max_outgoing: u32::MAX,
             failed_connect_level: None,
+            reserved: 0,
+            budget,
         }
     }
 
@@ -75,17 +86,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// A packet already complete in the read buffer, without reading the socket.
-    pub(crate) fn buffered_packet(&mut self) -> Result<Option<Packet>, DecodeError> {
+    pub(crate) fn buffered_packet(&mut self) -> Result<Option<Packet>, ConnectionError> {
         let level = if self.version.is_none() { self.connect_level() } else { None };
         let decoded = codec::decode(&mut self.read_buf, self.version, self.max_incoming);
         match &decoded {
             Err(_) => self.failed_connect_level = level,
-            Ok(Some(_)) if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_CAPACITY => {
-                self.read_buf = BytesMut::with_capacity(INITIAL_READ);
+            Ok(Some(_)) => {
+                self.give_back();
+                if self.read_buf.is_empty() && self.read_buf.capacity() > KEEP_CAPACITY {
+                    self.read_buf = BytesMut::with_capacity(INITIAL_READ);
+                }
             }
-            Ok(_) => {}
+            // Incomplete: a large packet must have room in the budget before more of it is read.
+            Ok(None) => self.reserve_for_next()?,
         }
-        decoded
+        Ok(decoded?)
+    }
+
+    /// Reserves the declared size of a large packet at the front of the read buffer, once.
+    fn reserve_for_next(&mut self) -> Result<(), ConnectionError> {
+        if self.reserved != 0 {
+            return Ok(());
+        }
+        let Some(size) = declared_size(&self.read_buf).filter(|s| *s > SMALL_PACKET) else { return Ok(()) };
+        // The decoder refused anything above `max_incoming` (a u32) already.
+        let bytes = u32::try_from(size).map_err(|_| ConnectionError::OverBudget(size))?;
+        if !self.budget.reserve(u64::from(bytes)) {
+            return Err(ConnectionError::OverBudget(size));
+        }
+        self.reserved = bytes;
+        Ok(())
+    }
+
+    fn give_back(&mut self) {
+        if self.reserved != 0 {
+            self.budget.release(u64::from(self.reserved));
+            self.reserved = 0;
+        }
     }
 
     /// The protocol level of a CONNECT that could not be decoded, if its header showed one: lets
@@ -151,13 +188,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Queues, flushes and shuts the stream down (best effort: the peer may already be gone).
+    /// A partial packet's reservation is given back.
     pub(crate) async fn close_with(&mut self, last: Option<&Packet>) {
         if let Some(p) = last {
             let _ = self.queue(p);
         }
         let _ = self.flush().await;
         let _ = self.stream.shutdown().await;
+        self.give_back();
     }
+}
+
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        if self.reserved != 0 {
+            self.budget.release(u64::from(self.reserved));
+        }
+    }
+}
+
+/// The total size of the packet whose fixed header starts `buf`, once the header is complete.
+fn declared_size(buf: &[u8]) -> Option<usize> {
+    let mut remaining = 0usize;
+    for (i, b) in buf.iter().skip(1).take(4).enumerate() {
+        remaining |= usize::from(b & 0x7F) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(1 + (i + 1) + remaining);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -167,10 +226,76 @@ mod tests {
 
     fn connection(max_outgoing: u32) -> Connection<tokio::io::DuplexStream> {
         let (ours, _theirs) = tokio::io::duplex(64);
-        let mut conn = Connection::new(ours, 1024);
+        let mut conn = Connection::new(ours, 1024, Arc::new(ReadBudget::new(1 << 20)));
         conn.version = Some(ProtocolVersion::V5);
         conn.max_outgoing = max_outgoing;
         conn
+    }
+
+    /// The head of a QoS 0 PUBLISH to topic `t` whose payload is `payload` bytes long: fixed
+    /// header, topic; the payload is sent apart.
+    fn publish_head(payload: usize) -> Vec<u8> {
+        let mut head = vec![0x30];
+        let mut remaining = 3 + payload;
+        loop {
+            let byte = (remaining % 128) as u8;
+            remaining /= 128;
+            head.push(if remaining > 0 { byte | 0x80 } else { byte });
+            if remaining == 0 {
+                break;
+            }
+        }
+        head.extend_from_slice(&[0, 1, b't']);
+        head
+    }
+
+    #[tokio::test]
+    async fn a_large_packet_holds_its_size_in_the_budget_until_complete() {
+        use tokio::io::AsyncWriteExt;
+        let budget = Arc::new(ReadBudget::new(20_000));
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::new(ours, 1 << 20, budget.clone());
+        conn.version = Some(ProtocolVersion::V311);
+        let head = publish_head(10_000);
+        theirs.write_all(&head).await.unwrap_or_else(|e| panic!("{e}"));
+        theirs.write_all(&[7u8; 5_000]).await.unwrap_or_else(|e| panic!("{e}"));
+        let read = tokio::time::timeout(std::time::Duration::from_millis(50), conn.read_packet()).await;
+        assert!(read.is_err(), "incomplete: still reading");
+        assert_eq!(budget.held(), (head.len() + 10_000) as u64, "the declared size is reserved");
+        theirs.write_all(&[7u8; 5_000]).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(conn.read_packet().await, Ok(Some(Packet::Publish(_)))));
+        assert_eq!(budget.held(), 0, "given back once complete");
+    }
+
+    #[tokio::test]
+    async fn a_large_packet_without_room_in_the_budget_is_refused_and_small_ones_never_ask() {
+        use tokio::io::AsyncWriteExt;
+        let budget = Arc::new(ReadBudget::new(20_000));
+        assert!(budget.reserve(15_000), "others hold most of it");
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::new(ours, 1 << 20, budget.clone());
+        conn.version = Some(ProtocolVersion::V311);
+        let mut small = publish_head(100);
+        small.extend_from_slice(&[1u8; 100]);
+        theirs.write_all(&small).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(conn.read_packet().await, Ok(Some(Packet::Publish(_)))), "small packets pass");
+        theirs.write_all(&publish_head(10_000)).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(conn.read_packet().await, Err(ConnectionError::OverBudget(_))));
+        assert_eq!(budget.held(), 15_000, "nothing taken by the refused packet");
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_mid_packet_gives_its_reservation_back() {
+        use tokio::io::AsyncWriteExt;
+        let budget = Arc::new(ReadBudget::new(1 << 20));
+        let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+        let mut conn = Connection::new(ours, 1 << 20, budget.clone());
+        conn.version = Some(ProtocolVersion::V311);
+        theirs.write_all(&publish_head(100_000)).await.unwrap_or_else(|e| panic!("{e}"));
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(50), conn.read_packet()).await;
+        assert!(budget.held() > 100_000);
+        drop(conn);
+        assert_eq!(budget.held(), 0);
     }
 
     #[test]

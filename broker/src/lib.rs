@@ -25,6 +25,7 @@ mod message;
 mod metrics;
 mod process;
 mod publisher;
+mod read_budget;
 mod registry;
 mod reload;
 mod retained;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 /// lower layers only (not of its own layer: those are independent of each other).
 const LAYERS: &[&[&str]] = &[
     // Vocabulary: the wire format, topic algebra, counters, the local connection table.
-    &["codec", "topic", "metrics", "registry", "shutdown"],
+    &["codec", "topic", "metrics", "registry", "shutdown", "read_budget"],
     // Framing of one connection; the topic mapping the configuration compiles into.
     &["mapping", "connection"],
     &["config"],

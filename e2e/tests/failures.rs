@@ -164,3 +164,99 @@ async fn qos1_publishes_wait_out_a_kafka_outage_and_none_is_lost() {
     payloads.dedup();
     assert_eq!(payloads, (0..20).collect::<Vec<_>>(), "every acknowledged message is in Kafka");
 }
+
+/// A v5 client connected to `addr`, having read its CONNACK.
+fn connected_v5(addr: &str, id: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&connect(5, id)).unwrap();
+    let mut head = [0u8; 2];
+    s.read_exact(&mut head).unwrap();
+    let mut rest = vec![0u8; head[1] as usize];
+    s.read_exact(&mut rest).unwrap();
+    assert_eq!((head[0], rest[1]), (0x20, 0), "{id}: CONNACK, accepted");
+    s
+}
+
+/// The fixed header and topic `t` of a v5 QoS 0 PUBLISH with a `payload`-byte payload.
+fn publish_head(payload: usize) -> Vec<u8> {
+    let mut head = vec![0x30];
+    let mut remaining = 4 + payload; // topic length, topic, property length, payload
+    while remaining >= 128 {
+        head.push((remaining % 128) as u8 | 0x80);
+        remaining /= 128;
+    }
+    head.push(remaining as u8);
+    head.extend_from_slice(&[0, 1, b't', 0]);
+    head
+}
+
+/// Everything the server sends until it closes.
+fn until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap_or_else(|e| panic!("server did not close the connection: {e} (got {out:?})"));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_cannot_make_the_broker_hold_large_packets_beyond_its_budget() {
+    let kafka = KafkaServer::start();
+    // Default limits: 1 MiB packets. The attack of the issue: 8 clients each start a 200 MiB
+    // PUBLISH. Each is refused at its fixed header, before any of the body is read.
+    let defaults = BrokerProcess::start(&kafka);
+    let addr = defaults.addr();
+    tokio::task::spawn_blocking(move || {
+        for i in 0..8 {
+            let mut s = connected_v5(&addr, &format!("big-{i}"));
+            s.write_all(&publish_head(200 << 20)).unwrap();
+            let out = until_closed(&mut s);
+            assert!(out.len() >= 3 && out[0] == 0xE0 && out[2] == 0x95, "client {i}: DISCONNECT 0x95, got {out:?}");
+        }
+    })
+    .await
+    .unwrap();
+
+    // A budget of two packets of the maximum size: two held, a third refused with 0x97, and
+    // room again once one of them is complete.
+    let limits = vec![("maxPacketSize".into(), "1048576".into()), ("maxPendingBytes".into(), "2097160".into())];
+    let b = BrokerProcess::start_with(&kafka, &BrokerOptions { limits, ..Default::default() });
+    let addr = b.addr();
+    tokio::task::spawn_blocking(move || {
+        let size = 1_048_000;
+        let mut holders: Vec<TcpStream> = (0..2).map(|i| connected_v5(&addr, &format!("holder-{i}"))).collect();
+        for h in &mut holders {
+            h.write_all(&publish_head(size)).unwrap();
+            h.write_all(&vec![b'x'; 1000]).unwrap();
+        }
+        // The third waits for nothing: it is told at once that the pod is at its quota.
+        let deadline = std::time::Instant::now() + T;
+        let refused = loop {
+            let mut third = connected_v5(&addr, "third");
+            third.write_all(&publish_head(size)).unwrap();
+            let out = until_closed(&mut third);
+            // The holders' headers may still be on their way to the broker: ask again.
+            if out.len() >= 3 && out[2] == 0x97 {
+                break out;
+            }
+            assert!(std::time::Instant::now() < deadline, "never refused: {out:?}");
+        };
+        assert_eq!(refused[0], 0xE0, "DISCONNECT");
+        // One holder completes its packet: its reservation comes back.
+        holders[0].write_all(&vec![b'x'; size - 1000]).unwrap();
+        let deadline = std::time::Instant::now() + T;
+        loop {
+            let mut next = connected_v5(&addr, "next");
+            next.write_all(&publish_head(size)).unwrap();
+            next.write_all(&vec![b'x'; size]).unwrap();
+            // PINGREQ after the PUBLISH: a PINGRESP means the PUBLISH was read whole.
+            next.write_all(&[0xC0, 0]).unwrap();
+            let mut answer = [0u8; 2];
+            if next.read_exact(&mut answer).is_ok() && answer == [0xD0, 0] {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no room came back: {answer:?}");
+        }
+    })
+    .await
+    .unwrap();
+}

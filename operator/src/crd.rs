@@ -304,10 +304,16 @@ pub struct ListenerSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LimitsSpec {
-    /// Largest MQTT packet accepted, in bytes (default 268435455).
+    /// Largest MQTT packet accepted, in bytes (default 1048576, Kafka's default
+    /// `message.max.bytes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 268435455))]
     pub max_packet_size: Option<i64>,
+    /// Bytes a pod may hold in packets still being received, over all connections (default
+    /// 67108864); at least `maxPacketSize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_pending_bytes: Option<i64>,
     /// Receive Maximum advertised to clients (default 32).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]

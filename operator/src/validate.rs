@@ -318,6 +318,7 @@ fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
     let (u16_max, u32_max) = (i64::from(u16::MAX), i64::from(u32::MAX));
     let fields = [
         ("spec.limits.maxPacketSize", limits.max_packet_size, u32_max),
+        ("spec.limits.maxPendingBytes", limits.max_pending_bytes, i64::MAX),
         ("spec.limits.maxInflight", limits.max_inflight.map(i64::from), u16_max),
         ("spec.limits.maxConnections", limits.max_connections, u32_max),
         ("spec.limits.maxKeepAlive", limits.max_keep_alive.map(i64::from), u16_max),

@@ -92,7 +92,8 @@ topics:
   partitions: 12
   replicationFactor: 1
 limits:
-  maxPacketSize: 268435455
+  maxPacketSize: 1048576
+  maxPendingBytes: 67108864
   maxInflight: 32
   maxConnections: 0
   maxKeepAlive: 0

@@ -81,6 +81,16 @@ impl End {
         End::Violation(e.reason_code(), e.to_string().into())
     }
 
+    /// A packet could not be read: malformed, or too large for the room left in the budget of
+    /// packets being received; or the socket is gone.
+    fn unreadable(e: &ConnectionError) -> End {
+        match e {
+            ConnectionError::Decode(d) => End::malformed(d),
+            ConnectionError::OverBudget(_) => End::Violation(reason::QUOTA_EXCEEDED, e.to_string().into()),
+            ConnectionError::Io(_) | ConnectionError::Truncated => End::Gone,
+        }
+    }
+
     /// DISCONNECT reason for MQTT 5 clients, when the server is the one closing.
     fn server_reason(&self) -> Option<u8> {
         match self {
@@ -118,7 +128,7 @@ async fn handshake<S>(stream: S, peer: Peer, broker: Arc<Broker>, shutdown: Shut
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut conn = Connection::new(stream, broker.config.limits.max_packet_size);
+    let mut conn = Connection::new(stream, broker.config.limits.max_packet_size, broker.read_budget.clone());
     let connect = match tokio::time::timeout(CONNECT_TIMEOUT, conn.read_packet()).await {
         Ok(Ok(Some(Packet::Connect(c)))) => c,
         Ok(Err(ConnectionError::Decode(e))) => {
@@ -216,7 +226,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 match self.conn.buffered_packet() {
                     Ok(Some(p)) => result = Box::pin(self.handle(p)).await,
                     Ok(None) => break,
-                    Err(e) => result = Err(End::malformed(&e)),
+                    Err(e) => result = Err(End::unreadable(&e)),
                 }
             }
             if let Err(end) = result {
@@ -241,10 +251,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     self.last_seen = Instant::now();
                     Ok(Some(Box::pin(self.handle(p))))
                 }
-                Ok(None) | Err(ConnectionError::Io(_)) | Err(ConnectionError::Truncated) => Err(End::Gone),
-                Err(ConnectionError::Decode(e)) => {
-                    tracing::debug!(client = %self.client_id, error = %e, "malformed packet");
-                    Err(End::malformed(&e))
+                Ok(None) => Err(End::Gone),
+                Err(e) => {
+                    tracing::debug!(client = %self.client_id, error = %e, "packet not read");
+                    Err(End::unreadable(&e))
                 }
             },
             d = recv_catchup(&mut self.persist), if catching_up => {

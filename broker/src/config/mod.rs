@@ -37,6 +37,13 @@ use crate::mapping::{MappingError, TopicMapping};
 /// Largest MQTT packet: the Remaining Length field tops out at 268435455 bytes.
 pub const MAX_PACKET_SIZE: u32 = 268_435_455;
 
+/// Default `limits.maxPacketSize`: 1 MiB, Kafka's default `message.max.bytes`, so that what a
+/// device may send is what Kafka takes.
+pub const DEFAULT_MAX_PACKET_SIZE: u32 = 1 << 20;
+
+/// Default `limits.maxPendingBytes`: 64 MiB of packets being received, per process.
+pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
+
 /// Port of the admin endpoint when `admin.address` is not set; the operator exposes it too.
 pub const DEFAULT_ADMIN_PORT: u16 = 9090;
 
@@ -233,7 +240,8 @@ mod tests {
         assert_eq!(config.topics.sessions, "mqtt-sessions");
         assert_eq!(config.topics.partitions, 12);
         assert_eq!(config.topics.replication_factor, 1);
-        assert_eq!(config.limits.max_packet_size, 268_435_455);
+        assert_eq!(config.limits.max_packet_size, 1_048_576);
+        assert_eq!(config.limits.max_pending_bytes, 64 * 1_048_576);
         assert_eq!(config.limits.max_inflight, 32);
         assert_eq!(config.limits.max_connections, 0);
         assert_eq!(config.limits.max_keep_alive, 0);
@@ -258,7 +266,7 @@ mod tests {
         assert_eq!(config.topics.default, "msgs");
         assert_eq!(config.topics.retained, "mqtt-retained");
         assert_eq!(config.limits.max_inflight, 100);
-        assert_eq!(config.limits.max_packet_size, MAX_PACKET_SIZE);
+        assert_eq!(config.limits.max_packet_size, DEFAULT_MAX_PACKET_SIZE);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{DEFAULT_ADMIN_PORT, MAX_PACKET_SIZE};
+use super::{DEFAULT_ADMIN_PORT, DEFAULT_MAX_PACKET_SIZE, DEFAULT_MAX_PENDING_BYTES};
 
 /// One socket the broker accepts MQTT connections on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,8 +169,13 @@ pub struct MappingRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Limits {
-    /// Largest packet accepted, in bytes: 1..=268435455.
+    /// Largest packet accepted, in bytes: 1..=268435455 (default 1 MiB, as Kafka's
+    /// `message.max.bytes`). A larger one is refused at its fixed header, before its body is read.
     pub max_packet_size: u32,
+    /// Bytes the process may hold in packets still being received, over all connections
+    /// (default 64 MiB): a packet above 4 KiB reserves its size here until it is complete, and
+    /// a connection finding no room is closed (MQTT 5: 0x97). At least `maxPacketSize`.
+    pub max_pending_bytes: u64,
     /// Receive Maximum advertised to clients: unacknowledged QoS 1/2 publishes in flight.
     pub max_inflight: u16,
     /// Concurrent connections per broker; 0 means unlimited.
@@ -185,7 +190,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_packet_size: MAX_PACKET_SIZE,
+            max_packet_size: DEFAULT_MAX_PACKET_SIZE,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             max_inflight: 32,
             max_connections: 0,
             max_keep_alive: 0,

@@ -202,6 +202,15 @@ impl Config {
         if !(1..=MAX_PACKET_SIZE).contains(&self.limits.max_packet_size) {
             return Err(invalid("limits.maxPacketSize", format!("must be between 1 and {MAX_PACKET_SIZE}")));
         }
+        if self.limits.max_pending_bytes < u64::from(self.limits.max_packet_size) {
+            return Err(invalid(
+                "limits.maxPendingBytes",
+                format!(
+                    "{} is below limits.maxPacketSize ({}): a packet of the maximum size could never be received",
+                    self.limits.max_pending_bytes, self.limits.max_packet_size
+                ),
+            ));
+        }
         // The upper bound 65535 is enforced by the type (u16); MQTT forbids 0.
         if self.limits.max_inflight == 0 {
             return Err(invalid("limits.maxInflight", "must be between 1 and 65535"));
@@ -352,6 +361,11 @@ mod tests {
         );
         assert_eq!(error_with("limits: {maxInflight: 0}\n"), "limits.maxInflight: must be between 1 and 65535");
         assert_eq!(error_with("limits: {nodeTimeout: 1}\n"), "limits.nodeTimeout: must be between 2 and 3600 seconds");
+        assert_eq!(
+            error_with("limits: {maxPacketSize: 2000000, maxPendingBytes: 1000000}\n"),
+            "limits.maxPendingBytes: 1000000 is below limits.maxPacketSize (2000000): a packet of the maximum size \
+             could never be received"
+        );
         assert_eq!(
             error_with("authentication: {allowAnonymous: false}\n"),
             "authentication.allowAnonymous: false leaves no way in: set passwordFile, or a listener with tls.clientCaFile"

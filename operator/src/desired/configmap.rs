@@ -67,6 +67,7 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
         },
         limits: Limits {
             max_packet_size: limits.max_packet_size.map_or(default_limits.max_packet_size, saturate),
+            max_pending_bytes: limits.max_pending_bytes.map_or(default_limits.max_pending_bytes, saturate),
             max_inflight: limits.max_inflight.map_or(default_limits.max_inflight, |v| saturate(v.into())),
             max_connections: limits.max_connections.map_or(default_limits.max_connections, saturate),
             max_keep_alive: limits.max_keep_alive.map_or(default_limits.max_keep_alive, |v| saturate(v.into())),
@@ -135,6 +136,11 @@ impl Bounded for u16 {
 impl Bounded for u32 {
     const MIN: Self = u32::MIN;
     const MAX: Self = u32::MAX;
+}
+
+impl Bounded for u64 {
+    const MIN: Self = u64::MIN;
+    const MAX: Self = u64::MAX;
 }
 
 /// Hash of the configuration the broker cannot hot-reload: [`Config::restart_relevant`], the
