@@ -104,7 +104,7 @@ else
   TLS_EXAMPLE=0
 fi
 k create secret generic tributary-passwords \
-  --from-literal=passwords="alice:$(printf '%s' secret | sha256sum | cut -d' ' -f1)" >/dev/null
+  --from-literal=passwords="$(echo secret | cargo run -q -p tributary-broker -- hash-password --user alice)" >/dev/null
 k create secret generic tributary-kafka-credentials \
   --from-literal=SASL_USERNAME=e2e --from-literal=SASL_PASSWORD=e2e >/dev/null
 

@@ -34,6 +34,7 @@ mod session;
 mod shutdown;
 mod tls;
 
+pub use auth::{hash_password, AuthError};
 pub use broker::{Broker, StartError};
 pub use client::{serve, Peer};
 pub use kafka::admin::{ensure_topics, AdminError};

@@ -24,6 +24,24 @@ pub fn broker_bin() -> PathBuf {
     target.join("debug/tributary-broker")
 }
 
+/// A line of a password file for `user` with `password`, as an operator makes it: with the
+/// broker's `hash-password` command (an argon2id hash with a fresh salt).
+pub fn password_line(user: &str, password: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(broker_bin())
+        .args(["hash-password", "--user", user])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} hash-password: {e}", broker_bin().display()));
+    if let Some(mut stdin) = child.stdin.take() {
+        writeln!(stdin, "{password}").unwrap_or_else(|e| panic!("hash-password stdin: {e}"));
+    }
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("hash-password: {e}"));
+    assert!(out.status.success(), "hash-password failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn log_stdio() -> Stdio {
     // Child output goes to the test's output only when asked: it is noisy.
     if std::env::var_os("E2E_LOG").is_some() {

@@ -5,11 +5,8 @@
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use tributary_e2e::procs::BrokerOptions;
+use tributary_e2e::procs::{password_line, BrokerOptions};
 use tributary_e2e::{BrokerProcess, KafkaServer};
-
-/// sha256("pw"), the password of every test user.
-const PW_SHA256: &str = "30c952fab122c3f9759f02a6d95c3758b246b4fee239957b2d4fee46e26170c4";
 
 fn options(passwords: &Path, extra_rule: &str) -> BrokerOptions {
     BrokerOptions {
@@ -53,7 +50,9 @@ async fn rules_refuse_publishes_subscriptions_and_wills_and_reload_live() {
     let kafka = KafkaServer::start();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let passwords = dir.path().join("passwords");
-    std::fs::write(&passwords, format!("admin:{PW_SHA256}\ndev:{PW_SHA256}\n")).unwrap_or_else(|e| panic!("{e}"));
+    // "pw" is the password of every test user.
+    let lines = format!("{}\n{}\n", password_line("admin", "pw"), password_line("dev", "pw"));
+    std::fs::write(&passwords, lines).unwrap_or_else(|e| panic!("{e}"));
     let b = BrokerProcess::start_with(&kafka, &options(&passwords, ""));
 
     // dev-1 may publish under devices/dev-1/ only: the watcher sees the allowed message first.

@@ -1,5 +1,5 @@
 //! Password authentication with Debian's mosquitto clients: a password file of
-//! `username:sha256-hex` lines, `allowAnonymous: false`, wrong passwords refused with the right
+//! `username:<argon2id hash>` lines (made with `tributary-broker hash-password`), `allowAnonymous: false`, wrong passwords refused with the right
 //! reason code in both protocol versions, the file reloaded while the broker runs, and clients
 //! with a verified TLS client certificate admitted without a password.
 
@@ -7,27 +7,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use tributary_e2e::certs::Pki;
-use tributary_e2e::procs::BrokerOptions;
+use tributary_e2e::procs::{password_line, BrokerOptions};
 use tributary_e2e::{free_port, wait_for_port, BrokerProcess, KafkaServer};
 
-/// sha256 of a password, as the password file stores it (computed by `openssl`, not our code).
-fn sha256_hex(password: &str) -> String {
-    let out = Command::new("openssl")
-        .args(["dgst", "-sha256", "-r"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().map(|mut s| s.write_all(password.as_bytes())).transpose()?;
-            child.wait_with_output()
-        })
-        .unwrap_or_else(|e| panic!("openssl dgst: {e}"));
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
-}
-
 fn write_passwords(path: &Path, users: &[(&str, &str)]) {
-    let text: String = users.iter().map(|(u, p)| format!("{u}:{}\n", sha256_hex(p))).collect();
+    let text: String = users.iter().map(|(u, p)| format!("{}\n", password_line(u, p))).collect();
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("# test users\n{text}")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("{e}"));

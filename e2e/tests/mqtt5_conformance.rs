@@ -9,7 +9,7 @@ use std::time::Duration;
 use tributary_broker::codec::{Connect, Packet, Properties, ProtocolVersion, QoS as RawQoS};
 use tributary_e2e::kafka::read_topic;
 use tributary_e2e::mqtt5::{filter, options5, Client5};
-use tributary_e2e::procs::BrokerOptions;
+use tributary_e2e::procs::{password_line, BrokerOptions};
 use tributary_e2e::raw::RawClient;
 use tributary_e2e::{workspace_root, BrokerProcess, KafkaServer};
 
@@ -122,7 +122,8 @@ async fn password_without_user_name_is_authenticated_not_refused_for_its_shape()
 
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let passwords = dir.path().join("passwords");
-    std::fs::write(&passwords, format!("dev:{}\n", "0".repeat(64))).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&passwords, format!("{}\n", password_line("dev", "not-the-token")))
+        .unwrap_or_else(|e| panic!("{e}"));
     let opts = BrokerOptions {
         authentication: Some(format!("{{ allowAnonymous: false, passwordFile: '{}' }}", passwords.display())),
         ..Default::default()

@@ -124,7 +124,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if let Some(max) = connect.properties.maximum_packet_size {
             conn.max_outgoing = max;
         }
-        let terms = match validate(&connect, peer, &broker) {
+        let terms = match validate(&connect, peer, &broker).await {
             Ok(terms) => terms,
             Err(refused) => {
                 conn.close_with(Some(&refused.connack())).await;
@@ -253,7 +253,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
 /// Checks a CONNECT before anything is written to Kafka for its client id: authentication
 /// method, identifier, Will, credentials, the Will's access rights; then works out what the
 /// broker grants.
-fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, Refusal> {
+async fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, Refusal> {
     let version = connect.protocol;
     // Enhanced authentication is optional and we support no method (MQTT-4.12.0-1).
     if let Some(method) = &connect.properties.authentication_method {
@@ -298,7 +298,7 @@ fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, Ref
         }
     }
     let password = connect.password.as_deref();
-    if let Err(code) = broker.auth.check(connect.username.as_deref(), password, peer.tls_verified) {
+    if let Err(code) = broker.auth.check(connect.username.as_deref(), password, peer.tls_verified).await {
         inc(&broker.metrics.auth_failed);
         tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
         return Err(code.into());
