@@ -62,6 +62,8 @@ printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  rep
 check "validator refuses an unknown Deployment field" refuses "${validate[@]}" "$out/bad-deployment.yaml"
 printf 'apiVersion: tributary.io/v1alpha1\nkind: MqttBroker\nmetadata: {name: x}\nspec: {replicas: two, kafka: {bootstrapServers: "k:9092"}}\n' >"$out/bad-broker.yaml"
 check "validator refuses a wrong MqttBroker" refuses "${validate[@]}" "$out/bad-broker.yaml"
+printf 'apiVersion: tributary.io/v1alpha1\nkind: MqttBroker\nmetadata: {name: x}\nspec: {replicaz: 2, kafka: {bootstrapServers: "k:9092"}}\n' >"$out/typo-broker.yaml"
+check "validator refuses an unknown MqttBroker field" refuses "${validate[@]}" "$out/typo-broker.yaml"
 
 echo "helm-test: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
