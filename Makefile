@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make run` and `make test` (see README.md).
-.PHONY: run test deps build lint fmt crds bench clean
+.PHONY: run test deps build lint fmt crds bench clean image image-test helm-test
 
 CARGO ?= cargo
 
@@ -7,11 +7,26 @@ CARGO ?= cargo
 run:
 	./scripts/run-local.sh
 
-## Install what is missing (mosquitto-clients, tansu), then run every test of the workspace,
-## including the end-to-end tests against a real Kafka-protocol server.
-test: deps
+## Install what is missing (mosquitto-clients, tansu, helm), then run every test of the workspace,
+## including the end-to-end tests against a real Kafka-protocol server, and the Helm chart checks.
+test: deps helm-test
 	$(CARGO) build --workspace --bins
 	TANSU_BIN="$$(./scripts/ensure-tansu.sh)" $(CARGO) test --workspace -- --test-threads=2
+
+## Render the chart with real helm (default and charts/tributary/ci/*.yaml values) and the
+## kustomization with kubectl; validate every object offline (Kubernetes schemas, CRD schema).
+helm-test:
+	./scripts/helm-test.sh
+
+## Container images localhost/tributary-{broker,operator}:<version> in podman's store, and OCI
+## archives in target/images/ (README.md, "Container images"). No base image is pulled.
+image:
+	./scripts/build-images.sh
+
+## Build the images, push the archives to a local registry, run the broker image under podman
+## against tansu with MQTT clients and the operator image's `crd` (run by CI after `make test`).
+image-test: deps
+	./scripts/image-test.sh
 
 deps:
 	./scripts/install-deps.sh

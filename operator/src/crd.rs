@@ -57,7 +57,8 @@ pub const LISTENER_NAME_PATTERN: &str = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
     }
 ]))]
 pub struct MqttBrokerSpec {
-    /// Broker container image. Defaults to `ghcr.io/tributary-io/tributary-broker:<operator version>`.
+    /// Broker container image. Defaults to the operator's `--broker-image` (Helm value
+    /// `brokerImage`), else `localhost/tributary-broker:<operator version>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 

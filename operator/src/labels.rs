@@ -49,9 +49,10 @@ pub fn tls_dir(listener: &str) -> String {
     format!("{CONFIG_DIR}/tls/{listener}")
 }
 
-/// The default broker image: the broker release matching this operator's version.
+/// The default broker image: the broker release matching this operator's version, as `make image`
+/// names it. Clusters pulling from a registry set `--broker-image` (Helm value `brokerImage`).
 pub fn default_image() -> String {
-    format!("ghcr.io/tributary-io/tributary-broker:{}", env!("CARGO_PKG_VERSION"))
+    format!("localhost/tributary-broker:{}", env!("CARGO_PKG_VERSION"))
 }
 
 /// 64-bit FNV-1a hash, stable across Rust releases (used for the config hash annotation).

@@ -249,10 +249,7 @@ fn deployment_defaults() {
 #[test]
 fn default_image_is_the_matching_broker_release() {
     let c = children(&broker("cars", spec(MINIMAL_SPEC)), &default_image()).expect("render");
-    assert_eq!(
-        container(&c).image.as_deref(),
-        Some(concat!("ghcr.io/tributary-io/tributary-broker:", env!("CARGO_PKG_VERSION")))
-    );
+    assert_eq!(container(&c).image.as_deref(), Some(concat!("localhost/tributary-broker:", env!("CARGO_PKG_VERSION"))));
 }
 
 #[test]
