@@ -32,6 +32,7 @@ mod server;
 mod session;
 mod shutdown;
 mod tls;
+mod ws;
 
 pub use broker::{Broker, StartError};
 pub use client::{serve, Peer};

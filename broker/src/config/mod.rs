@@ -28,7 +28,7 @@ use thiserror::Error;
 pub use overrides::{Overrides, KAFKA_ENV_PREFIX};
 pub use schema::{
     Action, Admin, Authentication, Authorization, AuthorizationRule, Effect, Kafka, Limits, Listener, MappingRule,
-    Principal, Protocol, Tls, Topics,
+    Principal, Protocol, Tls, Topics, DEFAULT_WS_PATH,
 };
 pub use validate::validate_kafka_topic_name;
 
@@ -222,6 +222,7 @@ mod tests {
                 protocol: Protocol::Mqtt,
                 address: "0.0.0.0:1883".parse().expect("addr"),
                 tls: None,
+                path: None,
             }]
         );
         assert_eq!(config.admin.address, "0.0.0.0:9090".parse().expect("addr"));
