@@ -1,7 +1,8 @@
 //! `ws` and `wss` listeners with real WebSocket MQTT clients: paho-mqtt (Python,
-//! `transport="websockets"`, MQTT 3.1.1 and 5) and rumqttc's WebSocket transport, exchanging
-//! messages with plain TCP clients through the same broker; `wss` with required client
-//! certificates; the upgrade refused for another path or without the `mqtt` subprotocol.
+//! `transport="websockets"`, MQTT 3.1.1 and 5), rumqttc's WebSocket transport and MQTT.js in
+//! headless Chromium, exchanging messages with plain TCP clients through the same broker; `wss`
+//! with required client certificates; the upgrade refused for another path or without the
+//! `mqtt` subprotocol.
 
 use rumqttc::{QoS, Transport};
 use std::io::{BufRead, BufReader, Write};
@@ -23,17 +24,26 @@ fn ws_listener(port: u16, path: Option<&str>) -> String {
     format!("{{ name: ws, protocol: ws, address: '127.0.0.1:{port}'{path} }}")
 }
 
-/// Starts `e2e/tests/paho_ws.py` with `args` and waits for its first line: `ready` once it is
-/// subscribed to `in/<id>`; returns the process and that line.
+/// `e2e/tests/paho_ws.py` with `args`.
+fn paho_command(args: &[String]) -> Command {
+    let mut cmd = Command::new("python3");
+    cmd.arg(workspace_root().join("e2e/tests/paho_ws.py")).args(args);
+    cmd
+}
+
+/// Starts `e2e/tests/paho_ws.py` with `args`; see [`start`].
 fn paho(args: &[String]) -> (Child, String) {
-    let script = workspace_root().join("e2e/tests/paho_ws.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .args(args)
+    start(paho_command(args))
+}
+
+/// Starts a WebSocket client process and waits for its first line: `ready` once it is
+/// subscribed to `in/<id>`; returns the process and that line.
+fn start(mut cmd: Command) -> (Child, String) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| panic!("python3 (paho-mqtt: scripts/install-deps.sh): {e}"));
+        .unwrap_or_else(|e| panic!("{cmd:?} (see scripts/install-deps.sh): {e}"));
     let mut line = String::new();
     if let Some(out) = child.stdout.take() {
         let _ = BufReader::new(out).read_line(&mut line);
@@ -44,11 +54,15 @@ fn paho(args: &[String]) -> (Child, String) {
 /// A paho client over the WebSocket answers a message a TCP client publishes to `in/<id>` on
 /// `out/<id>`, which the TCP client receives: both directions cross between the listeners.
 async fn echo_through_paho(b: &BrokerProcess, id: &str, paho_args: Vec<String>) {
+    echo_through(b, id, paho_command(&paho_args)).await
+}
+
+/// Like [`echo_through_paho`] with the client process `client`.
+async fn echo_through(b: &BrokerProcess, id: &str, client: Command) {
     let mut tcp = Client::connect(options(b.port, &format!("tcp-{id}"))).await;
     tcp.subscribe(&format!("out/{id}"), QoS::AtLeastOnce).await;
-    let (mut child, line) =
-        tokio::task::spawn_blocking(move || paho(&paho_args)).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(line, "ready", "paho over WebSocket did not subscribe");
+    let (mut child, line) = tokio::task::spawn_blocking(move || start(client)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(line, "ready", "the WebSocket client did not subscribe");
     let payload = format!("from tcp to {id}");
     tcp.client
         .publish(format!("in/{id}"), QoS::AtLeastOnce, false, payload.clone())
@@ -58,7 +72,7 @@ async fn echo_through_paho(b: &BrokerProcess, id: &str, paho_args: Vec<String>) 
     assert_eq!(back.topic, format!("out/{id}"));
     assert_eq!(back.payload, payload.as_bytes(), "the WebSocket client's answer reached TCP");
     let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(status.is_ok_and(|s| s.success()), "paho exited with an error");
+    assert!(status.is_ok_and(|s| s.success()), "the WebSocket client exited with an error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,4 +180,19 @@ async fn rumqttc_over_websocket_and_the_upgrade_refusals() {
             .and_then(|v| v.parse::<u64>().ok())
     };
     tributary_e2e::eventually("the refused upgrades counted", WAIT, || failed(&b.metrics()).filter(|n| *n >= 3)).await;
+}
+
+/// MQTT.js (npm `mqtt`) in headless Chromium, driven by playwright-core: a page served from a
+/// local HTTP server connects to the `ws` listener, MQTT 5.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_js_in_headless_chromium_exchanges_messages_with_tcp_clients() {
+    let dir = workspace_root().join("e2e/browser");
+    assert!(dir.join("node_modules/mqtt").exists(), "run `npm ci` in e2e/browser (scripts/install-deps.sh)");
+    let kafka = KafkaServer::start();
+    let port = free_port();
+    let b = broker_with(&kafka, vec![ws_listener(port, None)]);
+    wait_for_port(&format!("127.0.0.1:{port}"), WAIT);
+    let mut node = Command::new("node");
+    node.arg(dir.join("browser-test.mjs")).arg(format!("ws://127.0.0.1:{port}/mqtt")).arg("browser-1");
+    echo_through(&b, "browser-1", node).await;
 }
