@@ -134,7 +134,16 @@ fn ws_options(port: u16, id: &str) -> rumqttc::MqttOptions {
 async fn rumqttc_over_websocket_and_the_upgrade_refusals() {
     let kafka = KafkaServer::start();
     let port = free_port();
-    let b = broker_with(&kafka, vec![ws_listener(port, None)]);
+    // The access rules apply to WebSocket clients as to TCP ones (the same connection code).
+    let rules = "{ rules: [{ principal: '*', action: publish, topic: 'to-tcp/denied', effect: deny }] }";
+    let b = BrokerProcess::start_with(
+        &kafka,
+        &BrokerOptions {
+            extra_listeners: vec![ws_listener(port, None)],
+            authorization: Some(rules.to_owned()),
+            ..Default::default()
+        },
+    );
     wait_for_port(&format!("127.0.0.1:{port}"), WAIT);
 
     let mut ws = Client::connect(ws_options(port, "rumqttc-ws")).await;
@@ -147,11 +156,14 @@ async fn rumqttc_over_websocket_and_the_upgrade_refusals() {
     tcp.client.publish("to-ws/big", QoS::AtLeastOnce, false, big.clone()).await.unwrap_or_else(|e| panic!("{e}"));
     let got = ws.publish_received(WAIT).await;
     assert_eq!((got.topic.as_str(), got.payload.len()), ("to-ws/big", big.len()));
+    // Refused by the rule (3.1.1: acknowledged and dropped), so the first to arrive is "0".
+    ws.client.publish("to-tcp/denied", QoS::AtLeastOnce, false, "no").await.unwrap_or_else(|e| panic!("{e}"));
     for i in 0..20 {
         ws.client.publish("to-tcp/n", QoS::AtLeastOnce, false, format!("{i}")).await.unwrap_or_else(|e| panic!("{e}"));
     }
     for i in 0..20 {
         let got = tcp.publish_received(WAIT).await;
+        assert_eq!(got.topic, "to-tcp/n", "a denied publish got through");
         assert_eq!(got.payload, format!("{i}").as_bytes(), "in order from the WebSocket client");
     }
 
