@@ -165,8 +165,11 @@ mod tests {
     #[test]
     fn contract_example_parses() {
         let config = Config::from_yaml_str(contract_example()).expect("contract example");
-        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(config.listeners.len(), 4);
         assert_eq!(config.listeners[0].protocol, Protocol::Mqtt);
+        assert_eq!((config.listeners[2].protocol, config.listeners[2].ws_path()), (Protocol::Ws, "/mqtt"));
+        assert_eq!(config.listeners[3].protocol, Protocol::Wss);
+        assert!(config.listeners[3].tls.is_some());
         assert!(config.listeners[0].tls.is_none());
         let listener = &config.listeners[1];
         assert_eq!(listener.name, "mqtts");
