@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks behind BENCHMARKS.md. Starts its own tansu (sqlite storage) and a release broker on
-# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|idle-tls|throughput|sessions|adoption|all]
+# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|idle-tls|idle-ws|throughput|sessions|adoption|all]
 # Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100),
 # SESSIONS stored sessions (100000), LATENCY_CONNECTS (1000), ORPHANS sessions of a dead broker (20000),
 # CARGO_TARGET_DIR (where the release binaries are built).
@@ -83,7 +83,15 @@ if [[ "$what" == idle-tls || "$what" == all ]]; then
   export EXTRA_LISTENER="{ name: mqtts, protocol: mqtts, address: \"127.0.0.1:$tport\", tls: { certFile: \"$pki/server.pem\", keyFile: \"$pki/server.key\" } }"
 fi
 
-if [[ "$what" == idle || "$what" == idle-tls || "$what" == throughput || "$what" == all ]]; then
+if [[ "$what" == idle-ws || "$what" == all ]]; then
+  wport=$(free_port)
+  ws_listener="{ name: ws, protocol: ws, address: \"127.0.0.1:$wport\" }"
+  # A second extra listener when idle-tls set one (the config template adds the first "- ").
+  export EXTRA_LISTENER="${EXTRA_LISTENER:+$EXTRA_LISTENER
+  - }$ws_listener"
+fi
+
+if [[ "$what" == idle || "$what" == idle-tls || "$what" == idle-ws || "$what" == throughput || "$what" == all ]]; then
   mkdir -p "$work/main"
   start_tansu "$work/main"
   start_broker main
@@ -116,6 +124,10 @@ fi
 
 if [[ "$what" == idle-tls || "$what" == all ]]; then
   measure_idle idle-tls "TLS " --port "$tport" --prefix idle-tls --tls-ca "$pki/ca.pem"
+fi
+
+if [[ "$what" == idle-ws || "$what" == all ]]; then
+  measure_idle idle-ws "WebSocket " --port "$wport" --prefix idle-ws --ws-path /mqtt
 fi
 
 if [[ "$what" == throughput || "$what" == all ]]; then

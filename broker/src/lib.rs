@@ -33,6 +33,7 @@ mod server;
 mod session;
 mod shutdown;
 mod tls;
+mod ws;
 
 pub use auth::{hash_password, AuthError};
 pub use broker::{Broker, StartError};

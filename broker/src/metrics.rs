@@ -30,6 +30,9 @@ pub struct Metrics {
     /// TLS handshakes that failed or timed out (bad or missing client certificates, plain
     /// MQTT sent to a TLS port, ...).
     pub tls_handshake_failed: AtomicU64,
+    /// WebSocket upgrades refused, failed or timed out (wrong path, no `mqtt` subprotocol,
+    /// not HTTP).
+    pub websocket_handshake_failed: AtomicU64,
     /// Sessions of dead broker processes this one took over.
     pub sessions_adopted: AtomicU64,
     /// Last Wills published (at a connection's end, after their delay, or for a dead broker).
@@ -91,6 +94,12 @@ impl Metrics {
             "tributary_tls_handshake_failed_total",
             "TLS handshakes that failed or timed out.",
             &self.tls_handshake_failed,
+        );
+        counter(
+            &mut out,
+            "tributary_websocket_handshake_failed_total",
+            "WebSocket upgrades refused, failed or timed out.",
+            &self.websocket_handshake_failed,
         );
         counter(
             &mut out,

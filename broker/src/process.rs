@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -76,8 +77,10 @@ pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> 
     for (l, tls) in broker.config.listeners.iter().zip(acceptors) {
         let listener = bind(&format!("listener {}", l.name), l.address).await?;
         let local = listener.local_addr().unwrap_or(l.address);
-        tracing::info!(listener = %l.name, protocol = %l.protocol, address = %local, "mqtt listener ready");
-        tokio::spawn(server::accept_loop(listener, tls, broker.clone(), shutdown.clone(), done_tx.clone()));
+        let ws_path = l.protocol.uses_websocket().then(|| Arc::from(l.ws_path()));
+        tracing::info!(listener = %l.name, protocol = %l.protocol, address = %local, path = ws_path.as_deref(), "mqtt listener ready");
+        let transport = server::Transport { tls, ws_path };
+        tokio::spawn(server::accept_loop(listener, transport, broker.clone(), shutdown.clone(), done_tx.clone()));
     }
     let admin_listener = bind("admin endpoint", broker.config.admin.address).await?;
     let local = admin_listener.local_addr().unwrap_or(broker.config.admin.address);

@@ -1,8 +1,12 @@
-//! Accepts MQTT connections on the configured listeners and runs each on its own task.
+//! Accepts MQTT connections on the configured listeners and runs each on its own task: TCP,
+//! then TLS for `mqtts` and `wss`, then the WebSocket upgrade for `ws` and `wss`.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -14,15 +18,25 @@ use crate::shutdown::Shutdown;
 
 /// How long to back off after `accept` fails (usually: out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a TLS client may take to complete the handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to complete each handshake before MQTT: TLS, then for `wss` the
+/// WebSocket upgrade.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections on `listener` until shutdown, through `tls` for `mqtts` listeners.
+/// The layers a listener puts between TCP and MQTT.
+#[derive(Clone)]
+pub(crate) struct Transport {
+    /// TLS for `mqtts` and `wss`.
+    pub(crate) tls: Option<TlsAcceptor>,
+    /// The HTTP path of the upgrade for `ws` and `wss`.
+    pub(crate) ws_path: Option<Arc<str>>,
+}
+
+/// Accepts connections on `listener` until shutdown, through the listener's `transport`.
 /// Every connection task holds a clone of `done`; the caller knows all connections ended when
 /// its receiver sees the channel close.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    transport: Transport,
     broker: Arc<Broker>,
     mut shutdown: Shutdown,
     done: mpsc::Sender<()>,
@@ -54,7 +68,7 @@ pub(crate) async fn accept_loop(
         tokio::spawn(serve_tcp(
             stream,
             peer,
-            tls.clone(),
+            transport.clone(),
             Connected { broker, shutdown, _done: done, _permit: permit },
         ));
     }
@@ -69,29 +83,78 @@ struct Connected {
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-async fn serve_tcp(stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, c: Connected) {
+async fn serve_tcp(stream: TcpStream, peer: SocketAddr, transport: Transport, c: Connected) {
     // MQTT packets are small and latency matters more than segment count.
     let _ = stream.set_nodelay(true);
     tracing::trace!(%peer, "tcp connection");
-    let Some(tls) = tls else {
-        crate::client::serve(stream, Peer::default(), c.broker, c.shutdown).await;
+    let Some(tls) = transport.tls else {
+        serve_upgraded(stream, peer, Peer::default(), transport.ws_path.as_deref(), c).await;
         return;
     };
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-        // Boxed: the TLS state is large, and the connection's own future stays as small as for
-        // plain TCP (see client::serve).
-        Ok(Ok(stream)) => {
-            // rustls only completes the handshake with a certificate its verifier accepted.
-            let peer = Peer { tls_verified: stream.get_ref().1.peer_certificates().is_some() };
-            crate::client::serve(Box::new(stream), peer, c.broker, c.shutdown).await
+    // The handshake is boxed and the stream boxed in a statement of its own, so that neither is
+    // part of the task's state while MQTT runs: each idle connection keeps only the MQTT
+    // connection's future (see client::serve).
+    let failed = &c.broker.metrics.tls_handshake_failed;
+    let Some(stream) = handshake("TLS", failed, peer, Box::pin(tls.accept(stream))).await.map(Box::new) else {
+        return;
+    };
+    // rustls only completes the handshake with a certificate its verifier accepted.
+    let verified = Peer { tls_verified: stream.get_ref().1.peer_certificates().is_some() };
+    serve_upgraded(stream, peer, verified, transport.ws_path.as_deref(), c).await
+}
+
+/// Serves MQTT on `stream` (TCP or TLS), after the WebSocket upgrade when the listener has a
+/// `ws_path`.
+async fn serve_upgraded<S>(stream: S, peer: SocketAddr, verified: Peer, ws_path: Option<&str>, c: Connected)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Some(path) = ws_path else {
+        crate::client::serve(stream, verified, c.broker, c.shutdown).await;
+        return;
+    };
+    // A frame or message larger than a packet may be is refused as it arrives, so a client can
+    // make the pod hold no more than it could over TCP.
+    let max = usize::try_from(c.broker.config.limits.max_packet_size).unwrap_or(usize::MAX);
+    // Boxed like the TLS handshake and stream: the framing state stays out of the task's.
+    let failed = &c.broker.metrics.websocket_handshake_failed;
+    let upgrade = Box::pin(crate::ws::accept(stream, path, max));
+    let Some(ws) = handshake("WebSocket", failed, peer, upgrade).await.map(Box::new) else { return };
+    crate::client::serve(ws, verified, c.broker, c.shutdown).await
+}
+
+/// Runs one handshake within [`HANDSHAKE_TIMEOUT`]; a failure is counted in `failed`, logged,
+/// and ends the connection (`None`).
+async fn handshake<T, E: std::fmt::Display>(
+    what: &str,
+    failed: &AtomicU64,
+    peer: SocketAddr,
+    run: impl Future<Output = Result<T, E>>,
+) -> Option<T> {
+    let error = match tokio::time::timeout(HANDSHAKE_TIMEOUT, run).await {
+        Ok(Ok(done)) => return Some(done),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "timed out".to_owned(),
+    };
+    inc(failed);
+    tracing::debug!(%peer, %error, "{what} handshake failed");
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use tokio::net::TcpStream;
+
+    /// The spawned task of every connection is this future: the MQTT connection's (at most
+    /// 1536 bytes, client::serve) and what the listener keeps beside it. The TLS and WebSocket
+    /// handshakes and streams are boxed out of it; inline, the task was 4 KiB.
+    #[test]
+    fn connection_task_stays_small() {
+        fn task<F>(_: impl FnOnce(TcpStream, SocketAddr, super::Transport, super::Connected) -> F) -> usize {
+            std::mem::size_of::<F>()
         }
-        Ok(Err(e)) => {
-            inc(&c.broker.metrics.tls_handshake_failed);
-            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-        }
-        Err(_) => {
-            inc(&c.broker.metrics.tls_handshake_failed);
-            tracing::debug!(%peer, "TLS handshake timed out");
-        }
+        let size = task(super::serve_tcp);
+        assert!(size <= 2048, "connection task is {size} bytes");
     }
 }

@@ -84,6 +84,11 @@ impl Pki {
     /// An `mqtts` listener entry for the broker's config on `port`; with `client_ca`, mTLS
     /// against this CA, `required` or optional.
     pub fn listener(&self, port: u16, client_ca: bool, required: bool) -> String {
+        self.listener_of("mqtts", port, client_ca, required)
+    }
+
+    /// Like [`Pki::listener`] for `protocol` (`mqtts` or `wss`), named after it.
+    pub fn listener_of(&self, protocol: &str, port: u16, client_ca: bool, required: bool) -> String {
         let mut tls = format!(
             "certFile: '{}', keyFile: '{}'",
             self.path("server.pem").display(),
@@ -95,6 +100,6 @@ impl Pki {
                 self.path("ca.pem").display()
             ));
         }
-        format!("{{ name: mqtts, protocol: mqtts, address: '127.0.0.1:{port}', tls: {{ {tls} }} }}")
+        format!("{{ name: {protocol}, protocol: {protocol}, address: '127.0.0.1:{port}', tls: {{ {tls} }} }}")
     }
 }

@@ -281,6 +281,10 @@ impl From<contract::Protocol> for Protocol {
     {
         "rule": "(self.protocol == 'mqtts' || self.protocol == 'wss') == has(self.tlsSecretRef)",
         "message": "tlsSecretRef is required for mqtts/wss listeners and not allowed for mqtt/ws"
+    },
+    {
+        "rule": "!has(self.path) || self.protocol == 'ws' || self.protocol == 'wss'",
+        "message": "path is only for ws/wss listeners"
     }
 ]))]
 pub struct ListenerSpec {
@@ -299,6 +303,10 @@ pub struct ListenerSpec {
     /// Require and verify client certificates against the Secret's `ca.crt` (mTLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub require_client_cert: Option<bool>,
+    /// HTTP path of the WebSocket upgrade for ws/wss listeners (the broker's default: `/mqtt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^/[!-~]*$"))]
+    pub path: Option<String>,
 }
 
 /// Protocol limits (see the broker configuration contract).

@@ -22,6 +22,18 @@ fn rendered_broker_yaml_is_accepted_by_the_broker() {
     }
 }
 
+/// The examples users apply (`deploy/`, the chart's values) ask for nothing the broker refuses
+/// to start with yet: `deploy/tls-acl.yaml`, with its `wss` listener, was refused until
+/// WebSocket listeners were served.
+#[test]
+fn every_example_starts() {
+    for (origin, spec) in common::all_specs().into_iter().filter(|(o, _)| o != "minimal" && o != "full") {
+        if let Err(e) = broker_config(&spec).refuse_unsupported() {
+            panic!("{origin}: the broker would refuse to start: {e}");
+        }
+    }
+}
+
 #[test]
 fn rendered_broker_yaml_parses_back_to_the_rendered_config() {
     for (origin, spec) in common::all_specs() {

@@ -126,6 +126,7 @@ fn full_spec_renders_every_config_field() {
     assert_eq!(listeners[1]["tls"]["clientCaFile"], "/etc/tributary/tls/mqtts/ca.crt");
     assert_eq!(listeners[1]["tls"]["requireClientCert"], true);
     assert!(listeners[2].get("tls").is_none(), "ws has no tls");
+    assert_eq!(listeners[2]["path"], "/broker/mqtt", "the WebSocket path is passed on");
     assert_eq!(listeners[3]["tls"]["requireClientCert"], false);
     assert!(listeners[3]["tls"].get("clientCaFile").is_none());
     assert_eq!(y["topics"]["mappings"][0]["kafkaTopic"], "k1");
@@ -618,6 +619,17 @@ fn invalid_listeners() {
         &l("{ name: a, protocol: mqtt, port: 1883, requireClientCert: true }"),
         "spec.listeners[0].requireClientCert",
         "TLS",
+    );
+    // The broker's verdict on the WebSocket path, named by the spec field.
+    assert_invalid(
+        &l("{ name: a, protocol: mqtt, port: 1883, path: /mqtt }"),
+        "spec.listeners[0].path",
+        "only ws and wss",
+    );
+    assert_invalid(
+        &l("{ name: a, protocol: ws, port: 80, path: '/a?b' }"),
+        "spec.listeners[0].path",
+        "must start with '/'",
     );
 }
 

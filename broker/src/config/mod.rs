@@ -28,7 +28,7 @@ use thiserror::Error;
 pub use overrides::{Overrides, KAFKA_ENV_PREFIX};
 pub use schema::{
     Action, Admin, Authentication, Authorization, AuthorizationRule, Effect, Kafka, Limits, Listener, MappingRule,
-    Principal, Protocol, Tls, Topics,
+    Principal, Protocol, Tls, Topics, DEFAULT_WS_PATH,
 };
 pub use validate::validate_kafka_topic_name;
 
@@ -172,8 +172,11 @@ mod tests {
     #[test]
     fn contract_example_parses() {
         let config = Config::from_yaml_str(contract_example()).expect("contract example");
-        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(config.listeners.len(), 4);
         assert_eq!(config.listeners[0].protocol, Protocol::Mqtt);
+        assert_eq!((config.listeners[2].protocol, config.listeners[2].ws_path()), (Protocol::Ws, "/mqtt"));
+        assert_eq!(config.listeners[3].protocol, Protocol::Wss);
+        assert!(config.listeners[3].tls.is_some());
         assert!(config.listeners[0].tls.is_none());
         let listener = &config.listeners[1];
         assert_eq!(listener.name, "mqtts");
@@ -229,6 +232,7 @@ mod tests {
                 protocol: Protocol::Mqtt,
                 address: "0.0.0.0:1883".parse().expect("addr"),
                 tls: None,
+                path: None,
             }]
         );
         assert_eq!(config.admin.address, "0.0.0.0:9090".parse().expect("addr"));

@@ -168,7 +168,6 @@ mod tests {
         assert!(Overrides::default().resolve_with_env(mqtts, env()).is_ok(), "mqtts is served");
         let ws = "listeners:\n  - {name: w, protocol: ws, address: '127.0.0.1:80'}\n";
         let ws = Config::from_yaml_str(&format!("{MINIMAL}{ws}")).expect("config");
-        let err = Overrides::default().resolve_with_env(ws, env()).expect_err("refused");
-        assert_eq!(err.to_string(), "listeners[0].protocol: ws is not supported yet (only mqtt and mqtts)");
+        assert!(Overrides::default().resolve_with_env(ws, env()).is_ok(), "ws is served");
     }
 }

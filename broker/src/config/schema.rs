@@ -26,6 +26,21 @@ pub struct Listener {
     /// Certificate and key; required for `mqtts` and `wss`, refused otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
+    /// HTTP path of the WebSocket upgrade (`ws` and `wss` only; refused otherwise); see
+    /// [`Listener::ws_path`] for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// The HTTP path a WebSocket listener answers on when `path` is not set: what MQTT.js, paho
+/// and most other WebSocket MQTT clients use.
+pub const DEFAULT_WS_PATH: &str = "/mqtt";
+
+impl Listener {
+    /// The HTTP path of the WebSocket upgrade: `path`, or [`DEFAULT_WS_PATH`].
+    pub fn ws_path(&self) -> &str {
+        self.path.as_deref().unwrap_or(DEFAULT_WS_PATH)
+    }
 }
 
 impl Default for Listener {
@@ -36,6 +51,7 @@ impl Default for Listener {
             protocol: Protocol::Mqtt,
             address: SocketAddr::from(([0, 0, 0, 0], 1883)),
             tls: None,
+            path: None,
         }
     }
 }
@@ -55,6 +71,11 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Whether this protocol carries MQTT in WebSocket frames, and so has an HTTP `path`.
+    pub fn uses_websocket(self) -> bool {
+        matches!(self, Protocol::Ws | Protocol::Wss)
+    }
+
     /// Whether this protocol runs over TLS, and so needs a `tls` section.
     pub fn uses_tls(self) -> bool {
         matches!(self, Protocol::Mqtts | Protocol::Wss)

@@ -6,6 +6,16 @@ use std::collections::HashMap;
 use super::{invalid, Config, ConfigError, Principal, Protocol, Tls, MAX_KAFKA_TOPIC_LEN, MAX_PACKET_SIZE};
 use crate::topic::validate_filter;
 
+/// Checks a WebSocket listener's `path`. It is compared with the request's path as sent, so it
+/// must be one: absolute, no query or fragment, nothing an HTTP request line could not carry.
+/// Returns the reason on failure.
+fn validate_ws_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.chars().any(|c| c == '?' || c == '#' || !c.is_ascii_graphic()) {
+        return Err(format!("{path:?} must start with '/' and hold no '?', '#', space or non-ASCII character"));
+    }
+    Ok(())
+}
+
 /// Checks a Kafka topic name the way Kafka does: 1 to 249 characters from
 /// `[a-zA-Z0-9._-]`, and neither `.` nor `..`. Returns the reason on failure.
 pub fn validate_kafka_topic_name(name: &str) -> Result<(), String> {
@@ -131,6 +141,16 @@ impl Config {
                 (Some(tls), true) => validate_tls(tls, &format!("{key}.tls"))?,
                 (None, false) => {}
             }
+            match (&listener.path, listener.protocol.uses_websocket()) {
+                (Some(_), false) => {
+                    return Err(invalid(
+                        format!("{key}.path"),
+                        format!("not allowed for protocol {} (only ws and wss have an HTTP path)", listener.protocol),
+                    ))
+                }
+                (Some(path), true) => validate_ws_path(path).map_err(|m| invalid(format!("{key}.path"), m))?,
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -226,13 +246,6 @@ impl Config {
     /// Fails closed on settings this version parses but does not enforce yet: silently
     /// ignoring an ACL or a TLS listener would be worse than not starting (or not reloading).
     pub fn refuse_unsupported(&self) -> Result<(), ConfigError> {
-        let served = [Protocol::Mqtt, Protocol::Mqtts];
-        if let Some((i, l)) = self.listeners.iter().enumerate().find(|(_, l)| !served.contains(&l.protocol)) {
-            return Err(invalid(
-                format!("listeners[{i}].protocol"),
-                format!("{} is not supported yet (only mqtt and mqtts)", l.protocol),
-            ));
-        }
         if let Some(i) = self.authorization.rules.iter().position(|r| matches!(r.principal, Principal::Cn(_))) {
             return Err(invalid(
                 format!("authorization.rules[{i}].principal"),
@@ -439,6 +452,25 @@ admin: {{address: '127.0.0.1:0'}}
         assert_eq!(protocols, [Protocol::Mqtt, Protocol::Mqtts, Protocol::Ws, Protocol::Wss]);
         assert!(config.listeners[0].address.is_ipv6());
         assert_eq!(config.admin.address.port(), 0);
+        assert_eq!(config.listeners[2].ws_path(), "/mqtt", "the default path");
+    }
+
+    #[test]
+    fn websocket_paths_are_validated() {
+        let config = Config::from_yaml_str(&format!(
+            "{MINIMAL}listeners:\n  - {{name: ws, protocol: ws, address: '127.0.0.1:8080', path: /broker/mqtt}}\n"
+        ))
+        .expect("config");
+        assert_eq!(config.listeners[0].ws_path(), "/broker/mqtt");
+        assert_eq!(
+            error_with("listeners:\n  - {name: a, protocol: mqtt, address: '0.0.0.0:1883', path: /mqtt}\n"),
+            "listeners[0].path: not allowed for protocol mqtt (only ws and wss have an HTTP path)"
+        );
+        for bad in ["mqtt", "/a?b", "'/a b'", "/mqtt#x"] {
+            let err =
+                error_with(&format!("listeners:\n  - {{name: a, protocol: ws, address: '0.0.0.0:80', path: {bad}}}\n"));
+            assert_starts_with(&err, "listeners[0].path: ");
+        }
     }
 
     #[test]

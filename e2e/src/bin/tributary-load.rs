@@ -1,6 +1,7 @@
 //! `tributary-load`: the load simulator behind BENCHMARKS.md.
 //!
-//! - `idle`: opens N MQTT 3.1.1 connections (rumqttc) and holds them, for memory per connection.
+//! - `idle`: opens N MQTT 3.1.1 connections (rumqttc, over TCP or WebSocket) and holds them, for
+//!   memory per connection.
 //! - `publish`: P publishers send M messages each of S bytes at a QoS, as fast as the broker
 //!   acknowledges; prints messages per second.
 //! - `kafka`: the same records written straight to Kafka with rdkafka, the baseline for `publish`.
@@ -61,6 +62,9 @@ enum Cmd {
         /// CONNECT/CONNACK over tokio-rustls instead of rumqttc.
         #[arg(long)]
         tls_ca: Option<std::path::PathBuf>,
+        /// Connect over WebSocket (a `ws` listener) at this HTTP path, e.g. `/mqtt`.
+        #[arg(long, conflicts_with = "tls_ca")]
+        ws_path: Option<String>,
     },
     /// Publish through the broker.
     Publish {
@@ -169,11 +173,12 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
-        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix, tls_ca: Some(ca) } => {
+        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix, tls_ca: Some(ca), .. } => {
             idle_tls(&host, port, connections, keep_alive, hold_secs, &prefix, &ca).await
         }
-        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix, tls_ca: None } => {
-            idle(&host, port, connections, keep_alive, hold_secs, &prefix).await
+        Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix, tls_ca: None, ws_path } => {
+            let run = IdleRun { host: &host, port, ws_path: ws_path.as_deref(), keep_alive, prefix: &prefix };
+            idle(run, connections, hold_secs).await
         }
         Cmd::Publish { host, port, publishers, messages, size, qos, bootstrap, topic } => {
             let kafka = bootstrap.as_deref().map(|b| (b, topic.as_str()));
@@ -193,13 +198,39 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn idle(host: &str, port: u16, n: usize, keep_alive: u64, hold: u64, prefix: &str) -> anyhow::Result<()> {
+/// Where and how `idle` connects.
+struct IdleRun<'a> {
+    host: &'a str,
+    port: u16,
+    /// Over WebSocket at this path, else plain TCP.
+    ws_path: Option<&'a str>,
+    keep_alive: u64,
+    prefix: &'a str,
+}
+
+impl IdleRun<'_> {
+    fn options(&self, i: usize) -> MqttOptions {
+        let id = format!("{}-{i}", self.prefix);
+        let mut o = match self.ws_path {
+            Some(path) => {
+                // rumqttc takes the URL as the host for WebSocket connections.
+                let mut o = MqttOptions::new(id, format!("ws://{}:{}{path}", self.host, self.port), self.port);
+                o.set_transport(rumqttc::Transport::Ws);
+                o
+            }
+            None => MqttOptions::new(id, self.host, self.port),
+        };
+        o.set_keep_alive(Duration::from_secs(self.keep_alive));
+        o
+    }
+}
+
+async fn idle(run: IdleRun<'_>, n: usize, hold: u64) -> anyhow::Result<()> {
     let connected = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        let mut o = MqttOptions::new(format!("{prefix}-{i}"), host, port);
-        o.set_keep_alive(Duration::from_secs(keep_alive));
+        let o = run.options(i);
         let (client, mut ev) = AsyncClient::new(o, 10);
         let connected = connected.clone();
         tasks.push(tokio::spawn(async move {

@@ -33,6 +33,7 @@ pub fn effective_listeners(spec: &MqttBrokerSpec) -> Vec<ListenerSpec> {
         name: default.name,
         tls_secret_ref: None,
         require_client_cert: None,
+        path: None,
     }]
 }
 
@@ -108,6 +109,7 @@ fn listener(l: ListenerSpec) -> Listener {
             client_ca_file: mtls.then(|| format!("{dir}/ca.crt").into()),
             require_client_cert: mtls,
         }),
+        path: l.path,
         name: l.name,
     }
 }

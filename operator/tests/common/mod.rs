@@ -52,7 +52,7 @@ topics:
 listeners:
   - { name: mqtt, protocol: mqtt, port: 1883 }
   - { name: mqtts, protocol: mqtts, port: 8883, tlsSecretRef: { name: tls-a }, requireClientCert: true }
-  - { name: ws, protocol: ws, port: 8080 }
+  - { name: ws, protocol: ws, port: 8080, path: /broker/mqtt }
   - { name: wss, protocol: wss, port: 443, tlsSecretRef: { name: tls-b } }
 limits: { maxPacketSize: 1048576, maxInflight: 100, maxConnections: 50000, maxKeepAlive: 600, nodeTimeout: 20 }
 authentication:
