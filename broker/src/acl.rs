@@ -18,6 +18,8 @@ pub struct Identity<'a> {
     pub client_id: &'a str,
     /// The authenticated username, if any.
     pub username: Option<&'a str>,
+    /// The subject common name of the client's verified TLS certificate, if any.
+    pub cert_name: Option<&'a str>,
 }
 
 /// What is being asked.
@@ -55,8 +57,7 @@ impl Acl {
                 Principal::Anonymous => who.username.is_none(),
                 Principal::User(u) => who.username == Some(u.as_str()),
                 Principal::Client(c) => who.client_id == *c,
-                // Refused at start (see `Config::refuse_unsupported`): never matches.
-                Principal::Cn(_) => false,
+                Principal::Cn(cn) => who.cert_name == Some(cn.as_str()),
             };
             if !action || !principal {
                 continue;
@@ -84,7 +85,7 @@ mod tests {
     }
 
     fn user(name: &str) -> Identity<'_> {
-        Identity { client_id: "some-client", username: Some(name) }
+        Identity { client_id: "some-client", username: Some(name), cert_name: None }
     }
 
     #[test]
@@ -96,7 +97,7 @@ rules:
   - { principal: '*', action: subscribe, topic: 'devices/#', effect: allow }
   - { principal: 'client:dev-1', action: publish, topic: 'devices/dev-1/#', effect: allow }
   - { principal: anonymous, action: publish, topic: 'public/#', effect: allow }");
-        let dev = Identity { client_id: "dev-1", username: Some("d") };
+        let dev = Identity { client_id: "dev-1", username: Some("d"), cert_name: None };
         assert!(a.allows(user("admin"), Request::Subscribe, "#"));
         assert!(!a.allows(user("admin"), Request::Subscribe, "$SYS/#"), "'#' does not match $SYS topics");
         assert!(a.allows(dev, Request::Subscribe, "devices/7/+"));
@@ -109,5 +110,12 @@ rules:
         assert!(a.allows(Identity::default(), Request::Publish, "public/x"));
         assert!(!a.allows(Identity::default(), Request::Subscribe, "other"), "default deny");
         assert!(Acl::default().allows(Identity::default(), Request::Publish, "x"), "no rules: allow");
+        let cn = acl("defaultEffect: deny
+rules:
+  - { principal: 'cn:truck-17', action: all, topic: 'trucks/17/#', effect: allow }");
+        let truck = |name| Identity { client_id: "c", username: None, cert_name: Some(name) };
+        assert!(cn.allows(truck("truck-17"), Request::Publish, "trucks/17/pos"));
+        assert!(!cn.allows(truck("truck-18"), Request::Publish, "trucks/17/pos"));
+        assert!(!cn.allows(Identity::default(), Request::Publish, "trucks/17/pos"), "no certificate");
     }
 }

@@ -37,7 +37,7 @@ mod ws;
 
 pub use auth::{hash_password, AuthError};
 pub use broker::{Broker, StartError};
-pub use client::{serve, Peer};
+pub use client::{serve, Peer, VerifiedCertificate};
 pub use kafka::admin::{ensure_topics, AdminError};
 pub use kafka::log::Log;
 pub use kafka::memory::{Logged, MemoryLog};

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
-use crate::client::Peer;
+use crate::client::{Peer, VerifiedCertificate};
 use crate::metrics::inc;
 use crate::shutdown::Shutdown;
 
@@ -99,7 +99,10 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, transport: Transport, c:
         return;
     };
     // rustls only completes the handshake with a certificate its verifier accepted.
-    let verified = Peer { tls_verified: stream.get_ref().1.peer_certificates().is_some() };
+    let certificates = stream.get_ref().1.peer_certificates();
+    let certificate = certificates
+        .map(|c| Box::new(VerifiedCertificate { common_name: c.first().and_then(crate::tls::common_name) }));
+    let verified = Peer { certificate };
     serve_upgraded(stream, peer, verified, transport.ws_path.as_deref(), c).await
 }
 

@@ -73,3 +73,11 @@ pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, TlsError> {
     let config = builder.with_single_cert(chain, key)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// The subject common name of a certificate (the first, when there are several), for `cn:`
+/// access rules. Only called on certificates rustls has verified against the client CA.
+pub(crate) fn common_name(certificate: &CertificateDer<'_>) -> Option<Box<str>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+    let name = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(name.into())
+}

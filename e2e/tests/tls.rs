@@ -114,6 +114,35 @@ async fn mutual_tls_admits_only_certificates_of_the_client_ca_when_required() {
     drop(b);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cn_rules_grant_one_certificate_and_refuse_another() {
+    let kafka = KafkaServer::start();
+    let pki = Pki::new("tributary-test-ca");
+    let (truck17, truck17_key) = pki.client("truck-17");
+    let (truck18, truck18_key) = pki.client("truck-18");
+    let port = free_port();
+    let opts = BrokerOptions {
+        extra_listeners: vec![pki.listener(port, true, true)],
+        authorization: Some(
+            "{ defaultEffect: deny, rules: [\
+             { principal: 'cn:truck-17', action: all, topic: 'trucks/17/#', effect: allow },\
+             { principal: anonymous, action: publish, topic: 'trucks/#', effect: allow } ] }"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let b = BrokerProcess::start_with(&kafka, &opts);
+    wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
+    publish_retained(b.port, "trucks/17/route", "north");
+    let ca = pki.path("ca.pem");
+
+    let out = subscribe_tls(port, &ca, Some((&truck17, &truck17_key)), "trucks/17/route");
+    assert_eq!(received(&out), "north", "cn:truck-17 may read its own topics");
+    let out = subscribe_tls(port, &ca, Some((&truck18, &truck18_key)), "trucks/17/route");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("denied"), "truck-18 is not truck-17: {stderr}");
+}
+
 #[test]
 fn unusable_tls_files_stop_the_broker_naming_the_listener_and_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::aliases::OutboundAliases;
 use super::deliver::Outbound;
 use super::persist::Persist;
-use super::{Client, Peer, MAILBOX_CAPACITY};
+use super::{Client, Names, Peer, MAILBOX_CAPACITY};
 use crate::acl::{Identity, Request};
 use crate::broker::Broker;
 use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
@@ -76,6 +76,8 @@ struct Terms {
     /// Topic aliases the client accepts on deliveries (its Topic Alias Maximum; 0 for 3.1.1).
     topic_aliases: u16,
     will: Option<Box<StoredWill>>,
+    /// The verified client certificate's common name (`cn:` access rules).
+    cert_name: Option<Box<str>>,
 }
 
 /// Why a CONNECT is refused: the CONNACK reason code and, where it helps, a Reason String
@@ -124,7 +126,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         if let Some(max) = connect.properties.maximum_packet_size {
             conn.max_outgoing = max;
         }
-        let terms = match validate(&connect, peer, &broker).await {
+        let terms = match validate(&connect, &peer, &broker).await {
             Ok(terms) => terms,
             Err(refused) => {
                 conn.close_with(Some(&refused.connack())).await;
@@ -185,7 +187,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             mailbox: Arc::new(Mailbox::new(MAILBOX_CAPACITY)),
             subscriptions: Default::default(),
             stored: opened.stored,
-            username,
+            names: (username.is_some() || terms.cert_name.is_some())
+                .then(|| Box::new(Names { username, cert_name: terms.cert_name })),
             will: terms.will,
             keep_alive: (terms.keep_alive > 0).then(|| Duration::from_secs(u64::from(terms.keep_alive))),
             last_seen: Instant::now(),
@@ -253,7 +256,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
 /// Checks a CONNECT before anything is written to Kafka for its client id: authentication
 /// method, identifier, Will, credentials, the Will's access rights; then works out what the
 /// broker grants.
-async fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Terms, Refusal> {
+async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Terms, Refusal> {
     let version = connect.protocol;
     // Enhanced authentication is optional and we support no method (MQTT-4.12.0-1).
     if let Some(method) = &connect.properties.authentication_method {
@@ -298,14 +301,15 @@ async fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Term
         }
     }
     let password = connect.password.as_deref();
-    if let Err(code) = broker.auth.check(connect.username.as_deref(), password, peer.tls_verified).await {
+    if let Err(code) = broker.auth.check(connect.username.as_deref(), password, peer.certificate.is_some()).await {
         inc(&broker.metrics.auth_failed);
         tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
         return Err(code.into());
     }
     // A Will the client may not publish would be refused when it is due: refuse it now.
     if let Some(w) = &connect.will {
-        let who = Identity { client_id: &client_id, username: connect.username.as_deref() };
+        let who =
+            Identity { client_id: &client_id, username: connect.username.as_deref(), cert_name: peer.cert_name() };
         if !broker.acl().allows(who, Request::Publish, &w.topic) {
             inc(&broker.metrics.acl_denied);
             return Err(reason::NOT_AUTHORIZED.into());
@@ -341,7 +345,8 @@ async fn validate(connect: &Connect, peer: Peer, broker: &Broker) -> Result<Term
     };
     let will = connect.will.as_ref().map(|w| Box::new(StoredWill::from_connect(w)));
     let topic_aliases = connect.properties.topic_alias_maximum.unwrap_or(0);
-    Ok(Terms { client_id, props, keep_alive, expiry, window, topic_aliases, will })
+    let cert_name = peer.cert_name().map(Box::from);
+    Ok(Terms { client_id, props, keep_alive, expiry, window, topic_aliases, will, cert_name })
 }
 
 /// A unique client id for clients that sent none: process start time plus a counter is unique

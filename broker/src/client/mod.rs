@@ -104,11 +104,36 @@ impl End {
     }
 }
 
+/// A client's names for access rules.
+#[derive(Debug, Default)]
+struct Names {
+    /// The authenticated username.
+    username: Option<Box<str>>,
+    /// The verified client certificate's common name.
+    cert_name: Option<Box<str>>,
+}
+
 /// What the listener learned about a connection before MQTT started.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Boxed, so that the connection task stays the size it is without a certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Peer {
-    /// The TLS layer verified a client certificate (mTLS): an identity without a password.
-    pub tls_verified: bool,
+    /// The client certificate the TLS layer verified (mTLS), if any: an identity without a
+    /// password.
+    pub certificate: Option<Box<VerifiedCertificate>>,
+}
+
+/// A client certificate verified against the listener's client CA.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifiedCertificate {
+    /// Its subject common name, for `cn:` access rules.
+    pub common_name: Option<Box<str>>,
+}
+
+impl Peer {
+    /// The common name of the verified client certificate, if there is one and it has one.
+    fn cert_name(&self) -> Option<&str> {
+        self.certificate.as_ref().and_then(|c| c.common_name.as_deref())
+    }
 }
 
 /// Serves one client connection until it ends.
@@ -163,8 +188,9 @@ struct Client<S> {
     will: Option<Box<StoredWill>>,
     /// A session state was written at CONNECT (persistent, or keeping a Will).
     stored: bool,
-    /// The authenticated username, for access rules.
-    username: Option<Box<str>>,
+    /// Who the client is for access rules beyond its client id; `None` (no allocation) for an
+    /// anonymous client without a certificate, most of a fleet behind a gateway.
+    names: Option<Box<Names>>,
     keep_alive: Option<Duration>,
     last_seen: Instant,
     kicked: Option<oneshot::Receiver<Kick>>,
@@ -363,7 +389,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Whether the access rules in force let this client do `request` on `topic`.
     fn allowed(&self, request: Request, topic: &str) -> bool {
-        let who = Identity { client_id: &self.client_id, username: self.username.as_deref() };
+        let names = self.names.as_deref();
+        let who = Identity {
+            client_id: &self.client_id,
+            username: names.and_then(|n| n.username.as_deref()),
+            cert_name: names.and_then(|n| n.cert_name.as_deref()),
+        };
         let allowed = self.broker.acl().allows(who, request, topic);
         if !allowed {
             inc(&self.broker.metrics.acl_denied);

@@ -80,7 +80,6 @@ impl Overrides {
         }
         config.apply_env_overrides(vars);
         config.validate()?;
-        config.refuse_unsupported()?;
         Ok(config)
     }
 }
@@ -129,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn overrides_apply_then_validate_and_refuse_unsupported() {
+    fn overrides_apply_then_validate() {
         let overrides = Overrides {
             listen: Some("127.0.0.1:1884".into()),
             kafka_bootstrap: Some("other:9092".into()),
@@ -156,11 +155,7 @@ mod tests {
             .expect("config")
         };
         assert!(Overrides::default().resolve_with_env(acl("*"), env()).is_ok(), "rules are enforced");
-        let err = Overrides::default().resolve_with_env(acl("cn:device"), env()).expect_err("refused");
-        assert_eq!(
-            err.to_string(),
-            "authorization.rules[0].principal: cn: principals (client certificate names) are not supported yet"
-        );
+        assert!(Overrides::default().resolve_with_env(acl("cn:device"), env()).is_ok(), "cn: rules are enforced");
 
         let tls =
             "listeners:\n  - {name: s, protocol: mqtts, address: '127.0.0.1:8883', tls: {certFile: c, keyFile: k}}\n";

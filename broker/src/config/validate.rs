@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{invalid, Config, ConfigError, Principal, Protocol, Tls, MAX_KAFKA_TOPIC_LEN, MAX_PACKET_SIZE};
+use super::{invalid, Config, ConfigError, Protocol, Tls, MAX_KAFKA_TOPIC_LEN, MAX_PACKET_SIZE};
 use crate::topic::validate_filter;
 
 /// Checks a WebSocket listener's `path`. It is compared with the request's path as sent, so it
@@ -239,18 +239,6 @@ impl Config {
         // broker's Wills would wait too long.
         if !(2..=3600).contains(&self.limits.node_timeout) {
             return Err(invalid("limits.nodeTimeout", "must be between 2 and 3600 seconds"));
-        }
-        Ok(())
-    }
-
-    /// Fails closed on settings this version parses but does not enforce yet: silently
-    /// ignoring an ACL or a TLS listener would be worse than not starting (or not reloading).
-    pub fn refuse_unsupported(&self) -> Result<(), ConfigError> {
-        if let Some(i) = self.authorization.rules.iter().position(|r| matches!(r.principal, Principal::Cn(_))) {
-            return Err(invalid(
-                format!("authorization.rules[{i}].principal"),
-                "cn: principals (client certificate names) are not supported yet",
-            ));
         }
         Ok(())
     }
