@@ -18,8 +18,10 @@ pub struct Identity<'a> {
     pub client_id: &'a str,
     /// The authenticated username, if any.
     pub username: Option<&'a str>,
-    /// The subject common name of the client's verified TLS certificate, if any.
+    /// The name of the client's verified TLS certificate, if any (`authentication.certificateName`).
     pub cert_name: Option<&'a str>,
+    /// The groups of the client's token.
+    pub groups: &'a [Box<str>],
 }
 
 /// What is being asked.
@@ -58,6 +60,7 @@ impl Acl {
                 Principal::User(u) => who.username == Some(u.as_str()),
                 Principal::Client(c) => who.client_id == *c,
                 Principal::Cn(cn) => who.cert_name == Some(cn.as_str()),
+                Principal::Group(g) => who.groups.iter().any(|m| **m == **g),
             };
             if !action || !principal {
                 continue;
@@ -85,7 +88,7 @@ mod tests {
     }
 
     fn user(name: &str) -> Identity<'_> {
-        Identity { client_id: "some-client", username: Some(name), cert_name: None }
+        Identity { client_id: "some-client", username: Some(name), cert_name: None, groups: &[] }
     }
 
     #[test]
@@ -97,7 +100,7 @@ rules:
   - { principal: '*', action: subscribe, topic: 'devices/#', effect: allow }
   - { principal: 'client:dev-1', action: publish, topic: 'devices/dev-1/#', effect: allow }
   - { principal: anonymous, action: publish, topic: 'public/#', effect: allow }");
-        let dev = Identity { client_id: "dev-1", username: Some("d"), cert_name: None };
+        let dev = Identity { client_id: "dev-1", username: Some("d"), cert_name: None, groups: &[] };
         assert!(a.allows(user("admin"), Request::Subscribe, "#"));
         assert!(!a.allows(user("admin"), Request::Subscribe, "$SYS/#"), "'#' does not match $SYS topics");
         assert!(a.allows(dev, Request::Subscribe, "devices/7/+"));
@@ -113,9 +116,17 @@ rules:
         let cn = acl("defaultEffect: deny
 rules:
   - { principal: 'cn:truck-17', action: all, topic: 'trucks/17/#', effect: allow }");
-        let truck = |name| Identity { client_id: "c", username: None, cert_name: Some(name) };
+        let truck = |name| Identity { client_id: "c", username: None, cert_name: Some(name), groups: &[] };
         assert!(cn.allows(truck("truck-17"), Request::Publish, "trucks/17/pos"));
         assert!(!cn.allows(truck("truck-18"), Request::Publish, "trucks/17/pos"));
         assert!(!cn.allows(Identity::default(), Request::Publish, "trucks/17/pos"), "no certificate");
+        let groups = acl("defaultEffect: deny
+rules:
+  - { principal: 'group:ui', action: subscribe, topic: 'fleet/#', effect: allow }");
+        let ui: &[Box<str>] = &["viewers".into(), "ui".into()];
+        let member = Identity { client_id: "c", username: Some("web"), cert_name: None, groups: ui };
+        assert!(groups.allows(member, Request::Subscribe, "fleet/trucks/+"));
+        assert!(!groups.allows(member, Request::Publish, "fleet/trucks/1"), "subscribe only");
+        assert!(!groups.allows(user("web"), Request::Subscribe, "fleet/#"), "not in the group");
     }
 }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::acl::Acl;
+use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::delivery::router::Router;
@@ -70,6 +71,8 @@ pub struct Broker {
     pub offsets: Arc<Offsets>,
     /// Bytes of packets being received, over all connections (`limits.maxPendingBytes`).
     pub(crate) read_budget: Arc<ReadBudget>,
+    /// CONNECT rate and connections per source address.
+    pub(crate) admission: Arc<Admission>,
     /// The log everything is kept in (Kafka, or an in-memory log in tests).
     pub log: Arc<dyn Log>,
     ready: AtomicBool,
@@ -109,7 +112,9 @@ impl Broker {
             Arc::new(Publisher::new(&config, mapping, log.clone(), retained.clone(), offsets.clone(), metrics.clone()));
         crate::session::reaper::start(Arc::downgrade(&sessions), Arc::downgrade(&publisher));
         let read_budget = Arc::new(ReadBudget::new(config.limits.max_pending_bytes));
+        let admission = Admission::new(&config.limits);
         let broker = Broker {
+            admission,
             acl: ArcSwap::from_pointee(Acl::new(&config.authorization)),
             auth,
             config,

@@ -14,6 +14,7 @@ pub mod topic;
 
 mod acl;
 mod admin;
+mod admission;
 mod auth;
 mod broker;
 mod client;

@@ -27,6 +27,10 @@ pub struct Metrics {
     pub auth_failed: AtomicU64,
     /// Publishes, subscriptions and Wills refused by the access rules.
     pub acl_denied: AtomicU64,
+    /// CONNECTs refused by `limits` (connect rate, connections per address).
+    pub connects_refused_by_limits: AtomicU64,
+    /// Packets refused by `limits` (topic length or levels, subscriptions per session).
+    pub limits_exceeded: AtomicU64,
     /// TLS handshakes that failed or timed out (bad or missing client certificates, plain
     /// MQTT sent to a TLS port, ...).
     pub tls_handshake_failed: AtomicU64,
@@ -88,6 +92,18 @@ impl Metrics {
             "tributary_acl_denied_total",
             "Publishes, subscriptions and Wills refused by the access rules.",
             &self.acl_denied,
+        );
+        counter(
+            &mut out,
+            "tributary_connects_refused_by_limits_total",
+            "CONNECTs refused by the connect rate or connections per address.",
+            &self.connects_refused_by_limits,
+        );
+        counter(
+            &mut out,
+            "tributary_limits_exceeded_total",
+            "Topics, filters and subscriptions refused by the limits.",
+            &self.limits_exceeded,
         );
         counter(
             &mut out,

@@ -88,7 +88,8 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, transport: Transport, c:
     let _ = stream.set_nodelay(true);
     tracing::trace!(%peer, "tcp connection");
     let Some(tls) = transport.tls else {
-        serve_upgraded(stream, peer, Peer::default(), transport.ws_path.as_deref(), c).await;
+        let plain = Box::new(Peer { address: Some(peer.ip()), certificate: None });
+        serve_upgraded(stream, peer, plain, transport.ws_path.as_deref(), c).await;
         return;
     };
     // The handshake is boxed and the stream boxed in a statement of its own, so that neither is
@@ -100,15 +101,17 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, transport: Transport, c:
     };
     // rustls only completes the handshake with a certificate its verifier accepted.
     let certificates = stream.get_ref().1.peer_certificates();
-    let certificate = certificates
-        .map(|c| Box::new(VerifiedCertificate { common_name: c.first().and_then(crate::tls::common_name) }));
-    let verified = Peer { certificate };
+    let which = c.broker.config.authentication.certificate_name;
+    let certificate = certificates.map(|c| {
+        Box::new(VerifiedCertificate { name: c.first().and_then(|c| crate::tls::certificate_name(c, which)) })
+    });
+    let verified = Box::new(Peer { address: Some(peer.ip()), certificate });
     serve_upgraded(stream, peer, verified, transport.ws_path.as_deref(), c).await
 }
 
 /// Serves MQTT on `stream` (TCP or TLS), after the WebSocket upgrade when the listener has a
 /// `ws_path`.
-async fn serve_upgraded<S>(stream: S, peer: SocketAddr, verified: Peer, ws_path: Option<&str>, c: Connected)
+async fn serve_upgraded<S>(stream: S, peer: SocketAddr, verified: Box<Peer>, ws_path: Option<&str>, c: Connected)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {

@@ -15,7 +15,9 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Tls;
+use x509_parser::extensions::GeneralName;
+
+use crate::config::{CertificateName, Tls};
 
 /// Why a listener's TLS could not be set up; names the file.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +76,20 @@ pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// The subject common name of a certificate (the first, when there are several), for `cn:`
-/// access rules. Only called on certificates rustls has verified against the client CA.
-pub(crate) fn common_name(certificate: &CertificateDer<'_>) -> Option<Box<str>> {
+/// The name of a certificate that `cn:` access rules match: the subject common name (the
+/// first, when there are several) or the first subject alternative name of the kind `which`
+/// selects. Only called on certificates rustls has verified against the client CA.
+pub(crate) fn certificate_name(certificate: &CertificateDer<'_>, which: CertificateName) -> Option<Box<str>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
-    let name = parsed.subject().iter_common_name().next()?.as_str().ok()?;
-    Some(name.into())
+    if which == CertificateName::CommonName {
+        let name = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+        return Some(name.into());
+    }
+    let san = parsed.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match (which, n) {
+        (CertificateName::SanDns, GeneralName::DNSName(s))
+        | (CertificateName::SanUri, GeneralName::URI(s))
+        | (CertificateName::SanEmail, GeneralName::RFC822Name(s)) => Some(Box::from(*s)),
+        _ => None,
+    })
 }

@@ -125,6 +125,12 @@ pub fn validate_topic_name(s: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Whether a topic name or filter is at most `max_len` bytes long and has at most `max_levels`
+/// `/`-separated levels (`limits.maxTopicLength`, `limits.maxTopicLevels`).
+pub fn within(s: &str, max_len: u16, max_levels: u16) -> bool {
+    s.len() <= usize::from(max_len) && s.split('/').count() <= usize::from(max_levels)
+}
+
 /// Validates a topic filter as used in SUBSCRIBE, mapping rules and authorization rules.
 ///
 /// A filter is non-empty, at most 65535 bytes, has no U+0000, uses `+` only as a
@@ -324,6 +330,15 @@ pub fn parse_shared(s: &str) -> Result<Option<SharedFilter<'_>>, TopicError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn length_and_levels_are_bounded() {
+        assert!(within("a/b/c", 5, 3));
+        assert!(!within("a/b/c", 4, 3), "6 bytes");
+        assert!(!within("a/b/c", 5, 2), "3 levels");
+        assert!(within("/", 1, 2) && !within("/", 1, 1), "an empty level counts");
+        assert!(within("#", 1, 1));
+    }
 
     #[test]
     fn topic_names_valid() {

@@ -14,7 +14,6 @@ use tributary_broker::codec::{
 };
 use tributary_broker::config::Config;
 use tributary_broker::Broker;
-use tributary_broker::Peer;
 use tributary_broker::{shutdown_channel, Shutdown, ShutdownTrigger};
 use tributary_broker::{MemoryLog, TopicMapping};
 
@@ -50,7 +49,7 @@ struct TestClient {
 impl TestClient {
     async fn connect(pod: &Pod, id: &str, clean: bool) -> (TestClient, ConnAck) {
         let (io, server) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(tributary_broker::serve(server, Peer::default(), pod.broker.clone(), pod.shutdown.clone()));
+        tokio::spawn(tributary_broker::serve(server, Box::default(), pod.broker.clone(), pod.shutdown.clone()));
         let mut c = TestClient { io, buf: BytesMut::new() };
         c.send(&Packet::Connect(Connect {
             protocol: ProtocolVersion::V311,

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     // Framing of one connection; the topic mapping the configuration compiles into.
     &["mapping", "connection"],
     &["config"],
-    &["acl", "auth", "tls", "ws"],
+    &["acl", "admission", "auth", "tls", "ws"],
     // Kafka records, nothing of MQTT.
     &["kafka"],
     // MQTT messages as Kafka records (the one record <-> message conversion).

@@ -21,7 +21,7 @@ pub const TOPIC_FILTER_PATTERN: &str = r"^(([^+#/]*|\+)/)*([^+#/]*|\+|#)$";
 pub const KAFKA_TOPIC_PATTERN: &str = r"^[a-zA-Z0-9._-]+$";
 
 /// Regular expression for an ACL principal (`*`, `anonymous`, `user:`, `client:`, `cn:`).
-pub const PRINCIPAL_PATTERN: &str = r"^(\*|anonymous|(user|client|cn):.+)$";
+pub const PRINCIPAL_PATTERN: &str = r"^(\*|anonymous|(user|client|cn|group):.+)$";
 
 /// Regular expression for a listener name (also used as a port name and a path segment).
 pub const LISTENER_NAME_PATTERN: &str = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$";
@@ -176,7 +176,8 @@ pub struct SecretKeyReference {
     /// Name of the Secret.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
-    /// Key inside the Secret (default `passwords`).
+    /// Key inside the Secret (default: `passwords` for the password file, `secret`, `key.pem`
+    /// and `jwks.json` for the JWT keys).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
@@ -340,6 +341,31 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 2, max = 3600))]
     pub node_timeout: Option<i32>,
+    /// Connections from one source address per pod, 0 for unlimited (default 0: fleets behind
+    /// NAT share addresses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_connections_per_address: Option<i64>,
+    /// CONNECTs per second per pod, 0 for unlimited (default 1000); over it CONNACK 0x9F.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_connect_rate: Option<i64>,
+    /// Subscriptions per session (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_subscriptions: Option<i64>,
+    /// Longest topic name or filter in bytes (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub max_topic_length: Option<i32>,
+    /// Most levels of a topic name or filter (default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub max_topic_levels: Option<i32>,
+    /// Messages queued per connected client (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_queued_messages: Option<i64>,
 }
 
 /// Client authentication.
@@ -349,10 +375,109 @@ pub struct AuthenticationSpec {
     /// Accept clients without credentials (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_anonymous: Option<bool>,
-    /// Secret key holding lines `username:sha256-hex-of-password`, mounted at
-    /// `/etc/tributary/auth/passwords`.
+    /// Secret key holding lines `username:<argon2id PHC string>` (`tributary-broker
+    /// hash-password`), mounted at `/etc/tributary/auth/passwords`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyReference>,
+    /// JSON Web Tokens as CONNECT passwords.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<JwtSpec>,
+    /// Which name of a verified client certificate `cn:` rules match (default `commonName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_name: Option<CertificateName>,
+}
+
+/// JWT authentication: the key comes from a Secret, mounted under `/etc/tributary/auth/`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JwtSpec {
+    /// Signature algorithm tokens must use.
+    pub algorithm: JwtAlgorithm,
+    /// The shared secret of HS algorithms (at least 32 bytes; key default `secret`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyReference>,
+    /// PEM public key of RS and ES algorithms (key default `key.pem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_ref: Option<SecretKeyReference>,
+    /// JWKS document of RS and ES algorithms (key default `jwks.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_ref: Option<SecretKeyReference>,
+    /// Required `aud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Required `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Claim naming the user (default `sub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username_claim: Option<String>,
+    /// Claim listing the user's groups, for `group:` rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+}
+
+/// JWT signature algorithms.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum JwtAlgorithm {
+    /// HMAC SHA-256.
+    #[default]
+    HS256,
+    /// HMAC SHA-384.
+    HS384,
+    /// HMAC SHA-512.
+    HS512,
+    /// RSA PKCS#1 v1.5 SHA-256.
+    RS256,
+    /// RSA PKCS#1 v1.5 SHA-384.
+    RS384,
+    /// RSA PKCS#1 v1.5 SHA-512.
+    RS512,
+    /// ECDSA P-256 SHA-256.
+    ES256,
+    /// ECDSA P-384 SHA-384.
+    ES384,
+}
+
+impl From<JwtAlgorithm> for contract::JwtAlgorithm {
+    fn from(a: JwtAlgorithm) -> Self {
+        match a {
+            JwtAlgorithm::HS256 => contract::JwtAlgorithm::HS256,
+            JwtAlgorithm::HS384 => contract::JwtAlgorithm::HS384,
+            JwtAlgorithm::HS512 => contract::JwtAlgorithm::HS512,
+            JwtAlgorithm::RS256 => contract::JwtAlgorithm::RS256,
+            JwtAlgorithm::RS384 => contract::JwtAlgorithm::RS384,
+            JwtAlgorithm::RS512 => contract::JwtAlgorithm::RS512,
+            JwtAlgorithm::ES256 => contract::JwtAlgorithm::ES256,
+            JwtAlgorithm::ES384 => contract::JwtAlgorithm::ES384,
+        }
+    }
+}
+
+/// The name of a client certificate that `cn:` rules match.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CertificateName {
+    /// The subject common name.
+    #[default]
+    CommonName,
+    /// The first DNS subject alternative name.
+    SanDns,
+    /// The first URI subject alternative name (e.g. a SPIFFE ID).
+    SanUri,
+    /// The first e-mail subject alternative name.
+    SanEmail,
+}
+
+impl From<CertificateName> for contract::CertificateName {
+    fn from(c: CertificateName) -> Self {
+        match c {
+            CertificateName::CommonName => contract::CertificateName::CommonName,
+            CertificateName::SanDns => contract::CertificateName::SanDns,
+            CertificateName::SanUri => contract::CertificateName::SanUri,
+            CertificateName::SanEmail => contract::CertificateName::SanEmail,
+        }
+    }
 }
 
 /// Whether a rule allows or denies.
@@ -414,7 +539,8 @@ pub struct AuthorizationSpec {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AclRule {
-    /// `*`, `anonymous`, `user:<name>`, `client:<client id>` or `cn:<certificate common name>`.
+    /// `*`, `anonymous`, `user:<name>`, `client:<client id>`, `cn:<certificate name>` or
+    /// `group:<token group>`.
     #[schemars(pattern(PRINCIPAL_PATTERN))]
     pub principal: String,
     /// `publish`, `subscribe` or `all`.

@@ -26,6 +26,13 @@ pub const CONFIG_FILE: &str = "/etc/tributary/broker.yaml";
 pub const CONFIG_KEY: &str = "broker.yaml";
 /// Path of the password file inside the config volume.
 pub const PASSWORD_FILE: &str = "/etc/tributary/auth/passwords";
+/// Paths of the JWT key files inside the config volume (`jwt.secretRef`, `publicKeyRef`,
+/// `jwksRef`), relative to [`CONFIG_DIR`].
+pub const JWT_SECRET: &str = "auth/jwt-secret";
+/// See [`JWT_SECRET`].
+pub const JWT_PUBLIC_KEY: &str = "auth/jwt-public-key.pem";
+/// See [`JWT_SECRET`].
+pub const JWT_JWKS: &str = "auth/jwks.json";
 
 /// Labels selecting the pods of one MqttBroker.
 pub fn selector_labels(instance: &str) -> BTreeMap<String, String> {

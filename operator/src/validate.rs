@@ -122,7 +122,7 @@ fn spec_field(key: &str) -> String {
     }
     match key {
         "authentication.passwordFile" => "spec.authentication.passwordSecretRef".to_string(),
-        _ => format!("spec.{key}"),
+        _ => format!("spec.{}", jwt_files_as_refs(key)),
     }
 }
 
@@ -130,11 +130,17 @@ fn spec_field(key: &str) -> String {
 /// verdict in the spec's terms.
 fn in_spec_terms(key: &str, message: String) -> String {
     match key {
-        "authentication.allowAnonymous" => "is false but there is no passwordSecretRef and no listener with \
-                                            requireClientCert: no client could connect"
+        "authentication.allowAnonymous" => "is false but there is no passwordSecretRef, no jwt and no listener \
+                                            with requireClientCert: no client could connect"
             .to_string(),
+        _ if key.starts_with("authentication.jwt") => jwt_files_as_refs(&message),
         _ => message,
     }
+}
+
+/// The file settings of `authentication.jwt` named as the spec's Secret references.
+fn jwt_files_as_refs(text: &str) -> String {
+    text.replace("secretFile", "secretRef").replace("publicKeyFile", "publicKeyRef").replace("jwksFile", "jwksRef")
 }
 
 fn validate_autoscaling(a: &AutoscalingSpec, errors: &mut Errors) {
@@ -323,6 +329,12 @@ fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
         ("spec.limits.maxConnections", limits.max_connections, u32_max),
         ("spec.limits.maxKeepAlive", limits.max_keep_alive.map(i64::from), u16_max),
         ("spec.limits.nodeTimeout", limits.node_timeout.map(i64::from), u16_max),
+        ("spec.limits.maxConnectionsPerAddress", limits.max_connections_per_address, u32_max),
+        ("spec.limits.maxConnectRate", limits.max_connect_rate, u32_max),
+        ("spec.limits.maxSubscriptions", limits.max_subscriptions, u32_max),
+        ("spec.limits.maxTopicLength", limits.max_topic_length.map(i64::from), u16_max),
+        ("spec.limits.maxTopicLevels", limits.max_topic_levels.map(i64::from), u16_max),
+        ("spec.limits.maxQueuedMessages", limits.max_queued_messages, u32_max),
     ];
     for (field, value, max) in fields {
         match value {
@@ -335,12 +347,20 @@ fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
 
 fn validate_auth(spec: &MqttBrokerSpec, errors: &mut Errors) {
     let authn = spec.authentication.clone().unwrap_or_default();
-    if let Some(secret) = &authn.password_secret_ref {
+    let jwt = authn.jwt.as_ref();
+    let refs = [
+        ("spec.authentication.passwordSecretRef", authn.password_secret_ref.as_ref()),
+        ("spec.authentication.jwt.secretRef", jwt.and_then(|j| j.secret_ref.as_ref())),
+        ("spec.authentication.jwt.publicKeyRef", jwt.and_then(|j| j.public_key_ref.as_ref())),
+        ("spec.authentication.jwt.jwksRef", jwt.and_then(|j| j.jwks_ref.as_ref())),
+    ];
+    for (field, secret) in refs {
+        let Some(secret) = secret else { continue };
         if secret.name.trim().is_empty() {
-            errors.push("spec.authentication.passwordSecretRef.name", "must not be empty");
+            errors.push(format!("{field}.name"), "must not be empty");
         }
         if matches!(&secret.key, Some(k) if k.trim().is_empty()) {
-            errors.push("spec.authentication.passwordSecretRef.key", "must not be empty");
+            errors.push(format!("{field}.key"), "must not be empty");
         }
     }
     let Some(authz) = &spec.authorization else {

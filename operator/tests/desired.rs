@@ -96,10 +96,17 @@ limits:
   maxPendingBytes: 67108864
   maxInflight: 32
   maxConnections: 0
+  maxConnectionsPerAddress: 0
+  maxConnectRate: 1000
+  maxSubscriptions: 1000
+  maxTopicLength: 1024
+  maxTopicLevels: 32
+  maxQueuedMessages: 1000
   maxKeepAlive: 0
   nodeTimeout: 15
 authentication:
   allowAnonymous: true
+  certificateName: commonName
 authorization:
   defaultEffect: allow
   rules: []
@@ -293,6 +300,35 @@ fn deployment_honours_every_override() {
     assert_eq!(passwords.name, "mqtt-passwords");
     let item = &passwords.items.as_ref().expect("items")[0];
     assert_eq!((item.key.as_str(), item.path.as_str()), ("users", "auth/passwords"));
+}
+
+#[test]
+fn jwt_renders_the_key_files_where_their_secrets_are_mounted() {
+    let c = render(&format!(
+        "{K}authentication:
+  allowAnonymous: false
+  certificateName: sanUri
+  jwt: {{ algorithm: ES256, jwksRef: {{ name: idp }}, audience: mqtt, groupsClaim: roles }}
+limits: {{ maxConnectRate: 50, maxTopicLevels: 8 }}
+"
+    ));
+    let y = yaml(&c);
+    let jwt = &y["authentication"]["jwt"];
+    assert_eq!(jwt["algorithm"], "ES256");
+    assert_eq!(jwt["jwksFile"], "/etc/tributary/auth/jwks.json");
+    assert_eq!(
+        (&jwt["usernameClaim"], &jwt["groupsClaim"], &jwt["audience"]),
+        (&"sub".into(), &"roles".into(), &"mqtt".into())
+    );
+    assert!(jwt.get("secretFile").is_none() && jwt.get("publicKeyFile").is_none());
+    assert_eq!(y["authentication"]["certificateName"], "sanUri");
+    assert_eq!((&y["limits"]["maxConnectRate"], &y["limits"]["maxTopicLevels"]), (&50.into(), &8.into()));
+    let pod = pod_spec(&c);
+    let sources =
+        pod.volumes.as_ref().expect("volumes")[0].projected.as_ref().and_then(|p| p.sources.as_ref()).expect("sources");
+    let idp = sources.iter().filter_map(|s| s.secret.as_ref()).find(|s| s.name == "idp").expect("the JWKS secret");
+    let item = &idp.items.as_ref().expect("items")[0];
+    assert_eq!((item.key.as_str(), item.path.as_str()), ("jwks.json", "auth/jwks.json"));
 }
 
 #[test]
@@ -573,10 +609,10 @@ fn topic_filter_syntax() {
     for bad in ["", "#/a", "a/#/b", "a+", "a/b+/c", "##", "a/\0"] {
         assert!(!is_valid_topic_filter(bad), "{bad:?}");
     }
-    for ok in ["*", "anonymous", "user:alice", "client:c-1", "cn:gw"] {
+    for ok in ["*", "anonymous", "user:alice", "client:c-1", "cn:gw", "group:ui"] {
         assert!(is_valid_principal(ok), "{ok}");
     }
-    for bad in ["", "user:", "alice", "group:x", "**"] {
+    for bad in ["", "user:", "alice", "team:x", "**"] {
         assert!(!is_valid_principal(bad), "{bad}");
     }
 }
@@ -640,6 +676,23 @@ fn invalid_limits() {
     assert_invalid(&format!("{K}limits: {{ maxConnections: -1 }}"), "spec.limits.maxConnections", "negative");
     assert_invalid(&format!("{K}limits: {{ maxKeepAlive: 70000 }}"), "spec.limits.maxKeepAlive", "between");
     assert_invalid(&format!("{K}limits: {{ nodeTimeout: 1 }}"), "spec.limits.nodeTimeout", "between");
+    assert_invalid(&format!("{K}limits: {{ maxTopicLength: 0 }}"), "spec.limits.maxTopicLength", "between");
+    assert_invalid(&format!("{K}limits: {{ maxConnectRate: -5 }}"), "spec.limits.maxConnectRate", "negative");
+    assert_invalid(&format!("{K}limits: {{ maxQueuedMessages: 0 }}"), "spec.limits.maxQueuedMessages", "at least 1");
+}
+
+#[test]
+fn invalid_jwt() {
+    assert_invalid(
+        &format!("{K}authentication: {{ jwt: {{ algorithm: HS256, publicKeyRef: {{ name: k }} }} }}"),
+        "spec.authentication.jwt.secretRef",
+        "HS256 needs secretRef",
+    );
+    assert_invalid(
+        &format!("{K}authentication: {{ jwt: {{ algorithm: RS256, jwksRef: {{ name: '' }} }} }}"),
+        "spec.authentication.jwt.jwksRef.name",
+        "empty",
+    );
 }
 
 #[test]

@@ -2,15 +2,16 @@
 //! across brokers), resuming a stored session, and CONNACK.
 
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::aliases::OutboundAliases;
 use super::deliver::Outbound;
 use super::persist::Persist;
-use super::{Client, Names, Peer, MAILBOX_CAPACITY};
+use super::{Client, Names, Peer};
 use crate::acl::{Identity, Request};
+use crate::admission::AddressSlot;
+use crate::auth::{Authenticated, Credentials};
 use crate::broker::Broker;
 use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, ProtocolVersion};
 use crate::connection::Connection;
@@ -20,7 +21,7 @@ use crate::metrics::inc;
 use crate::session::record::{is_reserved, SessionState, StoredWill, NEVER_EXPIRES};
 use crate::session::{OpenError, OpenRequest, Opened};
 use crate::shutdown::Shutdown;
-use crate::topic::validate_topic_name;
+use crate::topic::{validate_topic_name, within};
 
 /// Topic aliases a client may set (MQTT 5 Topic Alias Maximum). Small: each costs a topic string.
 pub(super) const TOPIC_ALIAS_MAX: u16 = 16;
@@ -78,6 +79,10 @@ struct Terms {
     will: Option<Box<StoredWill>>,
     /// The verified client certificate's common name (`cn:` access rules).
     cert_name: Option<Box<str>>,
+    /// The user, groups and token expiry authentication found.
+    authenticated: Authenticated,
+    /// This connection counted against its source address (`limits.maxConnectionsPerAddress`).
+    address_slot: Option<AddressSlot>,
 }
 
 /// Why a CONNECT is refused: the CONNACK reason code and, where it helps, a Reason String
@@ -151,8 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 return None;
             }
         };
-        let username = connect.username.as_deref().map(Box::from);
-        Client::opened(conn, connect.protocol, terms, username, opened, broker, shutdown).connack().await
+        Client::opened(conn, connect.protocol, terms, opened, broker, shutdown).connack().await
     }
 
     /// The connection of a session just opened, before CONNACK.
@@ -160,7 +164,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         conn: Connection<S>,
         version: ProtocolVersion,
         terms: Terms,
-        username: Option<Box<str>>,
         opened: Opened,
         broker: Arc<Broker>,
         shutdown: Shutdown,
@@ -184,13 +187,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             epoch: opened.epoch,
             expiry: terms.expiry,
             kicked: Some(opened.registration.kicked),
-            mailbox: Arc::new(Mailbox::new(MAILBOX_CAPACITY)),
+            mailbox: Arc::new(Mailbox::new(queued_max(&broker))),
+            _address_slot: terms.address_slot.map(Box::new),
             subscriptions: Default::default(),
             stored: opened.stored,
-            names: (username.is_some() || terms.cert_name.is_some())
-                .then(|| Box::new(Names { username, cert_name: terms.cert_name })),
+            names: Names::boxed(terms.authenticated, terms.cert_name),
             will: terms.will,
-            keep_alive: (terms.keep_alive > 0).then(|| Duration::from_secs(u64::from(terms.keep_alive))),
+            keep_alive: terms.keep_alive,
             last_seen: Instant::now(),
             shutdown,
             pending: Default::default(),
@@ -258,6 +261,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
 /// broker grants.
 async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Terms, Refusal> {
     let version = connect.protocol;
+    // First, before anything costs: a storm is refused here, cheaply, and clients back off.
+    let address_slot = broker.admission.admit(peer.address).map_err(|refused| {
+        inc(&broker.metrics.connects_refused_by_limits);
+        tracing::debug!(address = ?peer.address, ?refused, "connect not admitted");
+        Refusal::because(refused.reason_code(), refused.explain().to_owned())
+    })?;
     // Enhanced authentication is optional and we support no method (MQTT-4.12.0-1).
     if let Some(method) = &connect.properties.authentication_method {
         inc(&broker.metrics.auth_failed);
@@ -289,6 +298,11 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
         if validate_topic_name(&w.topic).is_err() {
             return Err(reason::TOPIC_NAME_INVALID.into());
         }
+        let limits = &broker.config.limits;
+        if !within(&w.topic, limits.max_topic_length, limits.max_topic_levels) {
+            inc(&broker.metrics.limits_exceeded);
+            return Err(Refusal::because(reason::TOPIC_NAME_INVALID, "the Will topic exceeds the limits".into()));
+        }
         // Wills are stored in the session state, which every broker holds in memory. The
         // payload is at most 65,535 bytes by the protocol; properties are not.
         let size = will_size(w);
@@ -300,16 +314,28 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
             ));
         }
     }
-    let password = connect.password.as_deref();
-    if let Err(code) = broker.auth.check(connect.username.as_deref(), password, peer.certificate.is_some()).await {
-        inc(&broker.metrics.auth_failed);
-        tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
-        return Err(code.into());
-    }
+    let credentials = Credentials {
+        username: connect.username.as_deref(),
+        password: connect.password.as_deref(),
+        certificate: peer.certificate.is_some(),
+        address: peer.address,
+    };
+    let authenticated = match broker.auth.check(credentials).await {
+        Ok(a) => a,
+        Err(code) => {
+            inc(&broker.metrics.auth_failed);
+            tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
+            return Err(code.into());
+        }
+    };
     // A Will the client may not publish would be refused when it is due: refuse it now.
     if let Some(w) = &connect.will {
-        let who =
-            Identity { client_id: &client_id, username: connect.username.as_deref(), cert_name: peer.cert_name() };
+        let who = Identity {
+            client_id: &client_id,
+            username: authenticated.username.as_deref(),
+            cert_name: peer.cert_name(),
+            groups: &authenticated.groups,
+        };
         if !broker.acl().allows(who, Request::Publish, &w.topic) {
             inc(&broker.metrics.acl_denied);
             return Err(reason::NOT_AUTHORIZED.into());
@@ -346,7 +372,23 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
     let will = connect.will.as_ref().map(|w| Box::new(StoredWill::from_connect(w)));
     let topic_aliases = connect.properties.topic_alias_maximum.unwrap_or(0);
     let cert_name = peer.cert_name().map(Box::from);
-    Ok(Terms { client_id, props, keep_alive, expiry, window, topic_aliases, will, cert_name })
+    Ok(Terms {
+        client_id,
+        props,
+        keep_alive,
+        expiry,
+        window,
+        topic_aliases,
+        will,
+        cert_name,
+        authenticated,
+        address_slot,
+    })
+}
+
+/// Messages queued for one connected client (`limits.maxQueuedMessages`).
+fn queued_max(broker: &Broker) -> usize {
+    usize::try_from(broker.config.limits.max_queued_messages).unwrap_or(usize::MAX)
 }
 
 /// A unique client id for clients that sent none: process start time plus a counter is unique

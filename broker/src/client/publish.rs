@@ -15,6 +15,7 @@ use crate::message::{now_ms, Message, MessageProperties, HEADER_PUBLISH_ID};
 use crate::metrics::inc;
 use crate::publisher::Placement;
 use crate::session::record::StoredIntent;
+use crate::topic::within;
 use std::collections::HashSet;
 
 /// Result of one publish handed to Kafka: (packet id, QoS, outcome).
@@ -49,6 +50,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 return Err(End::Protocol(reason::RECEIVE_MAXIMUM_EXCEEDED));
             }
         }
+        let limits = &self.broker.config.limits;
+        if !within(&p.topic, limits.max_topic_length, limits.max_topic_levels) {
+            inc(&self.broker.metrics.limits_exceeded);
+            return self.refuse_long_topic(p.qos, p.packet_id);
+        }
         if !self.allowed(Request::Publish, &p.topic) {
             return self.refuse_publish(p.qos, p.packet_id);
         }
@@ -82,6 +88,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 self.send(&Packet::PubRec(resp(id, code)))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Answers a PUBLISH whose topic is longer or deeper than `limits` allow: MQTT 5 QoS 1/2
+    /// clients get 0x90 Topic Name invalid in PUBACK/PUBREC and go on; otherwise (QoS 0, or
+    /// MQTT 3.1.1, which cannot say why) the connection is closed rather than the message
+    /// silently dropped.
+    fn refuse_long_topic(&mut self, qos: QoS, packet_id: Option<u16>) -> Result<(), End> {
+        let v5 = self.version == ProtocolVersion::V5;
+        let code = reason::TOPIC_NAME_INVALID;
+        match (qos, packet_id) {
+            (QoS::AtLeastOnce, Some(id)) if v5 => self.send(&Packet::PubAck(resp(id, code))),
+            (QoS::ExactlyOnce, Some(id)) if v5 => self.send(&Packet::PubRec(resp(id, code))),
+            _ => Err(End::Violation(code, "the topic is longer or has more levels than this broker allows".into())),
         }
     }
 

@@ -9,8 +9,9 @@ use crate::acl::Request;
 use crate::codec::{reason, Packet, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
 use crate::delivery::router::Subscriber;
 use crate::delivery::{delivered_qos, Delivery};
+use crate::metrics::inc;
 use crate::session::record::StoredSubscription;
-use crate::topic::{parse_shared, validate_filter};
+use crate::topic::{parse_shared, validate_filter, within};
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), End> {
@@ -48,6 +49,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         if validate_filter(filter).is_err() {
             return refuse(reason::TOPIC_FILTER_INVALID);
+        }
+        let limits = &self.broker.config.limits;
+        if !within(filter, limits.max_topic_length, limits.max_topic_levels) {
+            inc(&self.broker.metrics.limits_exceeded);
+            return refuse(reason::TOPIC_FILTER_INVALID);
+        }
+        // A new filter beyond the session's quota; replacing an existing one is always allowed.
+        let max_subscriptions = usize::try_from(limits.max_subscriptions).unwrap_or(usize::MAX);
+        if self.subscriptions.len() >= max_subscriptions && !self.subscriptions.contains_key(filter) {
+            inc(&self.broker.metrics.limits_exceeded);
+            return refuse(reason::QUOTA_EXCEEDED);
         }
         if !self.allowed(Request::Subscribe, filter) {
             return refuse(reason::NOT_AUTHORIZED);

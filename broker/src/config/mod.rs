@@ -27,8 +27,8 @@ use thiserror::Error;
 
 pub use overrides::{Overrides, KAFKA_ENV_PREFIX};
 pub use schema::{
-    Action, Admin, Authentication, Authorization, AuthorizationRule, Effect, Kafka, Limits, Listener, MappingRule,
-    Principal, Protocol, Tls, Topics, DEFAULT_WS_PATH,
+    Action, Admin, Authentication, Authorization, AuthorizationRule, CertificateName, Effect, Jwt, JwtAlgorithm, Kafka,
+    Limits, Listener, MappingRule, Principal, Protocol, Tls, Topics, DEFAULT_USERNAME_CLAIM, DEFAULT_WS_PATH,
 };
 pub use validate::validate_kafka_topic_name;
 

@@ -201,6 +201,23 @@ pub struct Limits {
     pub max_inflight: u16,
     /// Concurrent connections per broker; 0 means unlimited.
     pub max_connections: u32,
+    /// Concurrent connections from one source IP address; 0 (the default) means unlimited,
+    /// because fleets behind carrier-grade NAT share addresses. Over it, CONNACK 0x97.
+    pub max_connections_per_address: u32,
+    /// CONNECT packets accepted per second by this process (a bucket holding one second's
+    /// worth); 0 means unlimited. Over it, CONNACK 0x9F (MQTT 3.1.1: 0x03): a reconnect storm
+    /// is spread out instead of queueing on Kafka.
+    pub max_connect_rate: u32,
+    /// Subscriptions one session may hold; a SUBSCRIBE beyond it gets 0x97 for that filter.
+    pub max_subscriptions: u32,
+    /// Longest topic name or filter in bytes (MQTT allows 65,535); longer ones are refused with
+    /// 0x90 (names) or 0x8F (filters).
+    pub max_topic_length: u16,
+    /// Most `/`-separated levels in a topic name or filter, refused like `maxTopicLength`.
+    pub max_topic_levels: u16,
+    /// Messages queued for one connected client before new ones are dropped (QoS 0) or left
+    /// to be re-read from Kafka (persistent sessions).
+    pub max_queued_messages: u32,
     /// Upper bound on the client's keep-alive in seconds; 0 accepts the client's value.
     pub max_keep_alive: u16,
     /// Seconds without a heartbeat after which other brokers take a broker's sessions over
@@ -215,6 +232,12 @@ impl Default for Limits {
             max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
             max_inflight: 32,
             max_connections: 0,
+            max_connections_per_address: 0,
+            max_connect_rate: 1000,
+            max_subscriptions: 1000,
+            max_topic_length: 1024,
+            max_topic_levels: 32,
+            max_queued_messages: 1000,
             max_keep_alive: 0,
             node_timeout: 15,
         }
@@ -227,15 +250,108 @@ impl Default for Limits {
 pub struct Authentication {
     /// Accept clients that send no username.
     pub allow_anonymous: bool,
-    /// File of `username:sha256-hex-of-password` lines.
+    /// File of `username:<argon2id PHC string>` lines (`tributary-broker hash-password`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// JSON Web Tokens as CONNECT passwords.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt: Option<Jwt>,
+    /// Which name of a verified client certificate `cn:` principals match.
+    pub certificate_name: CertificateName,
 }
 
 impl Default for Authentication {
     fn default() -> Self {
-        Authentication { allow_anonymous: true, password_file: None }
+        Authentication {
+            allow_anonymous: true,
+            password_file: None,
+            jwt: None,
+            certificate_name: CertificateName::default(),
+        }
     }
+}
+
+/// JSON Web Token authentication: a CONNECT password of the form `header.payload.signature` is
+/// verified as a token signed with the configured key; its `usernameClaim` is the principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Jwt {
+    /// The signature algorithm tokens must use (the token's own `alg` must be the same).
+    pub algorithm: JwtAlgorithm,
+    /// Shared secret of the HS algorithms (the file's bytes, trailing whitespace removed; at
+    /// least 32 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_file: Option<PathBuf>,
+    /// PEM public key (RSA or EC) of the RS and ES algorithms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key_file: Option<PathBuf>,
+    /// A JWKS document (`{"keys": [...]}`) of the RS and ES algorithms; the token's `kid`
+    /// selects the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_file: Option<PathBuf>,
+    /// Required `aud` (the token's `aud`, a string or a list, must hold it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Required `iss`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// The claim naming the user (`user:` principals); default `sub`.
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    /// A claim listing the user's groups (`group:` principals): a string or a list of strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+}
+
+/// The claim naming the user when `usernameClaim` is not set.
+pub const DEFAULT_USERNAME_CLAIM: &str = "sub";
+
+fn default_username_claim() -> String {
+    DEFAULT_USERNAME_CLAIM.to_owned()
+}
+
+/// Signature algorithms of [`Jwt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256.
+    HS256,
+    /// HMAC with SHA-384.
+    HS384,
+    /// HMAC with SHA-512.
+    HS512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// ECDSA on P-384 with SHA-384.
+    ES384,
+}
+
+impl JwtAlgorithm {
+    /// Whether the key is a shared secret (`secretFile`) rather than a public key.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512)
+    }
+}
+
+/// The name of a verified client certificate that `cn:` principals match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CertificateName {
+    /// The subject's common name (CN).
+    #[default]
+    CommonName,
+    /// The first DNS name of the subject alternative names.
+    SanDns,
+    /// The first URI of the subject alternative names (e.g. a SPIFFE ID).
+    SanUri,
+    /// The first e-mail address (RFC 822 name) of the subject alternative names.
+    SanEmail,
 }
 
 /// Topic-level access control.
@@ -286,7 +402,7 @@ pub enum Action {
 }
 
 /// Whom an authorization rule applies to; written `*`, `anonymous`,
-/// `user:<username>`, `client:<client id>` or `cn:<X.509 common name>`.
+/// `user:<username>`, `client:<client id>`, `cn:<X.509 certificate name>` or `group:<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// `*`: every client.
@@ -299,6 +415,8 @@ pub enum Principal {
     Client(String),
     /// `cn:<common name>` of the client certificate.
     Cn(String),
+    /// `group:<name>`: users whose token lists the group (`authentication.jwt.groupsClaim`).
+    Group(String),
 }
 
 impl FromStr for Principal {
@@ -306,7 +424,7 @@ impl FromStr for Principal {
 
     /// Parses the configuration syntax; the error says which forms are accepted.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let expected = "expected `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`";
+        let expected = "expected `*`, `anonymous`, `user:<name>`, `client:<id>`, `cn:<name>` or `group:<name>`";
         match s {
             "*" => return Ok(Principal::Any),
             "anonymous" => return Ok(Principal::Anonymous),
@@ -322,6 +440,7 @@ impl FromStr for Principal {
             "user" => Ok(Principal::User(name.to_owned())),
             "client" => Ok(Principal::Client(name.to_owned())),
             "cn" => Ok(Principal::Cn(name.to_owned())),
+            "group" => Ok(Principal::Group(name.to_owned())),
             _ => Err(format!("invalid principal {s:?}: {expected}")),
         }
     }
@@ -336,6 +455,7 @@ impl fmt::Display for Principal {
             Principal::User(name) => write!(f, "user:{name}"),
             Principal::Client(id) => write!(f, "client:{id}"),
             Principal::Cn(cn) => write!(f, "cn:{cn}"),
+            Principal::Group(g) => write!(f, "group:{g}"),
         }
     }
 }
@@ -355,7 +475,9 @@ impl<'de> Deserialize<'de> for Principal {
         impl Visitor<'_> for PrincipalVisitor {
             type Value = Principal;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a principal: `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`")
+                f.write_str(
+                    "a principal: `*`, `anonymous`, `user:<name>`, `client:<id>`, `cn:<name>` or `group:<name>`",
+                )
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<Principal, E> {
                 s.parse().map_err(E::custom)

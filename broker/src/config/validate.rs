@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{invalid, Config, ConfigError, Protocol, Tls, MAX_KAFKA_TOPIC_LEN, MAX_PACKET_SIZE};
+use super::{invalid, Config, ConfigError, Jwt, Protocol, Tls, MAX_KAFKA_TOPIC_LEN, MAX_PACKET_SIZE};
 use crate::topic::validate_filter;
 
 /// Checks a WebSocket listener's `path`. It is compared with the request's path as sent, so it
@@ -83,11 +83,15 @@ impl Config {
                 return Err(invalid("authentication.passwordFile", "must not be empty"));
             }
         }
+        if let Some(jwt) = &self.authentication.jwt {
+            validate_jwt(jwt)?;
+        }
         let client_certs = self.listeners.iter().any(|l| l.tls.as_ref().is_some_and(|t| t.client_ca_file.is_some()));
-        if !self.authentication.allow_anonymous && self.authentication.password_file.is_none() && !client_certs {
+        let authn = &self.authentication;
+        if !authn.allow_anonymous && authn.password_file.is_none() && authn.jwt.is_none() && !client_certs {
             return Err(invalid(
                 "authentication.allowAnonymous",
-                "false leaves no way in: set passwordFile, or a listener with tls.clientCaFile",
+                "false leaves no way in: set passwordFile or jwt, or a listener with tls.clientCaFile",
             ));
         }
         Ok(())
@@ -235,6 +239,15 @@ impl Config {
         if self.limits.max_inflight == 0 {
             return Err(invalid("limits.maxInflight", "must be between 1 and 65535"));
         }
+        if self.limits.max_topic_length == 0 {
+            return Err(invalid("limits.maxTopicLength", "must be between 1 and 65535"));
+        }
+        if self.limits.max_topic_levels == 0 {
+            return Err(invalid("limits.maxTopicLevels", "must be between 1 and 65535"));
+        }
+        if self.limits.max_queued_messages == 0 {
+            return Err(invalid("limits.maxQueuedMessages", "must be at least 1"));
+        }
         // Below 2 s a busy broker's heartbeat could miss the deadline; above an hour a dead
         // broker's Wills would wait too long.
         if !(2..=3600).contains(&self.limits.node_timeout) {
@@ -242,6 +255,39 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// One key source, the one the algorithm uses; files named, claims not empty.
+fn validate_jwt(jwt: &Jwt) -> Result<(), ConfigError> {
+    let key = "authentication.jwt";
+    let sources =
+        [("secretFile", &jwt.secret_file), ("publicKeyFile", &jwt.public_key_file), ("jwksFile", &jwt.jwks_file)];
+    let set: Vec<&str> = sources.iter().filter(|(_, f)| f.is_some()).map(|(name, _)| *name).collect();
+    for (name, file) in sources {
+        if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+            return Err(invalid(format!("{key}.{name}"), "must not be empty"));
+        }
+    }
+    let algorithm = format!("{:?}", jwt.algorithm);
+    match (jwt.algorithm.is_hmac(), set.as_slice()) {
+        (true, ["secretFile"]) | (false, ["publicKeyFile"] | ["jwksFile"]) => {}
+        (true, _) => {
+            return Err(invalid(format!("{key}.secretFile"), format!("{algorithm} needs secretFile and no other key")))
+        }
+        (false, _) => {
+            return Err(invalid(
+                format!("{key}.publicKeyFile"),
+                format!("{algorithm} needs one of publicKeyFile or jwksFile, and no secretFile"),
+            ))
+        }
+    }
+    if jwt.username_claim.is_empty() {
+        return Err(invalid(format!("{key}.usernameClaim"), "must not be empty"));
+    }
+    if jwt.groups_claim.as_ref().is_some_and(String::is_empty) {
+        return Err(invalid(format!("{key}.groupsClaim"), "must not be empty"));
+    }
+    Ok(())
 }
 
 fn validate_tls(tls: &Tls, key: &str) -> Result<(), ConfigError> {
@@ -362,6 +408,9 @@ mod tests {
         );
         assert_eq!(error_with("limits: {maxInflight: 0}\n"), "limits.maxInflight: must be between 1 and 65535");
         assert_eq!(error_with("limits: {nodeTimeout: 1}\n"), "limits.nodeTimeout: must be between 2 and 3600 seconds");
+        assert_eq!(error_with("limits: {maxTopicLength: 0}\n"), "limits.maxTopicLength: must be between 1 and 65535");
+        assert_eq!(error_with("limits: {maxTopicLevels: 0}\n"), "limits.maxTopicLevels: must be between 1 and 65535");
+        assert_eq!(error_with("limits: {maxQueuedMessages: 0}\n"), "limits.maxQueuedMessages: must be at least 1");
         assert_eq!(
             error_with("limits: {maxPacketSize: 2000000, maxPendingBytes: 1000000}\n"),
             "limits.maxPendingBytes: 1000000 is below limits.maxPacketSize (2000000): a packet of the maximum size \
@@ -369,7 +418,7 @@ mod tests {
         );
         assert_eq!(
             error_with("authentication: {allowAnonymous: false}\n"),
-            "authentication.allowAnonymous: false leaves no way in: set passwordFile, or a listener with tls.clientCaFile"
+            "authentication.allowAnonymous: false leaves no way in: set passwordFile or jwt, or a listener with tls.clientCaFile"
         );
         assert!(Config::from_yaml_str(&format!(
             "{MINIMAL}limits: {{maxPacketSize: 1, maxInflight: 65535, maxConnections: 10, maxKeepAlive: 65535}}\n"
@@ -495,7 +544,7 @@ admin: {{address: '127.0.0.1:0'}}
         let err = error_with(&rules("bob", "a"));
         assert_starts_with(
             &err,
-            "authorization.rules[1].principal: invalid principal \"bob\": expected `*`, `anonymous`, `user:<name>`, `client:<id>` or `cn:<name>`",
+            "authorization.rules[1].principal: invalid principal \"bob\": expected `*`, `anonymous`, `user:<name>`, `client:<id>`, `cn:<name>` or `group:<name>`",
         );
         assert!(err.contains("line 6"), "{err}");
         assert_starts_with(
@@ -503,8 +552,8 @@ admin: {{address: '127.0.0.1:0'}}
             "authorization.rules[1].principal: invalid principal \"user:\": the name after 'user:' must not be empty",
         );
         assert_starts_with(
-            &error_with(&rules("group:x", "a")),
-            "authorization.rules[1].principal: invalid principal \"group:x\"",
+            &error_with(&rules("team:x", "a")),
+            "authorization.rules[1].principal: invalid principal \"team:x\"",
         );
         assert_starts_with(
             &error_with("authorization:\n  rules:\n    - {principal: '*', action: read, topic: a, effect: allow}\n"),
@@ -540,6 +589,38 @@ admin: {{address: '127.0.0.1:0'}}
             assert_eq!(p.to_string().parse::<Principal>().as_ref(), Ok(p));
         }
         assert_eq!(config.authorization.rules[2].action, Action::All);
+    }
+
+    #[test]
+    fn jwt_needs_the_key_its_algorithm_uses() {
+        let jwt = |body: &str| error_with(&format!("authentication: {{jwt: {{{body}}}}}\n"));
+        assert_eq!(
+            jwt("algorithm: HS256, publicKeyFile: /k"),
+            "authentication.jwt.secretFile: HS256 needs secretFile and no other key"
+        );
+        assert_eq!(
+            jwt("algorithm: ES256, secretFile: /k"),
+            "authentication.jwt.publicKeyFile: ES256 needs one of publicKeyFile or jwksFile, and no secretFile"
+        );
+        assert_eq!(
+            jwt("algorithm: RS256, publicKeyFile: /k, jwksFile: /j"),
+            "authentication.jwt.publicKeyFile: RS256 needs one of publicKeyFile or jwksFile, and no secretFile"
+        );
+        assert_eq!(jwt("algorithm: HS256, secretFile: ''"), "authentication.jwt.secretFile: must not be empty");
+        assert_eq!(
+            jwt("algorithm: HS256, secretFile: /s, usernameClaim: ''"),
+            "authentication.jwt.usernameClaim: must not be empty"
+        );
+        assert!(
+            jwt("algorithm: none, secretFile: /s").starts_with("authentication.jwt.algorithm: unknown variant `none`")
+        );
+        let config = Config::from_yaml_str(&format!(
+            "{MINIMAL}authentication: {{allowAnonymous: false, jwt: {{algorithm: ES256, jwksFile: /j, audience: mqtt, groupsClaim: groups}}}}\n"
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let jwt = config.authentication.jwt.unwrap_or_else(|| panic!("jwt parsed"));
+        assert_eq!((jwt.algorithm, jwt.username_claim.as_str()), (JwtAlgorithm::ES256, "sub"), "sub by default");
+        assert_eq!(jwt.groups_claim.as_deref(), Some("groups"));
     }
 
     #[test]

@@ -12,14 +12,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use tributary_broker::config::{
-    Admin, Authentication, Authorization, AuthorizationRule, Config, Kafka, Limits, Listener, MappingRule, Principal,
-    Tls, Topics,
+    Admin, Authentication, Authorization, AuthorizationRule, Config, Jwt, Kafka, Limits, Listener, MappingRule,
+    Principal, Tls, Topics, DEFAULT_USERNAME_CLAIM,
 };
 
 use super::Owner;
-use crate::crd::{ListenerSpec, MqttBrokerSpec};
+use crate::crd::{JwtSpec, ListenerSpec, MqttBrokerSpec, SecretKeyReference};
 use crate::error::Error;
-use crate::labels::{fnv1a64, tls_dir, ADMIN_PORT, CONFIG_KEY, PASSWORD_FILE};
+use crate::labels::{
+    fnv1a64, tls_dir, ADMIN_PORT, CONFIG_DIR, CONFIG_KEY, JWT_JWKS, JWT_PUBLIC_KEY, JWT_SECRET, PASSWORD_FILE,
+};
 
 /// The listeners in effect: the spec's, or the broker's default listener.
 pub fn effective_listeners(spec: &MqttBrokerSpec) -> Vec<ListenerSpec> {
@@ -73,10 +75,20 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
             max_connections: limits.max_connections.map_or(default_limits.max_connections, saturate),
             max_keep_alive: limits.max_keep_alive.map_or(default_limits.max_keep_alive, |v| saturate(v.into())),
             node_timeout: limits.node_timeout.map_or(default_limits.node_timeout, |v| saturate(v.into())),
+            max_connections_per_address: limits
+                .max_connections_per_address
+                .map_or(default_limits.max_connections_per_address, saturate),
+            max_connect_rate: limits.max_connect_rate.map_or(default_limits.max_connect_rate, saturate),
+            max_subscriptions: limits.max_subscriptions.map_or(default_limits.max_subscriptions, saturate),
+            max_topic_length: limits.max_topic_length.map_or(default_limits.max_topic_length, |v| saturate(v.into())),
+            max_topic_levels: limits.max_topic_levels.map_or(default_limits.max_topic_levels, |v| saturate(v.into())),
+            max_queued_messages: limits.max_queued_messages.map_or(default_limits.max_queued_messages, saturate),
         },
         authentication: Authentication {
             allow_anonymous: authn.allow_anonymous.unwrap_or(default_authn.allow_anonymous),
             password_file: authn.password_secret_ref.map(|_| PASSWORD_FILE.into()),
+            jwt: authn.jwt.map(jwt),
+            certificate_name: authn.certificate_name.map_or(default_authn.certificate_name, Into::into),
         },
         authorization: Authorization {
             default_effect: authz.default_effect.map_or_else(|| Authorization::default().default_effect, Into::into),
@@ -93,6 +105,21 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
                 })
                 .collect(),
         },
+    }
+}
+
+/// JWT authentication with the key files where the Secrets are mounted.
+fn jwt(j: JwtSpec) -> Jwt {
+    let file = |r: &Option<SecretKeyReference>, path: &str| r.as_ref().map(|_| format!("{CONFIG_DIR}/{path}").into());
+    Jwt {
+        algorithm: j.algorithm.into(),
+        secret_file: file(&j.secret_ref, JWT_SECRET),
+        public_key_file: file(&j.public_key_ref, JWT_PUBLIC_KEY),
+        jwks_file: file(&j.jwks_ref, JWT_JWKS),
+        audience: j.audience,
+        issuer: j.issuer,
+        username_claim: j.username_claim.unwrap_or_else(|| DEFAULT_USERNAME_CLAIM.to_owned()),
+        groups_claim: j.groups_claim,
     }
 }
 

@@ -24,6 +24,7 @@ use super::Owner;
 use crate::crd::MqttBrokerSpec;
 use crate::labels::{
     selector_labels, standard_labels, ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION, CONFIG_KEY,
+    JWT_JWKS, JWT_PUBLIC_KEY, JWT_SECRET,
 };
 use tributary_broker::config::KAFKA_ENV_PREFIX;
 
@@ -124,12 +125,23 @@ fn config_volume(owner: &Owner, spec: &MqttBrokerSpec) -> Volume {
             ..VolumeProjection::default()
         });
     }
-    if let Some(secret) = spec.authentication.as_ref().and_then(|a| a.password_secret_ref.as_ref()) {
-        let secret_key = secret.key.as_deref().unwrap_or(DEFAULT_PASSWORD_KEY);
+    // Secret files of authentication: (reference, default key, path in the volume). Projected
+    // Secrets are updated in place when rotated, and the broker re-reads them.
+    let authn = spec.authentication.as_ref();
+    let jwt = authn.and_then(|a| a.jwt.as_ref());
+    let secret_files = [
+        (authn.and_then(|a| a.password_secret_ref.as_ref()), DEFAULT_PASSWORD_KEY, "auth/passwords"),
+        (jwt.and_then(|j| j.secret_ref.as_ref()), "secret", JWT_SECRET),
+        (jwt.and_then(|j| j.public_key_ref.as_ref()), "key.pem", JWT_PUBLIC_KEY),
+        (jwt.and_then(|j| j.jwks_ref.as_ref()), "jwks.json", JWT_JWKS),
+    ];
+    for (secret, default_key, path) in secret_files {
+        let Some(secret) = secret else { continue };
+        let secret_key = secret.key.as_deref().unwrap_or(default_key);
         sources.push(VolumeProjection {
             secret: Some(SecretProjection {
                 name: secret.name.clone(),
-                items: Some(vec![key(secret_key, "auth/passwords".to_string())]),
+                items: Some(vec![key(secret_key, path.to_string())]),
                 optional: Some(false),
             }),
             ..VolumeProjection::default()
