@@ -1,5 +1,5 @@
 # Two commands for a newcomer: `make run` and `make test` (see README.md).
-.PHONY: run test deps build lint fmt crds bench clean image image-test helm-test
+.PHONY: run test deps build lint fmt crds bench fuzz clean image image-test helm-test
 
 CARGO ?= cargo
 
@@ -47,6 +47,12 @@ crds:
 ## Benchmarks (figures recorded in BENCHMARKS.md).
 bench: deps
 	./scripts/bench.sh
+
+## Coverage-guided fuzzing of the codec, topic and config parsers (cargo-fuzz, installed into
+## .tools/), FUZZ_SECONDS (default 60) per target; not part of `make test`, which only replays
+## the committed corpus (fuzz/corpus/). Figures in BENCHMARKS.md ("Fuzzing").
+fuzz:
+	./scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

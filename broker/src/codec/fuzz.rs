@@ -1,120 +1,86 @@
-//! Deterministic robustness test: random and mutated inputs must never panic, and
-//! anything the decoder accepts must re-encode to a packet that decodes identically.
+//! The decoder fuzz targets' seed corpus (`fuzz/corpus/decode_v311/`, `fuzz/corpus/decode_v5/`)
+//! is made of the sample packets of every type, encoded. The samples are private to the codec's
+//! tests, so this test is what keeps the committed files equal to them: it fails when a sample
+//! or the encoder changes, and rewrites the files when run with `TRIBUTARY_WRITE_CORPUS=1`.
+//! The fuzzing itself, and the deterministic mutation test that `make test` runs, are in
+//! `fuzz/` and `broker/tests/fuzz_corpus.rs`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
 
 use super::packet::{Packet, ProtocolVersion};
-use super::{decode, encode, samples};
+use super::{encode, samples};
 
-/// xorshift64: tiny, deterministic, good enough to spray bytes.
-struct Rng(u64);
+/// Mode byte of `fuzz/properties.rs`'s `decode_connection`: a new connection (CONNECT first).
+const MODE_CONNECTING: u8 = 0x00;
+/// Mode byte: CONNECT already seen, the target's version negotiated.
+const MODE_CONNECTED: u8 = 0x01;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
+fn corpus_dir(v: ProtocolVersion) -> PathBuf {
+    let target = match v {
+        ProtocolVersion::V311 => "decode_v311",
+        ProtocolVersion::V5 => "decode_v5",
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
 }
 
-/// Outcome counts, so the test can prove it reached the parsers rather than bouncing off
-/// the fixed header every time.
-#[derive(Default, Debug)]
-struct Stats {
-    decoded: usize,
-    errors: usize,
-    incomplete: usize,
+fn encoded(p: &Packet, v: ProtocolVersion) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    encode(p, v, &mut b).unwrap_or_else(|e| panic!("{p:?}: {e}"));
+    b.to_vec()
 }
 
-fn check(input: &[u8], version: Option<ProtocolVersion>, max: u32, stats: &mut Stats) {
-    let mut buf = BytesMut::from(input);
-    // Drain the buffer like a connection would, so consumption bookkeeping is exercised.
-    loop {
-        let packet = match decode(&mut buf, version, max) {
-            Ok(Some(packet)) => packet,
-            Ok(None) => {
-                stats.incomplete += 1;
-                return;
-            }
-            Err(_) => {
-                stats.errors += 1;
-                return;
-            }
-        };
-        stats.decoded += 1;
-        let v = match (&packet, version) {
-            (Packet::Connect(c), _) => c.protocol,
-            (_, Some(v)) => v,
-            (_, None) => panic!("non-CONNECT decoded without a version: {packet:?}"),
-        };
-        let mut again = BytesMut::new();
-        encode(&packet, v, &mut again).unwrap_or_else(|e| panic!("{packet:?} re-encode: {e}"));
-        let back = decode(&mut again, version, u32::MAX);
-        assert_eq!(back, Ok(Some(packet)));
-        assert!(again.is_empty());
-        if version.is_none() {
-            return;
-        }
+/// The seed files of `v`'s target by name: one per sample packet, and one whole session
+/// (a CONNECT with a will followed by every other sample) so streams of packets are seeded.
+fn seeds(v: ProtocolVersion) -> BTreeMap<String, Vec<u8>> {
+    let packets = samples::packets(v);
+    let mut out = BTreeMap::new();
+    for (i, p) in packets.iter().enumerate() {
+        let kind = format!("{p:?}");
+        let kind = kind.split(['(', ' ']).next().unwrap_or("packet").to_lowercase();
+        let mode = if matches!(p, Packet::Connect(_)) { MODE_CONNECTING } else { MODE_CONNECTED };
+        out.insert(format!("sample-{i:02}-{kind}"), [vec![mode], encoded(p, v)].concat());
     }
+    let mut session = vec![MODE_CONNECTING];
+    let with_will = packets.iter().find(|p| matches!(p, Packet::Connect(c) if c.will.is_some()));
+    session.extend(encoded(with_will.expect("a CONNECT with a will"), v));
+    for p in packets.iter().filter(|p| !matches!(p, Packet::Connect(_))) {
+        session.extend(encoded(p, v));
+    }
+    out.insert("session".into(), session);
+    out
 }
 
 #[test]
-fn random_and_mutated_inputs_never_panic() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let versions = [None, Some(ProtocolVersion::V311), Some(ProtocolVersion::V5)];
-    let mut valid = Vec::new();
+fn seed_corpus_is_the_encoded_samples() {
+    let write = std::env::var_os("TRIBUTARY_WRITE_CORPUS").is_some();
     for v in [ProtocolVersion::V311, ProtocolVersion::V5] {
-        for p in samples::packets(v) {
-            let mut b = BytesMut::new();
-            encode(&p, v, &mut b).unwrap_or_else(|e| panic!("{e}"));
-            let version = if matches!(p, Packet::Connect(_)) { None } else { Some(v) };
-            valid.push((b.to_vec(), version));
+        let dir = corpus_dir(v);
+        let seeds = seeds(v);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+            for (name, bytes) in &seeds {
+                std::fs::write(dir.join(name), bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
+        }
+        // Generated files only; regression inputs added by hand have other names.
+        let on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("sample-") || name == "session")
+            .collect();
+        let mut expected: Vec<&String> = seeds.keys().collect();
+        let mut found: Vec<&String> = on_disk.iter().collect();
+        expected.sort();
+        found.sort();
+        let hint = "rewrite with TRIBUTARY_WRITE_CORPUS=1 cargo test -p tributary-broker --lib seed_corpus";
+        assert_eq!(found, expected, "{}: {hint}", dir.display());
+        for (name, bytes) in &seeds {
+            let path = dir.join(name);
+            let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(on_disk == *bytes, "{} differs from the sample: {hint}", path.display());
         }
     }
-    let mut stats = Stats::default();
-    // 100,000 random byte strings plus 100,000 mutated valid packets.
-    for i in 0..200_000 {
-        let max = if rng.below(4) == 0 { rng.below(64) as u32 } else { u32::MAX };
-        if i % 2 == 0 {
-            let len = rng.below(48);
-            let mut input: Vec<u8> = (0..len).map(|_| rng.byte()).collect();
-            // Mostly keep the remaining length plausible so bodies actually get parsed.
-            if len >= 2 && rng.below(4) != 0 {
-                input[1] = (len - 2) as u8 & 0x7F;
-            }
-            check(&input, versions[rng.below(3)], max, &mut stats);
-        } else {
-            let (base, version) = &valid[rng.below(valid.len())];
-            let mut input = base.clone();
-            for _ in 0..=rng.below(3) {
-                match rng.below(4) {
-                    0 if !input.is_empty() => {
-                        let at = rng.below(input.len());
-                        input[at] = rng.byte();
-                    }
-                    1 if !input.is_empty() => {
-                        let at = rng.below(input.len());
-                        input[at] ^= 1 << rng.below(8);
-                    }
-                    2 => input.truncate(rng.below(input.len() + 1)),
-                    _ => {
-                        let at = rng.below(input.len() + 1);
-                        input.insert(at, rng.byte());
-                    }
-                }
-            }
-            check(&input, *version, max, &mut stats);
-        }
-    }
-    eprintln!("{stats:?}");
-    assert!(stats.decoded > 6_000 && stats.errors > 40_000 && stats.incomplete > 10_000, "{stats:?}");
 }
