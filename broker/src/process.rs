@@ -66,7 +66,9 @@ pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> 
     let mut acceptors = Vec::with_capacity(loaded.listeners.len());
     for l in &loaded.listeners {
         acceptors.push(match &l.tls {
-            Some(t) => Some(tls::acceptor(t).map_err(|source| RunError::Tls { listener: l.name.clone(), source })?),
+            Some(t) => {
+                Some(tls::ListenerTls::load(t).map_err(|source| RunError::Tls { listener: l.name.clone(), source })?)
+            }
             None => None,
         });
     }
@@ -79,6 +81,9 @@ pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> 
         let local = listener.local_addr().unwrap_or(l.address);
         let ws_path = l.protocol.uses_websocket().then(|| Arc::from(l.ws_path()));
         tracing::info!(listener = %l.name, protocol = %l.protocol, address = %local, path = ws_path.as_deref(), "mqtt listener ready");
+        if let Some(t) = &tls {
+            tokio::spawn(tls::watch(Arc::downgrade(t)));
+        }
         let transport = server::Transport { tls, ws_path };
         tokio::spawn(server::accept_loop(listener, transport, broker.clone(), shutdown.clone(), done_tx.clone()));
     }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
-use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
 use crate::client::{Peer, VerifiedCertificate};
@@ -25,8 +24,8 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The layers a listener puts between TCP and MQTT.
 #[derive(Clone)]
 pub(crate) struct Transport {
-    /// TLS for `mqtts` and `wss`.
-    pub(crate) tls: Option<TlsAcceptor>,
+    /// TLS for `mqtts` and `wss`, reloaded when its files change.
+    pub(crate) tls: Option<Arc<crate::tls::ListenerTls>>,
     /// The HTTP path of the upgrade for `ws` and `wss`.
     pub(crate) ws_path: Option<Arc<str>>,
 }
@@ -96,7 +95,8 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, transport: Transport, c:
     // part of the task's state while MQTT runs: each idle connection keeps only the MQTT
     // connection's future (see client::serve).
     let failed = &c.broker.metrics.tls_handshake_failed;
-    let Some(stream) = handshake("TLS", failed, peer, Box::pin(tls.accept(stream))).await.map(Box::new) else {
+    let Some(stream) = handshake("TLS", failed, peer, Box::pin(tls.acceptor().accept(stream))).await.map(Box::new)
+    else {
         return;
     };
     // rustls only completes the handshake with a certificate its verifier accepted.

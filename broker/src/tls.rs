@@ -2,12 +2,13 @@
 //! mutual TLS, where client certificates are verified against that CA bundle, required or
 //! optional (`requireClientCert`).
 //!
-//! Files are read once at start: a rotated certificate (cert-manager renewing the Secret) takes
-//! effect when the pod restarts, which the operator's config hash does not trigger, so rotation
-//! needs a rollout.
+//! The files are checked every 2 s: a rotated certificate (cert-manager renewing the Secret in
+//! place) serves new handshakes without a restart, and open connections are not touched.
 
+use arc_swap::ArcSwap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -42,28 +43,97 @@ fn file_error(path: &Path, reason: impl ToString) -> TlsError {
     TlsError::File { path: path.to_owned(), reason: reason.to_string() }
 }
 
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_error(path, e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_error(path, e))?;
+/// How often the certificate, key and client CA files are checked for changes.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
+/// The contents of a listener's PEM files: what a reload compares.
+#[derive(PartialEq, Eq)]
+struct Files {
+    cert: Vec<u8>,
+    key: Vec<u8>,
+    client_ca: Option<Vec<u8>>,
+}
+
+impl Files {
+    /// Reads the files of `tls`. Blocking I/O.
+    fn read(tls: &Tls) -> Result<Files, TlsError> {
+        let read = |path: &Path| std::fs::read(path).map_err(|e| file_error(path, e));
+        let client_ca = tls.client_ca_file.as_deref().map(read).transpose()?;
+        Ok(Files { cert: read(&tls.cert_file)?, key: read(&tls.key_file)?, client_ca })
+    }
+}
+
+/// The TLS configuration of one `mqtts` or `wss` listener, replaced when its files change
+/// (cert-manager renews a Secret in place): new handshakes use the new certificate, and
+/// connections already open keep theirs.
+pub(crate) struct ListenerTls {
+    tls: Tls,
+    current: ArcSwap<(Files, Arc<ServerConfig>)>,
+}
+
+impl ListenerTls {
+    /// Reads and checks the files of `tls`.
+    pub(crate) fn load(tls: &Tls) -> Result<Arc<ListenerTls>, TlsError> {
+        let files = Files::read(tls)?;
+        let config = server_config(tls, &files)?;
+        Ok(Arc::new(ListenerTls { tls: tls.clone(), current: ArcSwap::from_pointee((files, config)) }))
+    }
+
+    /// The acceptor of the next handshake.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.current.load().1.clone())
+    }
+
+    /// Re-reads the files; when they changed and make a valid configuration, it replaces the
+    /// one in force. A half-rotated or broken set keeps the previous one. Blocking I/O.
+    fn reload(&self) {
+        let files = match Files::read(&self.tls) {
+            Ok(f) if f != self.current.load().0 => f,
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the TLS files; keeping the previous certificate");
+                return;
+            }
+        };
+        match server_config(&self.tls, &files) {
+            Ok(config) => {
+                tracing::info!(cert = %self.tls.cert_file.display(), "TLS certificate reloaded");
+                self.current.store(Arc::new((files, config)));
+            }
+            Err(error) => tracing::warn!(%error, "invalid TLS files; keeping the previous certificate"),
+        }
+    }
+}
+
+/// Checks the listener's files every 2 s until the listener is gone.
+pub(crate) async fn watch(tls: Weak<ListenerTls>) {
+    let mut tick = tokio::time::interval(RELOAD_INTERVAL);
+    loop {
+        tick.tick().await;
+        let Some(tls) = tls.upgrade() else { return };
+        // File I/O and parsing off the async workers.
+        let _ = tokio::task::spawn_blocking(move || tls.reload()).await;
+    }
+}
+
+fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>().map_err(|e| file_error(path, e))?;
     if certs.is_empty() {
         return Err(file_error(path, "no PEM certificate in the file"));
     }
     Ok(certs)
 }
 
-/// The acceptor of one `mqtts` listener.
-pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, TlsError> {
+/// The rustls configuration of one listener from the contents of its files.
+fn server_config(tls: &Tls, files: &Files) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = certificates(&tls.cert_file)?;
-    let key = PrivateKeyDer::from_pem_file(&tls.key_file).map_err(|e| file_error(&tls.key_file, e))?;
+    let chain = certificates(&tls.cert_file, &files.cert)?;
+    let key = PrivateKeyDer::from_pem_slice(&files.key).map_err(|e| file_error(&tls.key_file, e))?;
     let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
-    let builder = match &tls.client_ca_file {
-        None => builder.with_no_client_auth(),
-        Some(ca_file) => {
+    let builder = match (&tls.client_ca_file, &files.client_ca) {
+        (Some(ca_file), Some(ca)) => {
             let mut roots = RootCertStore::empty();
-            for ca in certificates(ca_file)? {
+            for ca in certificates(ca_file, ca)? {
                 roots.add(ca).map_err(|e| file_error(ca_file, e))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -71,9 +141,9 @@ pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, TlsError> {
                 if tls.require_client_cert { verifier.build()? } else { verifier.allow_unauthenticated().build()? };
             builder.with_client_cert_verifier(verifier)
         }
+        _ => builder.with_no_client_auth(),
     };
-    let config = builder.with_single_cert(chain, key)?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(builder.with_single_cert(chain, key)?))
 }
 
 /// The name of a certificate that `cn:` access rules match: the subject common name (the
