@@ -34,8 +34,9 @@ impl Pki {
         pki
     }
 
-    /// Issues `<name>.pem` / `<name>.key` with common name `cn` and the given extensions.
-    fn issue(&self, name: &str, cn: &str, extensions: &str) {
+    /// Issues `<name>.pem` / `<name>.key` with common name `cn` and the given extensions
+    /// (openssl `-extfile` lines, e.g. `subjectAltName=URI:spiffe://fleet/truck-1`).
+    pub fn issue(&self, name: &str, cn: &str, extensions: &str) {
         let d = self.dir.path();
         std::fs::write(d.join(format!("{name}.ext")), extensions).unwrap_or_else(|e| panic!("ext file: {e}"));
         let (ec, key, csr, pem, ext) = (

@@ -143,6 +143,97 @@ async fn cn_rules_grant_one_certificate_and_refuse_another() {
     assert!(stderr.contains("denied"), "truck-18 is not truck-17: {stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_name_can_be_a_subject_alternative_name() {
+    let kafka = KafkaServer::start();
+    let pki = Pki::new("tributary-test-ca");
+    // The same common name, different URIs: only the URI (a SPIFFE ID) decides.
+    pki.issue("a", "device", "subjectAltName=URI:spiffe://fleet/truck-1\nextendedKeyUsage=clientAuth\n");
+    pki.issue("b", "device", "subjectAltName=URI:spiffe://fleet/truck-2\nextendedKeyUsage=clientAuth\n");
+    let port = free_port();
+    let opts = BrokerOptions {
+        extra_listeners: vec![pki.listener(port, true, true)],
+        authentication: Some("{ allowAnonymous: true, certificateName: sanUri }".into()),
+        authorization: Some(
+            "{ defaultEffect: deny, rules: [\
+             { principal: 'cn:spiffe://fleet/truck-1', action: subscribe, topic: 'trucks/1/#', effect: allow },\
+             { principal: anonymous, action: publish, topic: 'trucks/#', effect: allow } ] }"
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let b = BrokerProcess::start_with(&kafka, &opts);
+    wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
+    publish_retained(b.port, "trucks/1/route", "south");
+    let ca = pki.path("ca.pem");
+    let (a, a_key, b_cert, b_key) = (pki.path("a.pem"), pki.path("a.key"), pki.path("b.pem"), pki.path("b.key"));
+    assert_eq!(received(&subscribe_tls(port, &ca, Some((&a, &a_key)), "trucks/1/route")), "south");
+    let out = subscribe_tls(port, &ca, Some((&b_cert, &b_key)), "trucks/1/route");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("denied"), "truck-2's URI is not truck-1's: {stderr}");
+}
+
+/// Copies `pki`'s server certificate and key over the listener's files, as the kubelet swaps a
+/// rotated Secret: new files renamed into place.
+fn install_server_cert(pki: &Pki, dir: &Path) {
+    for (from, to) in [("server.pem", "tls.crt"), ("server.key", "tls.key")] {
+        let tmp = dir.join(format!("{to}.tmp"));
+        std::fs::copy(pki.path(from), &tmp).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::rename(&tmp, dir.join(to)).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_serves_new_connections_and_keeps_open_ones() {
+    let kafka = KafkaServer::start();
+    let (old, new) = (Pki::new("old-ca"), Pki::new("new-ca"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    install_server_cert(&old, dir.path());
+    let port = free_port();
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let listener = format!(
+        "{{ name: mqtts, protocol: mqtts, address: '127.0.0.1:{port}', tls: {{ certFile: '{}', keyFile: '{}' }} }}",
+        crt.display(),
+        key.display()
+    );
+    let b = broker_with(&kafka, listener);
+    wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
+
+    // A subscriber connected with the old certificate, waiting for two messages.
+    let mut open = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "rot/t", "-C", "2", "-W", "60"])
+        .arg("--cafile")
+        .arg(old.path("ca.pem"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("mosquitto_sub: {e}"));
+    tributary_e2e::eventually("the subscriber connected over TLS", Duration::from_secs(20), || {
+        b.metrics().lines().any(|l| l == "tributary_connections 1").then_some(())
+    })
+    .await;
+    publish_retained(b.port, "rot/t", "before");
+
+    install_server_cert(&new, dir.path());
+    // New handshakes get the new certificate once the broker has noticed (it checks every 2 s).
+    let new_ca = new.path("ca.pem");
+    tributary_e2e::eventually("the new certificate is served", Duration::from_secs(30), || {
+        let out = subscribe_tls(port, &new_ca, None, "rot/t");
+        (out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "before").then_some(())
+    })
+    .await;
+    let refused = subscribe_tls(port, &old.path("ca.pem"), None, "rot/t");
+    assert!(!refused.status.success(), "the old CA no longer verifies the server");
+
+    // The connection opened before the rotation still works.
+    publish_retained(b.port, "rot/t", "after");
+    let out = tokio::task::spawn_blocking(move || open.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "the open subscriber kept its connection");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(), ["before", "after"]);
+}
+
 #[test]
 fn unusable_tls_files_stop_the_broker_naming_the_listener_and_file() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
