@@ -1,8 +1,8 @@
 //! A real MQTT 5 client (rumqttc's v5 module) for tests.
 
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAck, ConnectReturnCode, Disconnect, DisconnectProperties, DisconnectReasonCode, Filter, Packet, Publish,
-    SubscribeProperties,
+    ConnAck, ConnectReturnCode, Disconnect, DisconnectProperties, DisconnectReasonCode, Filter, Packet, PubAckReason,
+    Publish, SubscribeProperties,
 };
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
@@ -91,9 +91,14 @@ impl Client5 {
         self.events.abort();
     }
 
-    /// Waits for the next PUBACK.
-    pub async fn puback(&mut self) {
-        self.events.next(Duration::from_secs(15), |p| matches!(p, Packet::PubAck(_)).then_some(())).await;
+    /// Waits for the next PUBACK; returns its reason.
+    pub async fn puback(&mut self) -> PubAckReason {
+        self.events
+            .next(Duration::from_secs(15), |p| match p {
+                Packet::PubAck(a) => Some(a.reason),
+                _ => None,
+            })
+            .await
     }
 }
 

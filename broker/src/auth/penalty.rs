@@ -1,8 +1,9 @@
 //! Failed authentications counted per source address, and the delay they cost: password
 //! guessing from one address gets slower with every failure.
 //!
-//! Attempts from an address with failures are served one at a time, each after the previous
-//! one's delay (250 ms after the first failure, doubling up to 10 s), so parallel connections
+//! A few failures are free (a device with a mistyped password, a user retrying). From the
+//! fourth on, attempts from the address are served one at a time, each after the previous
+//! one's delay (250 ms, doubling with each failure up to 10 s), so parallel connections
 //! guess no faster than serial ones. The wait is a timer in the connection's own task, never a
 //! blocking sleep; connections waiting per address and in all are bounded, and beyond those
 //! bounds a CONNECT is refused at once. Failures are forgotten 10 minutes after the last one.
@@ -15,7 +16,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The delay after one failure; it doubles with each further failure.
+/// Failures from an address that cost nothing.
+const FREE_FAILURES: u32 = 3;
+/// The delay after the first failure beyond the free ones; it doubles with each further one.
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 /// The longest delay between two attempts from one address.
 const MAX_DELAY: Duration = Duration::from_secs(10);
@@ -74,7 +77,10 @@ impl Drop for Turn<'_> {
 
 /// The delay that `failures` failures cost.
 fn delay(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
+    if failures <= FREE_FAILURES {
+        return Duration::ZERO;
+    }
+    let doublings = (failures - FREE_FAILURES - 1).min(16);
     FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY)
 }
 
@@ -139,11 +145,12 @@ mod tests {
 
     #[test]
     fn delays_double_up_to_the_maximum() {
-        assert_eq!(delay(1), Duration::from_millis(250));
-        assert_eq!(delay(2), Duration::from_millis(500));
-        assert_eq!(delay(4), Duration::from_secs(2));
-        assert_eq!(delay(6), Duration::from_secs(8));
-        assert_eq!(delay(7), MAX_DELAY);
+        assert_eq!(delay(FREE_FAILURES), Duration::ZERO, "the first failures are free");
+        assert_eq!(delay(4), Duration::from_millis(250));
+        assert_eq!(delay(5), Duration::from_millis(500));
+        assert_eq!(delay(7), Duration::from_secs(2));
+        assert_eq!(delay(9), Duration::from_secs(8));
+        assert_eq!(delay(10), MAX_DELAY);
         assert_eq!(delay(u32::MAX), MAX_DELAY);
     }
 
@@ -153,9 +160,10 @@ mod tests {
         let start = Instant::now();
         drop(p.turn(A).await);
         assert_eq!(start.elapsed(), Duration::ZERO, "no failures: no wait");
-        p.failed(A);
-        p.failed(A);
-        // Two failures: 500 ms between attempts, also when they come at once.
+        for _ in 0..5 {
+            p.failed(A);
+        }
+        // Five failures: 500 ms between attempts, also when they come at once.
         let (first, second) = tokio::join!(
             async {
                 let _t = p.turn(A).await;
