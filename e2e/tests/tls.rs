@@ -200,7 +200,7 @@ async fn a_rotated_certificate_serves_new_connections_and_keeps_open_ones() {
     wait_for_port(&format!("127.0.0.1:{port}"), Duration::from_secs(10));
 
     // A subscriber connected with the old certificate, waiting for two messages.
-    let mut open = Command::new("mosquitto_sub")
+    let open = Command::new("mosquitto_sub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", "rot/t", "-C", "2", "-W", "60"])
         .arg("--cafile")
         .arg(old.path("ca.pem"))
