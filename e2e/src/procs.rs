@@ -249,6 +249,14 @@ impl BrokerProcess {
         self.spawn();
     }
 
+    /// The broker's resident memory (`VmRSS` of /proc), in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.as_ref().map(Child::id).unwrap_or_else(|| panic!("the broker is not running"));
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_else(|e| panic!("{e}"));
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap_or_else(|| panic!("no VmRSS"));
+        line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("VmRSS: {line}"))
+    }
+
     /// The broker's `/metrics` text.
     pub fn metrics(&self) -> String {
         crate::kafka::http_get(&format!("127.0.0.1:{}", self.admin_port), "/metrics")

@@ -216,6 +216,54 @@ async fn clients_cannot_make_the_broker_hold_large_packets_beyond_its_budget() {
     .await
     .unwrap();
 
+    // Packets as large as the budget: eight clients each start a 60 MiB PUBLISH and send most
+    // of it. One is held; the others are refused (0x97) as their headers arrive, so the pod
+    // holds one packet, not eight (the attack took 1.6 GiB), and still serves others.
+    let sixty = 60 << 20;
+    let limits = vec![("maxPacketSize".into(), (64u32 << 20).to_string())];
+    let b = BrokerProcess::start_with(&kafka, &BrokerOptions { limits, ..Default::default() });
+    let addr = b.addr();
+    let before = b.rss_kib();
+    let refused = tokio::task::spawn_blocking(move || {
+        let body = vec![b'x'; sixty - (1 << 20)];
+        let mut refused = 0;
+        let mut held = Vec::new();
+        for i in 0..8 {
+            let mut s = connected_v5(&addr, &format!("huge-{i}"));
+            s.write_all(&publish_head(sixty)).unwrap();
+            // A refused client's writes fail once the broker has closed: that is the point.
+            let _ = s.write_all(&body);
+            s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            let mut answer = [0u8; 3];
+            if s.read_exact(&mut answer).is_ok() && answer[0] == 0xE0 && answer[2] == 0x97 {
+                refused += 1;
+            }
+            held.push(s);
+        }
+        (refused, held)
+    })
+    .await
+    .unwrap();
+    let (refused, _held) = refused;
+    let during = b.rss_kib();
+    assert!(refused >= 6, "at most the budget's worth held: {refused} of 8 refused");
+    assert!(
+        during < before + (150 << 10),
+        "RSS {before} KiB before, {during} KiB with eight 60 MiB packets started (budget 64 MiB)"
+    );
+    eprintln!("RSS: {before} KiB before, {during} KiB with 8 x 60 MiB PUBLISHes started");
+    let addr = b.addr();
+    tokio::task::spawn_blocking(move || {
+        let mut other = connected_v5(&addr, "other");
+        other.write_all(&[0xC0, 0]).unwrap();
+        let mut answer = [0u8; 2];
+        other.read_exact(&mut answer).unwrap();
+        assert_eq!(answer, [0xD0, 0], "another client is served meanwhile");
+    })
+    .await
+    .unwrap();
+    drop(b);
+
     // A budget of two packets of the maximum size: two held, a third refused with 0x97, and
     // room again once one of them is complete.
     let limits = vec![("maxPacketSize".into(), "1048576".into()), ("maxPendingBytes".into(), "2097160".into())];

@@ -205,6 +205,10 @@ mod tests {
         assert_eq!(config.limits, Limits::default());
         assert!(config.authentication.allow_anonymous);
         assert_eq!(config.authentication.password_file.as_deref(), Some(Path::new("/etc/tributary/auth/passwords")));
+        assert_eq!(config.authentication.certificate_name, CertificateName::CommonName);
+        let jwt = config.authentication.jwt.as_ref().expect("jwt");
+        assert_eq!((jwt.algorithm, jwt.username_claim.as_str()), (JwtAlgorithm::HS256, DEFAULT_USERNAME_CLAIM));
+        assert_eq!(jwt.secret_file.as_deref(), Some(Path::new("/etc/tributary/auth/jwt-secret")));
         assert_eq!(config.authorization.default_effect, Effect::Allow);
         assert_eq!(
             config.authorization.rules,
