@@ -1,6 +1,7 @@
 //! `limits` that keep one client (or one address) from exhausting a pod, each answered with the
 //! MQTT 5 reason code that says why: CONNECT rate (0x9F), connections per source address
-//! (0x97), subscriptions per session (0x97), topic length and levels (0x90, 0x8F); and failed
+//! (0x97), subscriptions per session (0x97), topic length and levels (0x90, 0x8F), the Receive
+//! Maximum (0x93); and failed
 //! authentications that slow down the next attempts from the same address.
 
 use bytes::BytesMut;
@@ -225,4 +226,24 @@ async fn failed_passwords_slow_down_the_next_attempts_from_that_address() {
     let (_ok, code) = Raw::connect(&b.addr(), [127, 0, 3, 2], v5, "device", Some(("dev", "s3cret"))).await;
     assert_eq!(code, reason::SUCCESS);
     assert!(started.elapsed() < waits[6], "another address waits for no penalty: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_beyond_the_receive_maximum_is_disconnected_with_0x93() {
+    let kafka = KafkaServer::start();
+    let b = BrokerProcess::start_with(&kafka, &limits(&[("maxInflight", "2")]));
+    let (mut c, code) = Raw::connect(&b.addr(), [127, 0, 0, 1], ProtocolVersion::V5, "eager", None).await;
+    assert_eq!(code, reason::SUCCESS);
+    // Two QoS 2 flows left open (PUBREC received, no PUBREL sent) fill the Receive Maximum.
+    for id in [1, 2] {
+        c.send(&publish("rm/t", QoS::ExactlyOnce, Some(id))).await;
+        assert!(
+            matches!(c.recv().await, Some(Packet::PubRec(PubResp { packet_id, reason: 0, .. })) if packet_id == id)
+        );
+    }
+    c.send(&publish("rm/t", QoS::ExactlyOnce, Some(3))).await;
+    match c.recv().await {
+        Some(Packet::Disconnect(d)) => assert_eq!(d.reason, reason::RECEIVE_MAXIMUM_EXCEEDED),
+        other => panic!("expected DISCONNECT 0x93, got {other:?}"),
+    }
 }
