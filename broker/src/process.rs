@@ -14,8 +14,10 @@ use crate::config::{Config, ConfigError, Overrides};
 use crate::kafka::producer::ProduceError;
 use crate::{admin, reload, server, shutdown, tls};
 
-/// How long connections get to close after a shutdown signal before the process exits.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long connections get to close after the drain window before the process goes on.
+const CLOSE_GRACE: Duration = Duration::from_secs(10);
+/// Longest wait for the stopped heartbeat to reach Kafka.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait at exit for the records still queued to reach Kafka.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -72,8 +74,17 @@ pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> 
             None => None,
         });
     }
-    let broker = Broker::start(loaded).await?;
+    // A broker whose Kafka is unreachable waits here; a signal must still end it.
+    let broker = tokio::select! {
+        started = Broker::start(loaded) => started?,
+        _ = wait_for_signal() => {
+            tracing::info!("shutting down before the broker started");
+            return Ok(());
+        }
+    };
     let (trigger, shutdown) = shutdown::channel();
+    // The admin endpoint outlives the drain: readiness answers 503 and metrics stay scrapable.
+    let (admin_trigger, admin_shutdown) = shutdown::channel();
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
 
     for (l, tls) in broker.config.listeners.iter().zip(acceptors) {
@@ -90,24 +101,30 @@ pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> 
     let admin_listener = bind("admin endpoint", broker.config.admin.address).await?;
     let local = admin_listener.local_addr().unwrap_or(broker.config.admin.address);
     tracing::info!(address = %local, "admin endpoint ready");
-    tokio::spawn(admin::serve(admin_listener, broker.clone(), shutdown.clone()));
+    tokio::spawn(admin::serve(admin_listener, broker.clone(), admin_shutdown));
     tokio::spawn(reload::run(config, overrides, broker.clone(), shutdown.clone()));
     drop(done_tx);
 
     wait_for_signal().await;
-    tracing::info!("shutting down");
+    let window = Duration::from_secs(u64::from(broker.config.limits.drain_seconds));
+    tracing::info!(drain = ?window, "shutting down: no new connections, closing the open ones over the drain window");
     broker.set_draining();
-    trigger.trigger();
-    // Connections say goodbye and publish Wills; give them a bounded time.
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv()).await;
-    // Delayed Wills of the closed connections are left to the other brokers, at once.
-    broker.sessions.stop().await;
+    trigger.drain(window);
+    // Connections close in their turns, say goodbye and publish Wills; a connection stuck on
+    // Kafka (unreachable) gets a bounded grace after the window.
+    let _ = tokio::time::timeout(window + CLOSE_GRACE, done_rx.recv()).await;
+    // Delayed Wills of the closed connections are left to the other brokers, at once; bounded,
+    // since Kafka may be the reason for the shutdown.
+    if tokio::time::timeout(STOP_TIMEOUT, broker.sessions.stop()).await.is_err() {
+        tracing::warn!("the stop could not be announced in the sessions topic: other brokers will notice the silence");
+    }
     // librdkafka's flush blocks: off the async threads.
     let publisher = broker.publisher.clone();
     match tokio::task::spawn_blocking(move || publisher.flush(FLUSH_TIMEOUT)).await {
         Ok(flushed) => flushed?,
         Err(_) => tracing::warn!("producer flush task failed"),
     }
+    admin_trigger.trigger();
     Ok(())
 }
 

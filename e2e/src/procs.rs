@@ -243,6 +243,28 @@ impl BrokerProcess {
         }
     }
 
+    /// Sends SIGTERM (a pod being deleted) without waiting for the process.
+    pub fn send_term(&self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit; whether it did.
+    pub fn exited_within(&mut self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            match self.child.as_mut().map(Child::try_wait) {
+                None | Some(Ok(Some(_))) | Some(Err(_)) => {
+                    self.child = None;
+                    return true;
+                }
+                Some(Ok(None)) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+        false
+    }
+
     /// Starts the process again with the same config and ports.
     pub fn restart(&mut self) {
         self.terminate();

@@ -362,6 +362,11 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
     pub max_topic_levels: Option<i32>,
+    /// Seconds over which a terminating pod closes its connections, spread out (default 30);
+    /// the pod's termination grace period is this plus 30 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub drain_seconds: Option<i32>,
     /// Messages queued per connected client (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]

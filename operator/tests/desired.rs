@@ -104,6 +104,7 @@ limits:
   maxQueuedMessages: 1000
   maxKeepAlive: 0
   nodeTimeout: 15
+  drainSeconds: 30
 authentication:
   allowAnonymous: true
   certificateName: commonName
@@ -329,6 +330,13 @@ limits: {{ maxConnectRate: 50, maxTopicLevels: 8 }}
     let idp = sources.iter().filter_map(|s| s.secret.as_ref()).find(|s| s.name == "idp").expect("the JWKS secret");
     let item = &idp.items.as_ref().expect("items")[0];
     assert_eq!((item.key.as_str(), item.path.as_str()), ("jwks.json", "auth/jwks.json"));
+}
+
+#[test]
+fn the_termination_grace_period_follows_the_drain_window() {
+    let c = render(&format!("{K}limits: {{ drainSeconds: 90 }}\n"));
+    assert_eq!(pod_spec(&c).termination_grace_period_seconds, Some(120));
+    assert_eq!(yaml(&c)["limits"]["drainSeconds"], 90);
 }
 
 #[test]

@@ -266,13 +266,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     tracing::warn!(client = %self.client_id, error = %e, "session cursors not saved");
                 }
             }
-            let (deadline, token_first) = self.deadline();
+            let (deadline, expired) = match self.deadline() {
+                Some((at, end)) => (Some(at), Some(end)),
+                None => (None, None),
+            };
             let can_read = self.pending.len() < max_pending;
             let catching_up = self.persist.as_ref().is_some_and(|p| p.reader_ready());
             // Packet handling is boxed: a packet (up to ~850 bytes) or its handler (a PUBLISH
             // waiting for room in the producer, a SUBSCRIBE starting a tailer) must not be part
             // of every idle connection's task.
-            let mut result = self.next_step(can_read, catching_up, deadline, token_first).await;
+            let mut result = self.next_step(can_read, catching_up, deadline, expired).await;
             // Packets that arrived together are handled together: one session save and one
             // flush then serve all of them (a burst of PUBRECs, PUBRELs or QoS 2 PUBLISHes).
             for _ in 0..BATCH_PACKETS {
@@ -293,16 +296,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Waits for the next thing to do and does it: the select only decides, packet handling
     /// runs after it, boxed (see `run`).
-    /// `deadline` is the keep-alive's or, when `token_first`, the token's expiry.
+    /// At `deadline` the connection ends as `expired` says (see `deadline`).
     async fn next_step(
         &mut self,
         can_read: bool,
         catching_up: bool,
         deadline: Option<Instant>,
-        token_first: bool,
+        expired: Option<End>,
     ) -> Result<(), End> {
+        let draining = self.shutdown.is_triggered();
         let step: Result<Option<BoxFuture<'_, Result<(), End>>>, End> = tokio::select! {
-            _ = self.shutdown.recv() => Err(End::Shutdown),
+            // Shutdown wakes the loop once: its turn in the drain window becomes the deadline.
+            _ = self.shutdown.recv(), if !draining => Ok(None),
             kick = recv_kick(&mut self.kicked), if self.kicked.is_some() => match kick {
                 Some(Kick::TakenOver) => Err(End::TakenOver),
                 // The registry dropped us without a kick: keep serving, stop listening.
@@ -327,9 +332,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 }
             }
             _ = self.mailbox.notified() => Ok(None),
-            _ = sleep_until(deadline), if deadline.is_some() => {
-                Err(if token_first { End::TokenExpired } else { End::KeepAlive })
-            }
+            _ = sleep_until(deadline), if deadline.is_some() => Err(expired.unwrap_or(End::KeepAlive)),
         };
         match step {
             Ok(Some(work)) => work.await,
@@ -363,15 +366,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
     }
 
-    /// When the connection ends unless something happens: the keep-alive's deadline, or the
-    /// token's expiry when that comes first (`true`). One timer serves both, and the
-    /// computation stays out of the idle task's state.
-    fn deadline(&self) -> (Option<Instant>, bool) {
-        let keep_alive =
-            (self.keep_alive > 0).then(|| self.last_seen + Duration::from_millis(u64::from(self.keep_alive) * 1500));
-        let token = self.names.as_ref().and_then(|n| n.token_expires);
-        let token_first = token.is_some_and(|t| keep_alive.is_none_or(|k| t <= k));
-        (if token_first { token } else { keep_alive }, token_first)
+    /// When the connection ends unless something happens, and why: the keep-alive's deadline,
+    /// the token's expiry or, while the broker drains, this connection's turn, whichever comes
+    /// first. One timer serves all three, and the computation stays out of the idle task's
+    /// state.
+    fn deadline(&self) -> Option<(Instant, End)> {
+        let keep_alive = (self.keep_alive > 0)
+            .then(|| (self.last_seen + Duration::from_millis(u64::from(self.keep_alive) * 1500), End::KeepAlive));
+        let token = self.names.as_ref().and_then(|n| n.token_expires).map(|t| (t, End::TokenExpired));
+        let drain = self.shutdown.turn(self.session).map(|t| (t, End::Shutdown));
+        [keep_alive, token, drain].into_iter().flatten().min_by_key(|(at, _)| *at)
     }
 
     /// Queues a packet for the client.

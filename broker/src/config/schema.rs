@@ -223,6 +223,10 @@ pub struct Limits {
     /// Seconds without a heartbeat after which other brokers take a broker's sessions over
     /// (publish their Wills, start their expiry): 2..=3600.
     pub node_timeout: u16,
+    /// Seconds over which a shutting-down broker closes its connections, each at its own
+    /// moment, so the other pods see a steady trickle of reconnects rather than a storm:
+    /// 0..=3600 (0: all at once). Pods need a termination grace period above it.
+    pub drain_seconds: u16,
 }
 
 impl Default for Limits {
@@ -240,6 +244,7 @@ impl Default for Limits {
             max_queued_messages: 1000,
             max_keep_alive: 0,
             node_timeout: 15,
+            drain_seconds: 30,
         }
     }
 }

@@ -245,6 +245,9 @@ impl Config {
         if self.limits.max_topic_levels == 0 {
             return Err(invalid("limits.maxTopicLevels", "must be between 1 and 65535"));
         }
+        if self.limits.drain_seconds > 3600 {
+            return Err(invalid("limits.drainSeconds", "must be between 0 and 3600"));
+        }
         if self.limits.max_queued_messages == 0 {
             return Err(invalid("limits.maxQueuedMessages", "must be at least 1"));
         }
@@ -411,6 +414,7 @@ mod tests {
         assert_eq!(error_with("limits: {maxTopicLength: 0}\n"), "limits.maxTopicLength: must be between 1 and 65535");
         assert_eq!(error_with("limits: {maxTopicLevels: 0}\n"), "limits.maxTopicLevels: must be between 1 and 65535");
         assert_eq!(error_with("limits: {maxQueuedMessages: 0}\n"), "limits.maxQueuedMessages: must be at least 1");
+        assert_eq!(error_with("limits: {drainSeconds: 3601}\n"), "limits.drainSeconds: must be between 0 and 3600");
         assert_eq!(
             error_with("limits: {maxPacketSize: 2000000, maxPendingBytes: 1000000}\n"),
             "limits.maxPendingBytes: 1000000 is below limits.maxPacketSize (2000000): a packet of the maximum size \

@@ -30,8 +30,10 @@ use tributary_broker::config::KAFKA_ENV_PREFIX;
 
 /// Name of the broker container.
 pub const CONTAINER_NAME: &str = "broker";
-/// Seconds a terminating pod gets to drain its MQTT connections and flush to Kafka.
-pub const TERMINATION_GRACE_SECONDS: i64 = 60;
+/// Seconds a terminating pod gets beyond its drain window (`limits.drainSeconds`): for the
+/// connections' last session saves, the stopped heartbeat and the producer's flush, which the
+/// broker bounds at 10 + 5 + 10 s.
+pub const TERMINATION_GRACE_BEYOND_DRAIN: i64 = 30;
 /// UID the broker runs as.
 pub const BROKER_UID: i64 = 65532;
 /// Secret key read for the password file when `passwordSecretRef.key` is not set.
@@ -158,6 +160,13 @@ fn config_volume(owner: &Owner, spec: &MqttBrokerSpec) -> Volume {
     }
 }
 
+/// The pod's termination grace period: the broker's drain window (the rendered config's, so
+/// the default is the broker's) plus [`TERMINATION_GRACE_BEYOND_DRAIN`].
+fn termination_grace_seconds(spec: &MqttBrokerSpec) -> i64 {
+    let drain = super::configmap::broker_config(spec).limits.drain_seconds;
+    i64::from(drain) + TERMINATION_GRACE_BEYOND_DRAIN
+}
+
 /// The broker Deployment. `config_hash` is [`super::configmap::restart_hash`] of the rendered
 /// configuration. Without autoscaling `spec.replicas` (default 1) is set; with autoscaling the
 /// field is left to the HPA.
@@ -236,7 +245,7 @@ pub fn deployment(owner: &Owner, spec: &MqttBrokerSpec, default_image: &str, con
     let pod_spec = PodSpec {
         service_account_name: Some(owner.name.clone()),
         automount_service_account_token: Some(false),
-        termination_grace_period_seconds: Some(TERMINATION_GRACE_SECONDS),
+        termination_grace_period_seconds: Some(termination_grace_seconds(spec)),
         containers: vec![container],
         volumes: Some(vec![
             config_volume(owner, spec),
