@@ -103,19 +103,26 @@ impl Admission {
     /// the rate and, when connections per address are limited, a slot that the connection
     /// holds until it ends.
     pub(crate) fn admit(self: &Arc<Self>, address: Option<IpAddr>) -> Result<Option<AddressSlot>, Refused> {
+        // The address first: one over its own limit must not spend everyone's rate.
+        let slot = match (address, self.per_address_max > 0) {
+            (Some(address), true) => {
+                let mut addresses = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
+                let n = addresses.entry(address).or_insert(0);
+                if *n >= self.per_address_max {
+                    return Err(Refused::Address);
+                }
+                *n += 1;
+                Some(AddressSlot { admission: self.clone(), address })
+            }
+            _ => None,
+        };
         if let Some(bucket) = &self.rate {
+            // A refusal drops the slot again.
             if !bucket.lock().unwrap_or_else(PoisonError::into_inner).take(Instant::now()) {
                 return Err(Refused::Rate);
             }
         }
-        let (Some(address), true) = (address, self.per_address_max > 0) else { return Ok(None) };
-        let mut addresses = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = addresses.entry(address).or_insert(0);
-        if *n >= self.per_address_max {
-            return Err(Refused::Address);
-        }
-        *n += 1;
-        Ok(Some(AddressSlot { admission: self.clone(), address }))
+        Ok(slot)
     }
 }
 

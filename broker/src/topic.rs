@@ -334,7 +334,7 @@ mod tests {
     #[test]
     fn length_and_levels_are_bounded() {
         assert!(within("a/b/c", 5, 3));
-        assert!(!within("a/b/c", 4, 3), "6 bytes");
+        assert!(!within("a/b/c", 4, 3), "5 bytes");
         assert!(!within("a/b/c", 5, 2), "3 levels");
         assert!(within("/", 1, 2) && !within("/", 1, 1), "an empty level counts");
         assert!(within("#", 1, 1));

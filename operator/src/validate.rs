@@ -340,7 +340,7 @@ fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
     for (field, value, max) in fields {
         match value {
             Some(v) if v < 0 => errors.push(field, "must not be negative"),
-            Some(v) if v > max => errors.push(field, format!("must be between 0 and {max}")),
+            Some(v) if v > max => errors.push(field, format!("must be at most {max}")),
             _ => {}
         }
     }

@@ -682,7 +682,7 @@ fn invalid_limits() {
     assert_invalid(&format!("{K}limits: {{ maxPacketSize: 0 }}"), "spec.limits.maxPacketSize", "between");
     assert_invalid(&format!("{K}limits: {{ maxInflight: 0 }}"), "spec.limits.maxInflight", "between");
     assert_invalid(&format!("{K}limits: {{ maxConnections: -1 }}"), "spec.limits.maxConnections", "negative");
-    assert_invalid(&format!("{K}limits: {{ maxKeepAlive: 70000 }}"), "spec.limits.maxKeepAlive", "between");
+    assert_invalid(&format!("{K}limits: {{ maxKeepAlive: 70000 }}"), "spec.limits.maxKeepAlive", "at most 65535");
     assert_invalid(&format!("{K}limits: {{ nodeTimeout: 1 }}"), "spec.limits.nodeTimeout", "between");
     assert_invalid(&format!("{K}limits: {{ maxTopicLength: 0 }}"), "spec.limits.maxTopicLength", "between");
     assert_invalid(&format!("{K}limits: {{ maxConnectRate: -5 }}"), "spec.limits.maxConnectRate", "negative");

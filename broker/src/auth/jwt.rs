@@ -109,6 +109,9 @@ pub(super) enum TokenError {
     /// The username claim is missing or not a string.
     #[error("claim {0:?} is missing or not a string")]
     NoUsername(String),
+    /// `exp` has passed (within the leeway the validation allows for clock skew).
+    #[error("the token has expired")]
+    Expired,
     /// The CONNECT's username is not the token's.
     #[error("the user name is not the token's {0:?}")]
     OtherUser(Box<str>),
@@ -132,7 +135,12 @@ impl JwtVerifier {
         let mut validation = Validation::new(algorithm(config.algorithm));
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
+        // Configured claims are required too: jsonwebtoken accepts a token that leaves `aud` or
+        // `iss` out even when they are set.
+        let mut required = vec!["exp"];
+        required.extend(config.audience.as_ref().map(|_| "aud"));
+        required.extend(config.issuer.as_ref().map(|_| "iss"));
+        validation.set_required_spec_claims(&required);
         match &config.audience {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
@@ -186,8 +194,14 @@ impl JwtVerifier {
             Some(serde_json::Value::Array(gs)) => gs.iter().filter_map(|g| g.as_str()).map(Box::from).collect(),
             _ => Vec::new(),
         };
-        // Validation made `exp` present and numeric.
-        let expires_at = claims.get("exp").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        // Validation made `exp` present and numeric (a fraction is allowed: it is rounded down).
+        let exp = claims.get("exp").and_then(|e| e.as_u64().or_else(|| e.as_f64().map(|f| f.max(0.0) as u64)));
+        let expires_at = exp.unwrap_or(0);
+        // Within the leeway a token is valid but already expired: the connection would end at
+        // once (and publish its Will), so it is refused instead.
+        if expires_at <= crate::message::now_ms() / 1000 {
+            return Err(TokenError::Expired);
+        }
         Ok(TokenIdentity { username: name, groups, expires_at })
     }
 
@@ -235,6 +249,8 @@ mod tests {
     fn a_valid_token_names_the_user_and_its_groups() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let v = verifier(&dir, "audience: mqtt, issuer: fleet, groupsClaim: roles");
+        let no_iss = token(json!({"sub": "truck-1", "aud": "mqtt", "exp": now() + 60}), SECRET);
+        assert!(v.verify(&no_iss, None).is_err(), "no iss while one is configured");
         let exp = now() + 60;
         let t = token(
             json!({"sub": "truck-1", "aud": ["mqtt"], "iss": "fleet", "exp": exp, "roles": ["ui", "ops"]}),
@@ -258,7 +274,9 @@ mod tests {
         let exp = now() + 60;
         assert!(ok(json!({"sub": "a", "aud": "mqtt", "exp": exp})).is_ok());
         assert!(ok(json!({"sub": "a", "aud": "mqtt", "exp": now() - 60})).is_err(), "expired");
-        assert!(ok(json!({"sub": "a", "aud": "mqtt", "exp": now() - 5})).is_ok(), "within the leeway");
+        assert!(ok(json!({"sub": "a", "aud": "mqtt", "exp": now() - 5})).is_err(), "within the leeway, but expired");
+        assert!(ok(json!({"sub": "a", "exp": exp})).is_err(), "no aud while one is configured");
+        assert!(ok(json!({"sub": "a", "aud": "mqtt", "exp": exp as f64 + 0.5})).is_ok(), "a fractional exp");
         assert!(ok(json!({"sub": "a", "aud": "mqtt"})).is_err(), "no exp");
         assert!(ok(json!({"sub": "a", "aud": "other", "exp": exp})).is_err(), "wrong audience");
         assert!(ok(json!({"sub": "a", "aud": "mqtt", "exp": exp, "nbf": now() + 600})).is_err(), "not yet valid");

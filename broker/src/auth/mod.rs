@@ -107,27 +107,43 @@ impl Authenticator {
         })
     }
 
-    /// Checks a CONNECT: `Err` carries the CONNACK reason code. An address with recent
-    /// failures waits its turn first. Credentials, when given, must be valid (a wrong password
-    /// never falls back to anonymous access); without them the client needs `allowAnonymous`
-    /// or a verified TLS client certificate, and so does an MQTT 5 password without a user name
-    /// that is not a token, which names no account.
+    /// Checks a CONNECT: `Err` carries the CONNACK reason code. Credentials, when given, must
+    /// be valid (a wrong password never falls back to anonymous access); without them the
+    /// client needs `allowAnonymous` or a verified TLS client certificate, and so does an MQTT 5
+    /// password without a user name that is not a token, which names no account. A password of
+    /// the file that was not verified before waits its turn when its address and user name
+    /// failed recently (`penalty`); tokens and certificates have nothing to guess.
     pub(crate) async fn check(&self, c: Credentials<'_>) -> Result<Authenticated, u8> {
-        let Ok(_turn) = self.penalties.turn(c.address).await else {
-            return Err(reason::CONNECTION_RATE_EXCEEDED);
+        let guessable = match (c.username, c.password, &self.passwords) {
+            (Some(user), Some(password), Some(file)) if !self.is_token(password) => {
+                if file.remembered(user, password) {
+                    return Ok(Authenticated { username: Some(user.into()), ..Default::default() });
+                }
+                Some(user)
+            }
+            _ => None,
+        };
+        let turn = match guessable {
+            Some(user) => self.penalties.turn(c.address, user).await.map_err(|_| reason::CONNECTION_RATE_EXCEEDED)?,
+            None => None,
         };
         let result = self.decide(c).await;
-        if result.is_err() {
-            self.penalties.failed(c.address);
+        if let (Err(_), Some(turn)) = (&result, &turn) {
+            turn.failed();
         }
         result
+    }
+
+    /// Whether `password` is to be verified as a token.
+    fn is_token(&self, password: &[u8]) -> bool {
+        self.jwt.is_some() && looks_like_token(password)
     }
 
     async fn decide(&self, c: Credentials<'_>) -> Result<Authenticated, u8> {
         let open = self.allow_anonymous || c.certificate;
         let username = c.username.map(Box::from);
         match (c.username, c.password, &self.jwt) {
-            (_, Some(token), Some(jwt)) if looks_like_token(token) => {
+            (_, Some(token), Some(jwt)) if self.is_token(token) => {
                 let token = std::str::from_utf8(token).map_err(|_| reason::BAD_USER_NAME_OR_PASSWORD)?;
                 match jwt.verify(token, c.username) {
                     Ok(id) => Ok(Authenticated {
@@ -270,6 +286,11 @@ mod tests {
         }
         let guessing = start.elapsed();
         assert!(guessing >= Duration::from_millis(750), "3 free, then 250 ms and 500 ms of penalty: {guessing:?}");
+        // The right password, once verified, is remembered and skips the queue of its key.
+        assert_eq!(a.check(from([10, 0, 0, 2], b"secret")).await, user("dev"));
+        let remembered = tokio::time::Instant::now();
+        assert_eq!(a.check(from([10, 0, 0, 1], b"secret")).await, user("dev"));
+        assert_eq!(remembered.elapsed(), Duration::ZERO, "a remembered password waits for nothing");
         let other = tokio::time::Instant::now();
         assert_eq!(a.check(from([10, 0, 0, 2], b"secret")).await, user("dev"));
         assert!(other.elapsed() < Duration::from_millis(250), "another address waits for nothing");

@@ -122,17 +122,21 @@ impl PasswordFile {
         }
     }
 
+    /// Whether `password` is the one of `user` already verified since the file was loaded
+    /// (the memo; constant time, like the verification it stands for).
+    pub(super) fn remembered(&self, user: &str, password: &[u8]) -> bool {
+        let loaded = self.loaded.load();
+        let known = loaded.verified.lock().unwrap_or_else(PoisonError::into_inner).get(user).copied();
+        matches!((&self.key, known), (Some(key), Some(known)) if hmac::verify(key, password, &known).is_ok())
+    }
+
     /// Whether `password` is the one of `user` in the file: from the memo, or verified (a few at
     /// a time, off the async workers) and then remembered.
     pub(super) async fn matches(&self, user: &str, password: &[u8]) -> bool {
-        let loaded = self.loaded.load_full();
-        let known = loaded.verified.lock().unwrap_or_else(PoisonError::into_inner).get(user).copied();
-        if let (Some(key), Some(known)) = (&self.key, known) {
-            // Constant time, like the verification it stands for.
-            if hmac::verify(key, password, &known).is_ok() {
-                return true;
-            }
+        if self.remembered(user, password) {
+            return true;
         }
+        let loaded = self.loaded.load_full();
         // Unknown users are verified against a dummy, so the answer takes as long either way.
         let (hash, known_user): (Box<str>, bool) = match loaded.passwords.get(user) {
             Some(h) => (h.clone(), true),

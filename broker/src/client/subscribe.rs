@@ -55,9 +55,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             inc(&self.broker.metrics.limits_exceeded);
             return refuse(reason::TOPIC_FILTER_INVALID);
         }
-        // A new filter beyond the session's quota; replacing an existing one is always allowed.
+        // A new filter beyond the session's quota (0: none); replacing one is always allowed.
         let max_subscriptions = usize::try_from(limits.max_subscriptions).unwrap_or(usize::MAX);
-        if self.subscriptions.len() >= max_subscriptions && !self.subscriptions.contains_key(filter) {
+        let full = max_subscriptions > 0 && self.subscriptions.len() >= max_subscriptions;
+        if full && !self.subscriptions.contains_key(filter) {
             inc(&self.broker.metrics.limits_exceeded);
             return refuse(reason::QUOTA_EXCEEDED);
         }

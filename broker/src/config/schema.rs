@@ -208,7 +208,8 @@ pub struct Limits {
     /// worth); 0 means unlimited. Over it, CONNACK 0x9F (MQTT 3.1.1: 0x03): a reconnect storm
     /// is spread out instead of queueing on Kafka.
     pub max_connect_rate: u32,
-    /// Subscriptions one session may hold; a SUBSCRIBE beyond it gets 0x97 for that filter.
+    /// Subscriptions one session may hold (0: unlimited); a SUBSCRIBE beyond it gets 0x97 for
+    /// that filter.
     pub max_subscriptions: u32,
     /// Longest topic name or filter in bytes (MQTT allows 65,535); longer ones are refused with
     /// 0x90 (names) or 0x8F (filters).
