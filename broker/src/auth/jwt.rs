@@ -117,6 +117,11 @@ pub(super) enum TokenError {
     OtherUser(Box<str>),
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 /// Whether a password has the form of a compact JWS (three base64url parts): such passwords
 /// are verified as tokens when `authentication.jwt` is set.
 pub(super) fn looks_like_token(password: &[u8]) -> bool {
@@ -199,7 +204,7 @@ impl JwtVerifier {
         let expires_at = exp.unwrap_or(0);
         // Within the leeway a token is valid but already expired: the connection would end at
         // once (and publish its Will), so it is refused instead.
-        if expires_at <= crate::message::now_ms() / 1000 {
+        if expires_at <= now_secs() {
             return Err(TokenError::Expired);
         }
         Ok(TokenIdentity { username: name, groups, expires_at })
@@ -229,7 +234,7 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
     fn now() -> u64 {
-        crate::message::now_ms() / 1000
+        now_secs()
     }
 
     fn verifier(dir: &tempfile::TempDir, extra: &str) -> JwtVerifier {
