@@ -181,7 +181,8 @@ async fn subscriptions_and_topics_beyond_the_limits_are_refused() {
             properties: Default::default()
         }))
     );
-    c.send(&publish("a/b/c", QoS::AtLeastOnce, Some(8))).await;
+    // A topic none of its subscriptions matches: its own message must not come back first.
+    c.send(&publish("x/y/z", QoS::AtLeastOnce, Some(8))).await;
     assert!(
         matches!(c.recv().await, Some(Packet::PubAck(PubResp { packet_id: 8, reason: 0, .. }))),
         "within the limits"
