@@ -126,9 +126,10 @@ impl Names {
         if a.username.is_none() && cert_name.is_none() && a.groups.is_empty() && a.expires_at.is_none() {
             return None;
         }
-        let token_expires = a.expires_at.map(|exp| {
+        // An `exp` too far ahead for the clock (the token's issuer chose it) means no deadline.
+        let token_expires = a.expires_at.and_then(|exp| {
             let left = exp.saturating_mul(1000).saturating_sub(now_ms());
-            Instant::now() + Duration::from_millis(left)
+            Instant::now().checked_add(Duration::from_millis(left))
         });
         Some(Box::new(Names { username: a.username, cert_name, groups: a.groups, token_expires }))
     }
