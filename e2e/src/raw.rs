@@ -4,9 +4,10 @@
 //! (rumqttc forgets it).
 
 use bytes::BytesMut;
+use socket2::{Domain, Socket, Type};
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 use tributary_broker::codec::{
     decode, encode, Connect, Packet, ProtocolVersion, PubResp, QoS, Subscribe, SubscriptionOptions,
@@ -47,7 +48,20 @@ impl RawClient {
 
     /// A TCP connection on which nothing was sent yet; packets are read as `version`.
     pub fn dial(addr: &str, version: ProtocolVersion) -> std::io::Result<RawClient> {
-        let stream = TcpStream::connect(addr)?;
+        RawClient::over(TcpStream::connect(addr)?, version)
+    }
+
+    /// Like [`RawClient::dial`], from the local address `source` (e.g. `127.0.0.2`), for tests of
+    /// what the broker counts per source address.
+    pub fn dial_from(addr: &str, source: IpAddr, version: ProtocolVersion) -> std::io::Result<RawClient> {
+        let to: SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+        let socket = Socket::new(Domain::for_address(to), Type::STREAM, None)?;
+        socket.bind(&SocketAddr::new(source, 0).into())?;
+        socket.connect(&to.into())?;
+        RawClient::over(socket.into(), version)
+    }
+
+    fn over(stream: TcpStream, version: ProtocolVersion) -> std::io::Result<RawClient> {
         stream.set_read_timeout(Some(Duration::from_secs(60)))?;
         Ok(RawClient { stream, buf: BytesMut::new(), version, session_present: false, received: 0 })
     }
@@ -63,8 +77,8 @@ impl RawClient {
         matches!(self.stream.read(&mut byte), Ok(0))
     }
 
-    /// Subscribes one filter and waits for the SUBACK.
-    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> std::io::Result<()> {
+    /// Subscribes one filter and waits for the SUBACK; returns its reason code.
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) -> std::io::Result<u8> {
         let options = SubscriptionOptions { qos, ..Default::default() };
         self.send(&Packet::Subscribe(Subscribe {
             packet_id: 1,
@@ -72,7 +86,7 @@ impl RawClient {
             filters: vec![(filter.into(), options)],
         }))?;
         match self.recv()? {
-            Packet::SubAck(_) => Ok(()),
+            Packet::SubAck(a) => a.reasons.first().copied().ok_or_else(|| std::io::Error::other("empty SUBACK")),
             other => Err(std::io::Error::other(format!("expected SUBACK, got {other:?}"))),
         }
     }

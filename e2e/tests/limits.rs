@@ -4,95 +4,45 @@
 //! Maximum (0x93); and failed authentications that slow down the next attempts from the same
 //! address.
 
-use bytes::BytesMut;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
-use tributary_broker::codec::{
-    decode, encode, reason, Connect, Packet, ProtocolVersion, PubResp, Publish, QoS, Subscribe, SubscriptionOptions,
-};
+use tributary_broker::codec::{reason, Connect, Packet, ProtocolVersion, PubResp, Publish, QoS};
 use tributary_e2e::procs::{password_line, BrokerOptions};
+use tributary_e2e::raw::RawClient;
 use tributary_e2e::{BrokerProcess, KafkaServer};
 
 const T: Duration = Duration::from_secs(20);
 
-/// An MQTT connection from a chosen loopback source address, speaking the broker's codec.
-struct Raw {
-    stream: TcpStream,
-    buf: BytesMut,
+/// Connects from `source` with `username`/`password`; returns the connection and the
+/// CONNACK's reason code (3.1.1 return codes come back as their MQTT 5 equivalents).
+fn connect(
+    addr: &str,
+    source: [u8; 4],
     version: ProtocolVersion,
+    id: &str,
+    creds: Option<(&str, &str)>,
+) -> (RawClient, u8) {
+    let mut c = RawClient::dial_from(addr, IpAddr::from(source), version).unwrap_or_else(|e| panic!("{e}"));
+    c.send(&Packet::Connect(Connect {
+        protocol: version,
+        clean_start: true,
+        keep_alive: 0,
+        client_id: id.into(),
+        will: None,
+        username: creds.map(|(u, _)| u.into()),
+        password: creds.map(|(_, p)| bytes::Bytes::copy_from_slice(p.as_bytes())),
+        properties: Default::default(),
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    match c.recv() {
+        Ok(Packet::ConnAck(a)) => (c, a.reason),
+        other => panic!("{id}: expected CONNACK, got {other:?}"),
+    }
 }
 
-impl Raw {
-    async fn dial(addr: &str, source: [u8; 4], version: ProtocolVersion) -> Raw {
-        let socket = TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-        socket.bind((source, 0).into()).unwrap_or_else(|e| panic!("bind {source:?}: {e}"));
-        let stream =
-            socket.connect(addr.parse().unwrap_or_else(|e| panic!("{e}"))).await.unwrap_or_else(|e| panic!("{e}"));
-        Raw { stream, buf: BytesMut::new(), version }
-    }
-
-    async fn send(&mut self, p: &Packet) {
-        let mut out = BytesMut::new();
-        encode(p, self.version, &mut out).unwrap_or_else(|e| panic!("{e}"));
-        self.stream.write_all(&out).await.unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    /// The next packet, `None` when the broker closed the connection.
-    async fn recv(&mut self) -> Option<Packet> {
-        loop {
-            if let Some(p) = decode(&mut self.buf, Some(self.version), u32::MAX).unwrap_or_else(|e| panic!("{e}")) {
-                return Some(p);
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(T, self.stream.read(&mut chunk)).await.ok()?.ok()?;
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Connects with `username`/`password`; returns the CONNACK's reason code (3.1.1 return
-    /// codes come back as their MQTT 5 equivalents).
-    async fn connect(
-        addr: &str,
-        source: [u8; 4],
-        version: ProtocolVersion,
-        id: &str,
-        creds: Option<(&str, &str)>,
-    ) -> (Raw, u8) {
-        let mut c = Raw::dial(addr, source, version).await;
-        c.send(&Packet::Connect(Connect {
-            protocol: version,
-            clean_start: true,
-            keep_alive: 0,
-            client_id: id.into(),
-            will: None,
-            username: creds.map(|(u, _)| u.into()),
-            password: creds.map(|(_, p)| bytes::Bytes::copy_from_slice(p.as_bytes())),
-            properties: Default::default(),
-        }))
-        .await;
-        match c.recv().await {
-            Some(Packet::ConnAck(a)) => (c, a.reason),
-            other => panic!("{id}: expected CONNACK, got {other:?}"),
-        }
-    }
-
-    async fn subscribe(&mut self, packet_id: u16, filter: &str) -> u8 {
-        let options = SubscriptionOptions { qos: QoS::AtLeastOnce, ..Default::default() };
-        self.send(&Packet::Subscribe(Subscribe {
-            packet_id,
-            properties: Default::default(),
-            filters: vec![(filter.into(), options)],
-        }))
-        .await;
-        match self.recv().await {
-            Some(Packet::SubAck(a)) => a.reasons[0],
-            other => panic!("expected SUBACK, got {other:?}"),
-        }
-    }
+/// The SUBACK reason code of one filter.
+fn subscribe(c: &mut RawClient, filter: &str) -> u8 {
+    c.subscribe(filter, QoS::AtLeastOnce).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn publish(topic: &str, qos: QoS, packet_id: Option<u16>) -> Packet {
@@ -114,18 +64,18 @@ fn limits(entries: &[(&str, &str)]) -> BrokerOptions {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_per_address_and_the_connect_rate_are_refused_with_their_reason_codes() {
+#[test]
+fn connections_per_address_and_the_connect_rate_are_refused_with_their_reason_codes() {
     let kafka = KafkaServer::start();
     let b = BrokerProcess::start_with(&kafka, &limits(&[("maxConnectionsPerAddress", "2"), ("maxConnectRate", "5")]));
     let addr = b.addr();
     let v5 = ProtocolVersion::V5;
-    let (_one, first) = Raw::connect(&addr, [127, 0, 0, 1], v5, "a-1", None).await;
-    let (_two, second) = Raw::connect(&addr, [127, 0, 0, 1], v5, "a-2", None).await;
+    let (_one, first) = connect(&addr, [127, 0, 0, 1], v5, "a-1", None);
+    let (_two, second) = connect(&addr, [127, 0, 0, 1], v5, "a-2", None);
     assert_eq!((first, second), (reason::SUCCESS, reason::SUCCESS));
-    let (_c, third) = Raw::connect(&addr, [127, 0, 0, 1], v5, "a-3", None).await;
+    let (_c, third) = connect(&addr, [127, 0, 0, 1], v5, "a-3", None);
     assert_eq!(third, reason::QUOTA_EXCEEDED, "a third connection from 127.0.0.1");
-    let (_other, other) = Raw::connect(&addr, [127, 0, 0, 2], v5, "b-1", None).await;
+    let (_other, other) = connect(&addr, [127, 0, 0, 2], v5, "b-1", None);
     assert_eq!(other, reason::SUCCESS, "another address has its own count");
 
     // A burst well above 5 per second, from addresses of their own: the bucket (one second's
@@ -134,7 +84,7 @@ async fn connections_per_address_and_the_connect_rate_are_refused_with_their_rea
     let mut held = Vec::new();
     for i in 0..20u8 {
         let version = if i % 2 == 0 { v5 } else { ProtocolVersion::V311 };
-        let (c, code) = Raw::connect(&addr, [127, 0, 1, i], version, &format!("burst-{i}"), None).await;
+        let (c, code) = connect(&addr, [127, 0, 1, i], version, &format!("burst-{i}"), None);
         codes.push((version, code));
         held.push(c);
     }
@@ -150,31 +100,31 @@ async fn connections_per_address_and_the_connect_rate_are_refused_with_their_rea
     // The bucket refills: a client that waits gets in.
     let deadline = Instant::now() + T;
     loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if Raw::connect(&addr, [127, 0, 2, 1], v5, "later", None).await.1 == reason::SUCCESS {
+        std::thread::sleep(Duration::from_millis(200));
+        if connect(&addr, [127, 0, 2, 1], v5, "later", None).1 == reason::SUCCESS {
             break;
         }
         assert!(Instant::now() < deadline, "the rate never let a client in again");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn subscriptions_and_topics_beyond_the_limits_are_refused() {
+#[test]
+fn subscriptions_and_topics_beyond_the_limits_are_refused() {
     let kafka = KafkaServer::start();
     let opts = limits(&[("maxSubscriptions", "2"), ("maxTopicLevels", "3"), ("maxTopicLength", "24")]);
     let b = BrokerProcess::start_with(&kafka, &opts);
-    let (mut c, code) = Raw::connect(&b.addr(), [127, 0, 0, 1], ProtocolVersion::V5, "subs", None).await;
+    let (mut c, code) = connect(&b.addr(), [127, 0, 0, 1], ProtocolVersion::V5, "subs", None);
     assert_eq!(code, reason::SUCCESS);
-    assert_eq!(c.subscribe(1, "a/#").await, 1);
-    assert_eq!(c.subscribe(2, "b/+").await, 1);
-    assert_eq!(c.subscribe(3, "c").await, reason::QUOTA_EXCEEDED, "a third subscription");
-    assert_eq!(c.subscribe(4, "a/#").await, 1, "replacing one of the two is not a new one");
-    assert_eq!(c.subscribe(5, "a/b/c/d").await, reason::TOPIC_FILTER_INVALID, "four levels");
-    assert_eq!(c.subscribe(6, "abcdefghijklmnopqrstuvwxyz").await, reason::TOPIC_FILTER_INVALID, "26 bytes");
+    assert_eq!(subscribe(&mut c, "a/#"), 1);
+    assert_eq!(subscribe(&mut c, "b/+"), 1);
+    assert_eq!(subscribe(&mut c, "c"), reason::QUOTA_EXCEEDED, "a third subscription");
+    assert_eq!(subscribe(&mut c, "a/#"), 1, "replacing one of the two is not a new one");
+    assert_eq!(subscribe(&mut c, "a/b/c/d"), reason::TOPIC_FILTER_INVALID, "four levels");
+    assert_eq!(subscribe(&mut c, "abcdefghijklmnopqrstuvwxyz"), reason::TOPIC_FILTER_INVALID, "26 bytes");
 
-    c.send(&publish("a/b/c/d", QoS::AtLeastOnce, Some(7))).await;
+    c.send(&publish("a/b/c/d", QoS::AtLeastOnce, Some(7))).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        c.recv().await,
+        c.recv().ok(),
         Some(Packet::PubAck(PubResp {
             packet_id: 7,
             reason: reason::TOPIC_NAME_INVALID,
@@ -182,14 +132,14 @@ async fn subscriptions_and_topics_beyond_the_limits_are_refused() {
         }))
     );
     // A topic none of its subscriptions matches: its own message must not come back first.
-    c.send(&publish("x/y/z", QoS::AtLeastOnce, Some(8))).await;
+    c.send(&publish("x/y/z", QoS::AtLeastOnce, Some(8))).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        matches!(c.recv().await, Some(Packet::PubAck(PubResp { packet_id: 8, reason: 0, .. }))),
+        matches!(c.recv().ok(), Some(Packet::PubAck(PubResp { packet_id: 8, reason: 0, .. }))),
         "within the limits"
     );
     // QoS 0 has no acknowledgement to say it in: the connection is closed with the reason.
-    c.send(&publish("a/b/c/d", QoS::AtMostOnce, None)).await;
-    match c.recv().await {
+    c.send(&publish("a/b/c/d", QoS::AtMostOnce, None)).unwrap_or_else(|e| panic!("{e}"));
+    match c.recv().ok() {
         Some(Packet::Disconnect(d)) => assert_eq!(d.reason, reason::TOPIC_NAME_INVALID),
         other => panic!("expected DISCONNECT 0x90, got {other:?}"),
     }
@@ -197,8 +147,8 @@ async fn subscriptions_and_topics_beyond_the_limits_are_refused() {
     assert!(exceeded.lines().any(|l| l == "tributary_limits_exceeded_total 5"), "{exceeded}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_passwords_slow_down_the_next_attempts_from_that_address() {
+#[test]
+fn failed_passwords_slow_down_the_next_attempts_from_that_address() {
     let kafka = KafkaServer::start();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let passwords = dir.path().join("passwords");
@@ -215,7 +165,7 @@ async fn failed_passwords_slow_down_the_next_attempts_from_that_address() {
     let mut waits = Vec::new();
     for i in 0..7 {
         let started = Instant::now();
-        let (_c, code) = Raw::connect(&addr, [127, 0, 3, 1], v5, &format!("guess-{i}"), Some(("dev", "guess"))).await;
+        let (_c, code) = connect(&addr, [127, 0, 3, 1], v5, &format!("guess-{i}"), Some(("dev", "guess")));
         assert_eq!(code, reason::BAD_USER_NAME_OR_PASSWORD);
         waits.push(started.elapsed());
     }
@@ -224,26 +174,24 @@ async fn failed_passwords_slow_down_the_next_attempts_from_that_address() {
     assert!(waits[6] >= Duration::from_secs(1), "{waits:?}");
     // The right password from another address is not slowed by them.
     let started = Instant::now();
-    let (_ok, code) = Raw::connect(&b.addr(), [127, 0, 3, 2], v5, "device", Some(("dev", "s3cret"))).await;
+    let (_ok, code) = connect(&b.addr(), [127, 0, 3, 2], v5, "device", Some(("dev", "s3cret")));
     assert_eq!(code, reason::SUCCESS);
     assert!(started.elapsed() < waits[6], "another address waits for no penalty: {:?}", started.elapsed());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_beyond_the_receive_maximum_is_disconnected_with_0x93() {
+#[test]
+fn a_client_beyond_the_receive_maximum_is_disconnected_with_0x93() {
     let kafka = KafkaServer::start();
     let b = BrokerProcess::start_with(&kafka, &limits(&[("maxInflight", "2")]));
-    let (mut c, code) = Raw::connect(&b.addr(), [127, 0, 0, 1], ProtocolVersion::V5, "eager", None).await;
+    let (mut c, code) = connect(&b.addr(), [127, 0, 0, 1], ProtocolVersion::V5, "eager", None);
     assert_eq!(code, reason::SUCCESS);
     // Two QoS 2 flows left open (PUBREC received, no PUBREL sent) fill the Receive Maximum.
     for id in [1, 2] {
-        c.send(&publish("rm/t", QoS::ExactlyOnce, Some(id))).await;
-        assert!(
-            matches!(c.recv().await, Some(Packet::PubRec(PubResp { packet_id, reason: 0, .. })) if packet_id == id)
-        );
+        c.send(&publish("rm/t", QoS::ExactlyOnce, Some(id))).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(c.recv().ok(), Some(Packet::PubRec(PubResp { packet_id, reason: 0, .. })) if packet_id == id));
     }
-    c.send(&publish("rm/t", QoS::ExactlyOnce, Some(3))).await;
-    match c.recv().await {
+    c.send(&publish("rm/t", QoS::ExactlyOnce, Some(3))).unwrap_or_else(|e| panic!("{e}"));
+    match c.recv().ok() {
         Some(Packet::Disconnect(d)) => assert_eq!(d.reason, reason::RECEIVE_MAXIMUM_EXCEEDED),
         other => panic!("expected DISCONNECT 0x93, got {other:?}"),
     }
