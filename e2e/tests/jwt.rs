@@ -29,6 +29,14 @@ fn hs256(claims: serde_json::Value, secret: &[u8]) -> String {
     encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret)).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A file holding [`SECRET`], in a directory that lives as long as the returned guard.
+fn secret_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, SECRET).unwrap_or_else(|e| panic!("{e}"));
+    (dir, secret)
+}
+
 fn with_token(mut o: MqttOptions, user: &str, token: &str) -> MqttOptions {
     o.set_credentials(user, token);
     o
@@ -57,9 +65,7 @@ fn jwt_broker(kafka: &KafkaServer, jwt: &str, ws_port: u16) -> BrokerProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_verified_over_tcp_and_websocket() {
     let kafka = KafkaServer::start();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECRET).unwrap_or_else(|e| panic!("{e}"));
+    let (_dir, secret) = secret_file();
     let ws_port = free_port();
     let jwt =
         format!("{{ algorithm: HS256, secretFile: '{}', audience: mqtt, groupsClaim: groups }}", secret.display());
@@ -122,9 +128,7 @@ async fn tokens_are_verified_over_tcp_and_websocket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_ends_when_its_token_expires() {
     let kafka = KafkaServer::start();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let secret = dir.path().join("secret");
-    std::fs::write(&secret, SECRET).unwrap_or_else(|e| panic!("{e}"));
+    let (_dir, secret) = secret_file();
     let b = jwt_broker(&kafka, &format!("{{ algorithm: HS256, secretFile: '{}' }}", secret.display()), free_port());
     let short = hs256(json!({"sub": "truck-1", "exp": now() + 3}), SECRET);
     let mut c = Client5::connect(with_token(options5(b.port, "short"), "truck-1", &short)).await;
