@@ -26,7 +26,7 @@ use crate::labels::{
     selector_labels, standard_labels, ADMIN_PORT, CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION, CONFIG_KEY,
     JWT_JWKS, JWT_PUBLIC_KEY, JWT_SECRET,
 };
-use tributary_broker::config::KAFKA_ENV_PREFIX;
+use tributary_broker::config::{Config, KAFKA_ENV_PREFIX};
 
 /// Name of the broker container.
 pub const CONTAINER_NAME: &str = "broker";
@@ -160,17 +160,16 @@ fn config_volume(owner: &Owner, spec: &MqttBrokerSpec) -> Volume {
     }
 }
 
-/// The pod's termination grace period: the broker's drain window (the rendered config's, so
-/// the default is the broker's) plus [`TERMINATION_GRACE_BEYOND_DRAIN`].
-fn termination_grace_seconds(spec: &MqttBrokerSpec) -> i64 {
-    let drain = super::configmap::broker_config(spec).limits.drain_seconds;
-    i64::from(drain) + TERMINATION_GRACE_BEYOND_DRAIN
-}
-
-/// The broker Deployment. `config_hash` is [`super::configmap::restart_hash`] of the rendered
-/// configuration. Without autoscaling `spec.replicas` (default 1) is set; with autoscaling the
+/// The broker Deployment for the rendered `config`. `config_hash` is
+/// [`super::configmap::restart_hash`] of it. Without autoscaling `spec.replicas` (default 1) is set; with autoscaling the
 /// field is left to the HPA.
-pub fn deployment(owner: &Owner, spec: &MqttBrokerSpec, default_image: &str, config_hash: &str) -> Deployment {
+pub fn deployment(
+    owner: &Owner,
+    spec: &MqttBrokerSpec,
+    config: &Config,
+    default_image: &str,
+    config_hash: &str,
+) -> Deployment {
     let overrides = spec.pod_template.clone().unwrap_or_default();
     let listeners = effective_listeners(spec);
 
@@ -245,7 +244,8 @@ pub fn deployment(owner: &Owner, spec: &MqttBrokerSpec, default_image: &str, con
     let pod_spec = PodSpec {
         service_account_name: Some(owner.name.clone()),
         automount_service_account_token: Some(false),
-        termination_grace_period_seconds: Some(termination_grace_seconds(spec)),
+        // The broker's drain window (of the rendered config, so the default is the broker's).
+        termination_grace_period_seconds: Some(i64::from(config.limits.drain_seconds) + TERMINATION_GRACE_BEYOND_DRAIN),
         containers: vec![container],
         volumes: Some(vec![
             config_volume(owner, spec),

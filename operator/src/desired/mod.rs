@@ -80,7 +80,7 @@ pub fn children(broker: &MqttBroker, default_image: &str) -> Result<Children, Er
             ..ServiceAccount::default()
         },
         config_map: configmap::config_map(&owner, &config)?,
-        deployment: deployment::deployment(&owner, spec, default_image, &hash),
+        deployment: deployment::deployment(&owner, spec, &config, default_image, &hash),
         service: service::service(&owner, spec),
         pod_disruption_budget: pdb::pod_disruption_budget(&owner),
         horizontal_pod_autoscaler: hpa::horizontal_pod_autoscaler(&owner, spec),
