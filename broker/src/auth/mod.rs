@@ -157,10 +157,9 @@ impl Authenticator {
                     }
                 }
             }
+            // `check` asked the memo already.
             (Some(user), Some(password), _) => match &self.passwords {
-                Some(file) if file.matches(user, password).await => {
-                    Ok(Authenticated { username, ..Default::default() })
-                }
+                Some(file) if file.verify(user, password).await => Ok(Authenticated { username, ..Default::default() }),
                 _ => Err(reason::BAD_USER_NAME_OR_PASSWORD),
             },
             // A username alone identifies nobody when credentials are checked.

@@ -130,12 +130,10 @@ impl PasswordFile {
         matches!((&self.key, known), (Some(key), Some(known)) if hmac::verify(key, password, &known).is_ok())
     }
 
-    /// Whether `password` is the one of `user` in the file: from the memo, or verified (a few at
-    /// a time, off the async workers) and then remembered.
-    pub(super) async fn matches(&self, user: &str, password: &[u8]) -> bool {
-        if self.remembered(user, password) {
-            return true;
-        }
+    /// Whether `password` is the one of `user` in the file, verified (a few at a time, off the
+    /// async workers) and then remembered. The memo is the caller's first question
+    /// ([`PasswordFile::remembered`]), asked before the attempt waits its turn.
+    pub(super) async fn verify(&self, user: &str, password: &[u8]) -> bool {
         let loaded = self.loaded.load_full();
         // Unknown users are verified against a dummy, so the answer takes as long either way.
         let (hash, known_user): (Box<str>, bool) = match loaded.passwords.get(user) {
@@ -220,14 +218,17 @@ mod tests {
     #[tokio::test]
     async fn passwords_match_once_verified_and_are_forgotten_when_the_file_changes() {
         let f = file(&format!("dev:{}\n", hashed("old")));
-        assert!(f.matches("dev", b"old").await);
-        assert!(f.matches("dev", b"old").await, "remembered");
-        assert!(!f.matches("dev", b"wrong").await);
-        assert!(!f.matches("nobody", b"old").await, "unknown user, verified against the dummy");
+        assert!(!f.remembered("dev", b"old"), "not verified yet");
+        assert!(f.verify("dev", b"old").await);
+        assert!(f.remembered("dev", b"old"), "remembered");
+        assert!(!f.verify("dev", b"wrong").await);
+        assert!(!f.remembered("dev", b"wrong"));
+        assert!(!f.verify("nobody", b"old").await, "unknown user, verified against the dummy");
         let passwords = parse_passwords(Path::new("p"), format!("dev:{}\n", hashed("new")).as_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
         f.loaded.store(Arc::new(Loaded { passwords, raw: b"rotated".to_vec(), verified: Mutex::default() }));
-        assert!(!f.matches("dev", b"old").await, "the memo went with the old file");
-        assert!(f.matches("dev", b"new").await);
+        assert!(!f.remembered("dev", b"old"), "the memo went with the old file");
+        assert!(!f.verify("dev", b"old").await);
+        assert!(f.verify("dev", b"new").await);
     }
 }
