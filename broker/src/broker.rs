@@ -76,7 +76,7 @@ pub struct Broker {
     /// The log everything is kept in (Kafka, or an in-memory log in tests).
     pub log: Arc<dyn Log>,
     ready: AtomicBool,
-    _retained_tailer: Tailer,
+    retained_tailer: Tailer,
 }
 
 impl Broker {
@@ -128,7 +128,7 @@ impl Broker {
             read_budget,
             log,
             ready: AtomicBool::new(true),
-            _retained_tailer: tailer,
+            retained_tailer: tailer,
         };
         Ok(Arc::new(broker))
     }
@@ -151,5 +151,16 @@ impl Broker {
     /// Marks the broker as draining: readiness fails so the load balancer stops sending clients.
     pub fn set_draining(&self) {
         self.ready.store(false, Ordering::Relaxed);
+        self.metrics.draining.set(1);
+    }
+
+    /// Brings the metrics that are state, not events, up to date (called at each scrape):
+    /// retained messages held and how far behind each tailed Kafka topic is.
+    pub async fn observe(&self) {
+        self.metrics.retained_messages.set(i64::try_from(self.retained.len()).unwrap_or(i64::MAX));
+        let mut lags = self.router.lags().await;
+        lags.push((self.config.topics.retained.clone(), self.retained_tailer.lag()));
+        lags.push((self.config.topics.sessions.clone(), self.sessions.lag()));
+        self.metrics.set_lags(lags);
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::codec::{self, DecodeError, EncodeError, Packet, ProtocolVersion};
+use crate::metrics::Metrics;
 use crate::read_budget::{ReadBudget, SMALL_PACKET};
 
 /// Initial read buffer: enough for a typical small packet in one read.
@@ -48,12 +49,15 @@ pub(crate) struct Connection<S> {
     /// Bytes reserved in `budget` for the large packet being received (0: none).
     reserved: u32,
     budget: Arc<ReadBudget>,
+    /// Bytes read and written are counted here.
+    metrics: Arc<Metrics>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Wraps a stream; packets larger than `max_incoming` bytes are refused, and large packets
-    /// being received take their size from `budget` until they are complete.
-    pub(crate) fn new(stream: S, max_incoming: u32, budget: Arc<ReadBudget>) -> Self {
+    /// being received take their size from `budget` until they are complete; traffic is counted
+    /// in `metrics`.
+    pub(crate) fn new(stream: S, max_incoming: u32, budget: Arc<ReadBudget>, metrics: Arc<Metrics>) -> Self {
         Connection {
             stream,
             read_buf: BytesMut::with_capacity(INITIAL_READ),
@@ -64,6 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             failed_connect_level: None,
             reserved: 0,
             budget,
+            metrics,
         }
     }
 
@@ -79,9 +84,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             if self.read_buf.capacity() - self.read_buf.len() < INITIAL_READ {
                 self.read_buf.reserve(INITIAL_READ);
             }
-            if self.stream.read_buf(&mut self.read_buf).await? == 0 {
+            let read = self.stream.read_buf(&mut self.read_buf).await?;
+            if read == 0 {
                 return if self.read_buf.is_empty() { Ok(None) } else { Err(ConnectionError::Truncated) };
             }
+            self.metrics.bytes_received.inc_by(read as u64);
         }
     }
 
@@ -179,6 +186,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         if !self.write_buf.is_empty() {
             self.stream.write_all(&self.write_buf).await?;
             self.stream.flush().await?;
+            self.metrics.bytes_sent.inc_by(self.write_buf.len() as u64);
             self.write_buf.clear();
             if self.write_buf.capacity() > KEEP_CAPACITY {
                 self.write_buf = BytesMut::new();
@@ -226,7 +234,7 @@ mod tests {
 
     fn connection(max_outgoing: u32) -> Connection<tokio::io::DuplexStream> {
         let (ours, _theirs) = tokio::io::duplex(64);
-        let mut conn = Connection::new(ours, 1024, Arc::new(ReadBudget::new(1 << 20)));
+        let mut conn = Connection::new(ours, 1024, Arc::new(ReadBudget::new(1 << 20)), Arc::new(Metrics::new()));
         conn.version = Some(ProtocolVersion::V5);
         conn.max_outgoing = max_outgoing;
         conn
@@ -254,7 +262,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let budget = Arc::new(ReadBudget::new(20_000));
         let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-        let mut conn = Connection::new(ours, 1 << 20, budget.clone());
+        let mut conn = Connection::new(ours, 1 << 20, budget.clone(), Arc::new(Metrics::new()));
         conn.version = Some(ProtocolVersion::V311);
         let head = publish_head(10_000);
         theirs.write_all(&head).await.unwrap_or_else(|e| panic!("{e}"));
@@ -273,7 +281,7 @@ mod tests {
         let budget = Arc::new(ReadBudget::new(20_000));
         assert!(budget.reserve(15_000), "others hold most of it");
         let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-        let mut conn = Connection::new(ours, 1 << 20, budget.clone());
+        let mut conn = Connection::new(ours, 1 << 20, budget.clone(), Arc::new(Metrics::new()));
         conn.version = Some(ProtocolVersion::V311);
         let mut small = publish_head(100);
         small.extend_from_slice(&[1u8; 100]);
@@ -289,7 +297,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let budget = Arc::new(ReadBudget::new(1 << 20));
         let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
-        let mut conn = Connection::new(ours, 1 << 20, budget.clone());
+        let mut conn = Connection::new(ours, 1 << 20, budget.clone(), Arc::new(Metrics::new()));
         conn.version = Some(ProtocolVersion::V311);
         theirs.write_all(&publish_head(100_000)).await.unwrap_or_else(|e| panic!("{e}"));
         let _ = tokio::time::timeout(std::time::Duration::from_millis(50), conn.read_packet()).await;

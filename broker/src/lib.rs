@@ -44,6 +44,7 @@ pub use kafka::log::Log;
 pub use kafka::memory::{Logged, MemoryLog};
 pub use mapping::TopicMapping;
 pub use message::{Message, MessageProperties, HEADER_PUBLISH_ID};
+pub use metrics::Metrics;
 pub use process::{run, RunError};
 pub use publisher::{Placement, Publisher};
 pub use reload::{classify, Change, POLL_INTERVAL as CONFIG_POLL_INTERVAL};

@@ -90,12 +90,13 @@ pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> 
     for (l, tls) in broker.config.listeners.iter().zip(acceptors) {
         let listener = bind(&format!("listener {}", l.name), l.address).await?;
         let local = listener.local_addr().unwrap_or(l.address);
-        let ws_path = l.protocol.uses_websocket().then(|| Arc::from(l.ws_path()));
+        let ws_path = l.protocol.uses_websocket().then(|| Box::from(l.ws_path()));
         tracing::info!(listener = %l.name, protocol = %l.protocol, address = %local, path = ws_path.as_deref(), "mqtt listener ready");
         if let Some(t) = &tls {
             tokio::spawn(tls::watch(Arc::downgrade(t)));
         }
-        let transport = server::Transport { tls, ws_path };
+        let shared = server::ListenerShared { ws_path, connections: broker.metrics.listener(&l.name) };
+        let transport = server::Transport { tls, listener: Arc::new(shared) };
         tokio::spawn(server::accept_loop(listener, transport, broker.clone(), shutdown.clone(), done_tx.clone()));
     }
     let admin_listener = bind("admin endpoint", broker.config.admin.address).await?;

@@ -11,6 +11,7 @@
 use arc_swap::ArcSwap;
 use futures::future::{self, BoxFuture, FutureExt};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::config::Config;
 use crate::kafka::log::{Ack, Log, OutRecord};
@@ -19,7 +20,7 @@ use crate::kafka::partition::partition_for_key;
 use crate::kafka::producer::{Delivered, ProduceError};
 use crate::mapping::TopicMapping;
 use crate::message::Message;
-use crate::metrics::{inc, Metrics};
+use crate::metrics::Metrics;
 use crate::retained::RetainedStore;
 
 /// Resolves when a publish is durable in Kafka.
@@ -103,15 +104,17 @@ impl Publisher {
         // An owned `Arc`, not an `arc_swap::Guard`: `Log::append` may wait on a full queue, and
         // guards are meant to be short-lived.
         let mapping = self.mapping();
+        let started = Instant::now();
         let main = self.log.append(OutRecord::of(mapping.kafka_topic_for(&msg.topic), None, &msg, false)).await?;
-        self.with_retained(main, msg).await
+        self.with_retained(started, main, msg).await
     }
 
     /// Produces `msg` to exactly `placement` (and, when retained, to the retained topic),
     /// whatever the mapping says now.
     pub async fn publish_placed(&self, msg: Message, placement: &Placement) -> Result<PublishAck, ProduceError> {
+        let started = Instant::now();
         let main = self.log.append(OutRecord::of(&placement.topic, Some(placement.partition), &msg, false)).await?;
-        self.with_retained(main, msg).await
+        self.with_retained(started, main, msg).await
     }
 
     /// Publishes the Last Will of `client_id` and waits until Kafka has it.
@@ -121,9 +124,9 @@ impl Publisher {
             Err(e) => Err(e),
         };
         if result.is_err() {
-            inc(&self.metrics.produce_failed);
+            self.metrics.produce_failed.inc();
         } else {
-            inc(&self.metrics.wills_published);
+            self.metrics.wills_published.inc();
             tracing::debug!(client = %client_id, "last will published");
         }
         result
@@ -135,8 +138,16 @@ impl Publisher {
     }
 
     /// Adds the retained-topic record of a retained `msg` to the acknowledgement of its main
-    /// record.
-    async fn with_retained(&self, main: Ack, msg: Message) -> Result<PublishAck, ProduceError> {
+    /// record, and times the main record from `started` (queue wait included) to Kafka's answer.
+    async fn with_retained(&self, started: Instant, main: Ack, msg: Message) -> Result<PublishAck, ProduceError> {
+        let latency = self.metrics.kafka_produce_seconds.clone();
+        let main = main
+            .inspect(move |r| {
+                if r.is_ok() {
+                    latency.observe(started.elapsed().as_secs_f64());
+                }
+            })
+            .boxed();
         if !msg.retain {
             return Ok(main);
         }

@@ -3,16 +3,17 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+
 use crate::broker::Broker;
 use crate::client::{Peer, VerifiedCertificate};
-use crate::metrics::inc;
 use crate::shutdown::Shutdown;
 
 /// How long to back off after `accept` fails (usually: out of file descriptors).
@@ -26,8 +27,17 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Transport {
     /// TLS for `mqtts` and `wss`, reloaded when its files change.
     pub(crate) tls: Option<Arc<crate::tls::ListenerTls>>,
+    /// What every connection of the listener shares (one pointer, not two fields: each
+    /// connection task holds this for its whole life).
+    pub(crate) listener: Arc<ListenerShared>,
+}
+
+/// The parts of a listener its connections share.
+pub(crate) struct ListenerShared {
     /// The HTTP path of the upgrade for `ws` and `wss`.
-    pub(crate) ws_path: Option<Arc<str>>,
+    pub(crate) ws_path: Option<Box<str>>,
+    /// The listener's open-connections gauge, handed to each of its connections.
+    pub(crate) connections: Gauge,
 }
 
 /// Accepts connections on `listener` until shutdown, through the listener's `transport`.
@@ -87,8 +97,12 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, transport: Transport, c:
     let _ = stream.set_nodelay(true);
     tracing::trace!(%peer, "tcp connection");
     let Some(tls) = transport.tls else {
-        let plain = Box::new(Peer { address: Some(peer.ip()), certificate: None });
-        serve_upgraded(stream, peer, plain, transport.ws_path.as_deref(), c).await;
+        let plain = Box::new(Peer {
+            address: Some(peer.ip()),
+            certificate: None,
+            listener: transport.listener.connections.clone(),
+        });
+        serve_upgraded(stream, peer, plain, transport.listener.ws_path.as_deref(), c).await;
         return;
     };
     // The handshake is boxed and the stream boxed in a statement of its own, so that neither is
@@ -105,8 +119,9 @@ async fn serve_tcp(stream: TcpStream, peer: SocketAddr, transport: Transport, c:
     let certificate = certificates.map(|c| {
         Box::new(VerifiedCertificate { name: c.first().and_then(|c| crate::tls::certificate_name(c, which)) })
     });
-    let verified = Box::new(Peer { address: Some(peer.ip()), certificate });
-    serve_upgraded(stream, peer, verified, transport.ws_path.as_deref(), c).await
+    let verified =
+        Box::new(Peer { address: Some(peer.ip()), certificate, listener: transport.listener.connections.clone() });
+    serve_upgraded(stream, peer, verified, transport.listener.ws_path.as_deref(), c).await
 }
 
 /// Serves MQTT on `stream` (TCP or TLS), after the WebSocket upgrade when the listener has a
@@ -133,7 +148,7 @@ where
 /// and ends the connection (`None`).
 async fn handshake<T, E: std::fmt::Display>(
     what: &str,
-    failed: &AtomicU64,
+    failed: &Counter,
     peer: SocketAddr,
     run: impl Future<Output = Result<T, E>>,
 ) -> Option<T> {
@@ -142,7 +157,7 @@ async fn handshake<T, E: std::fmt::Display>(
         Ok(Err(e)) => e.to_string(),
         Err(_) => "timed out".to_owned(),
     };
-    inc(failed);
+    failed.inc();
     tracing::debug!(%peer, %error, "{what} handshake failed");
     None
 }

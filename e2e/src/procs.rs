@@ -283,6 +283,17 @@ impl BrokerProcess {
     pub fn metrics(&self) -> String {
         crate::kafka::http_get(&format!("127.0.0.1:{}", self.admin_port), "/metrics")
     }
+
+    /// The value of one series of `/metrics`, written as exposed (`name` or
+    /// `name{label="v"}`); `None` when the broker does not export it.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.metrics(), series)
+    }
+}
+
+/// The value of `series` in a Prometheus text exposition.
+pub fn metric_value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 impl Drop for BrokerProcess {

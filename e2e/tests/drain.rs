@@ -38,6 +38,7 @@ async fn sigterm_closes_connections_spread_over_the_drain_window() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ready, "draining", "readiness (503) fails while the connections are still open");
+    assert_eq!(b.metric("tributary_draining"), Some(1.0), "the drain shows in the metrics");
 
     // Each client waits on its own task and notes when its DISCONNECT came.
     let waiting: Vec<_> = clients

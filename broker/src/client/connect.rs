@@ -1,6 +1,7 @@
 //! CONNECT handling: client id rules, keep-alive, Will validation, the session claim (take-over
 //! across brokers), resuming a stored session, and CONNACK.
 
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -8,7 +9,7 @@ use tokio::time::Instant;
 use super::aliases::OutboundAliases;
 use super::deliver::Outbound;
 use super::persist::Persist;
-use super::{Client, Names, Peer};
+use super::{Client, Counted, Names, Peer};
 use crate::acl::{Identity, Request};
 use crate::admission::AddressSlot;
 use crate::auth::{Authenticated, Credentials};
@@ -17,7 +18,6 @@ use crate::codec::{reason, ConnAck, Connect, DecodeError, Packet, Properties, Pr
 use crate::connection::Connection;
 use crate::delivery::mailbox::Mailbox;
 use crate::message::now_ms;
-use crate::metrics::inc;
 use crate::session::record::{is_reserved, SessionState, StoredWill, NEVER_EXPIRES};
 use crate::session::{OpenError, OpenRequest, Opened};
 use crate::shutdown::Shutdown;
@@ -45,8 +45,12 @@ fn will_size(w: &crate::codec::LastWill) -> usize {
 /// (and the broken rule as Reason String); others one only where 3.1.1 has a return code for it
 /// (unacceptable protocol level, identifier rejected), as MQTT-3.1.2-2 asks. A level above 5
 /// is answered in the MQTT 5 format, the newest we speak (0x84 Unsupported Protocol Version);
-/// older levels, MQTT 3.1's 3 among them, in the 3.1.1 format their clients read.
-pub(super) async fn refuse_undecodable<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Connection<S>, e: &DecodeError) {
+/// older levels, MQTT 3.1's 3 among them, in the 3.1.1 format their clients read. Returns the
+/// reason code of the CONNACK sent, if one was.
+pub(super) async fn refuse_undecodable<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Connection<S>,
+    e: &DecodeError,
+) -> Option<u8> {
     let code = e.reason_code();
     let has_v311_code = code == reason::UNSUPPORTED_PROTOCOL_VERSION || code == reason::CLIENT_IDENTIFIER_NOT_VALID;
     let version = match conn.failed_connect_level() {
@@ -57,10 +61,11 @@ pub(super) async fn refuse_undecodable<S: AsyncRead + AsyncWrite + Unpin>(conn: 
     tracing::debug!(error = %e, "refusing undecodable CONNECT");
     let Some(version) = version else {
         conn.close_with(None).await;
-        return;
+        return None;
     };
     conn.version = Some(version);
     conn.close_with(Some(&Refusal::because(code, e.to_string()).connack())).await;
+    Some(code)
 }
 
 /// What the broker granted a CONNECT it accepted, before its session is opened.
@@ -81,6 +86,8 @@ struct Terms {
     cert_name: Option<Box<str>>,
     /// The user, groups and token expiry authentication found.
     authenticated: Authenticated,
+    /// The open-connections gauge of the connection's listener.
+    listener: Gauge,
     /// This connection counted against its source address (`limits.maxConnectionsPerAddress`).
     address_slot: Option<AddressSlot>,
 }
@@ -134,6 +141,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let terms = match validate(&connect, &peer, &broker).await {
             Ok(terms) => terms,
             Err(refused) => {
+                broker.metrics.connack(refused.code);
                 conn.close_with(Some(&refused.connack())).await;
                 return None;
             }
@@ -152,6 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
             Err(OpenError::Session(e)) => {
                 tracing::warn!(client = %terms.client_id, error = %e, "cannot take the session over");
+                broker.metrics.connack(reason::SERVER_UNAVAILABLE);
                 conn.close_with(Some(&refusal(reason::SERVER_UNAVAILABLE))).await;
                 return None;
             }
@@ -188,7 +197,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             expiry: terms.expiry,
             kicked: Some(opened.registration.kicked),
             mailbox: Arc::new(Mailbox::new(queued_max(&broker))),
-            _address_slot: terms.address_slot.map(Box::new),
+            counted: Box::new(Counted { listener: terms.listener, _address_slot: terms.address_slot }),
             subscriptions: Default::default(),
             stored: opened.stored,
             names: Names::boxed(terms.authenticated, terms.cert_name),
@@ -230,6 +239,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
         // Before CONNACK, so that the client's retransmissions find the answer ready.
         if let Err(e) = client.resolve_intents().await {
             tracing::warn!(client = %client.client_id, error = %e, "cannot check stored QoS 2 publications");
+            client.broker.metrics.connack(reason::SERVER_UNAVAILABLE);
             client.conn.close_with(Some(&refusal(reason::SERVER_UNAVAILABLE))).await;
             client.abandon().await;
             return None;
@@ -249,8 +259,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
             client.start_catchup();
         }
         let broker = &client.broker;
-        inc(&broker.metrics.connections_total);
-        broker.metrics.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        broker.metrics.connections_total.inc();
+        broker.metrics.connections.inc();
+        client.counted.listener.inc();
+        broker.metrics.connack(reason::SUCCESS);
         tracing::debug!(client = %client.client_id, version = ?client.version, keep_alive = ?client.keep_alive, epoch = client.epoch, session_present = resumed.is_some(), "client connected");
         Some(client)
     }
@@ -263,13 +275,13 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
     let version = connect.protocol;
     // First, before anything costs: a storm is refused here, cheaply, and clients back off.
     let address_slot = broker.admission.admit(peer.address).map_err(|refused| {
-        inc(&broker.metrics.connects_refused_by_limits);
+        broker.metrics.connects_refused_by_limits.inc();
         tracing::debug!(address = ?peer.address, ?refused, "connect not admitted");
         Refusal::because(refused.reason_code(), refused.explain().to_owned())
     })?;
     // Enhanced authentication is optional and we support no method (MQTT-4.12.0-1).
     if let Some(method) = &connect.properties.authentication_method {
-        inc(&broker.metrics.auth_failed);
+        broker.metrics.auth_failed.inc();
         return Err(Refusal::because(
             reason::BAD_AUTHENTICATION_METHOD,
             format!("authentication method {method:?} is not supported"),
@@ -300,7 +312,7 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
         }
         let limits = &broker.config.limits;
         if !within(&w.topic, limits.max_topic_length, limits.max_topic_levels) {
-            inc(&broker.metrics.limits_exceeded);
+            broker.metrics.limits_exceeded.inc();
             return Err(Refusal::because(reason::TOPIC_NAME_INVALID, "the Will topic exceeds the limits".into()));
         }
         // Wills are stored in the session state, which every broker holds in memory. The
@@ -323,7 +335,7 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
     let authenticated = match broker.auth.check(credentials).await {
         Ok(a) => a,
         Err(code) => {
-            inc(&broker.metrics.auth_failed);
+            broker.metrics.auth_failed.inc();
             tracing::debug!(client = %client_id, user = ?connect.username, code, "authentication failed");
             return Err(code.into());
         }
@@ -337,7 +349,7 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
             groups: &authenticated.groups,
         };
         if !broker.acl().allows(who, Request::Publish, &w.topic) {
-            inc(&broker.metrics.acl_denied);
+            broker.metrics.acl_denied.inc();
             return Err(reason::NOT_AUTHORIZED.into());
         }
     }
@@ -382,6 +394,7 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
         will,
         cert_name,
         authenticated,
+        listener: peer.listener.clone(),
         address_slot,
     })
 }

@@ -11,7 +11,7 @@ use crate::codec::{reason, EncodeError, Packet, Properties, ProtocolVersion, Pub
 use crate::delivery::catchup;
 use crate::delivery::{Delivery, Origin};
 use crate::message::now_ms;
-use crate::metrics::inc;
+use crate::metrics::DropReason;
 use crate::session::record::StoredFlight;
 
 /// Deliveries written per loop turn before flushing, so a burst does not pile up in the buffer.
@@ -126,7 +126,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             p.read_back_done();
         } else {
             tracing::debug!(client = %self.client_id, ?plan, "reading back from kafka");
-            p.read_back(catchup::spawn(self.broker.log.clone(), plan, subs, self.client_id.clone()));
+            let active = self.broker.metrics.catchup_readers.clone();
+            p.read_back(catchup::spawn(self.broker.log.clone(), plan, subs, self.client_id.clone(), active));
         }
     }
 
@@ -180,9 +181,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     p.subscription_identifiers = d.subscription_ids;
                     p
                 }
-                None => return Ok(()),
+                None => {
+                    self.broker.metrics.dropped(DropReason::Expired);
+                    return Ok(());
+                }
             },
-            ProtocolVersion::V311 if d.msg.is_expired(now_ms()) => return Ok(()),
+            ProtocolVersion::V311 if d.msg.is_expired(now_ms()) => {
+                self.broker.metrics.dropped(DropReason::Expired);
+                return Ok(());
+            }
             ProtocolVersion::V311 => Properties::default(),
         };
         let persist = &self.persist;
@@ -205,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         });
         if self.conn.queue(&publish)? {
             self.out_aliases.sent(&d.msg.topic, naming);
-            inc(&self.broker.metrics.publish_sent);
+            self.broker.metrics.sent(d.qos as u8);
             if let Some(id) = packet_id {
                 let flight = if d.qos == QoS::AtLeastOnce { Flight::Ack } else { Flight::Received };
                 // QoS 2 is exactly once only if the packet id is saved before the client sees it.
@@ -214,6 +221,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 }
                 self.outbound.flights.insert(id, (flight, d.origin));
             }
+        } else {
+            self.broker.metrics.dropped(DropReason::TooLarge);
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ mod subscribe;
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -30,7 +31,6 @@ use crate::codec::{reason, DecodeError, Disconnect, Packet, Properties, Protocol
 use crate::connection::{Connection, ConnectionError};
 use crate::delivery::mailbox::Mailbox;
 use crate::message::now_ms;
-use crate::metrics::inc;
 use crate::registry::Kick;
 use crate::session::record::{StoredSubscription, StoredWill};
 use crate::session::{SessionError, Snapshot};
@@ -137,7 +137,7 @@ impl Names {
 
 /// What the listener learned about a connection before MQTT started.
 /// Boxed, so that the connection task stays the size it is without a certificate.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Peer {
     /// The source IP address (`None` for in-process streams): failed authentications and
     /// `limits.maxConnectionsPerAddress` are counted by it.
@@ -145,6 +145,16 @@ pub struct Peer {
     /// The client certificate the TLS layer verified (mTLS), if any: an identity without a
     /// password.
     pub certificate: Option<Box<VerifiedCertificate>>,
+    /// The open-connections gauge of the listener it came through.
+    pub listener: Gauge,
+}
+
+/// What an open connection counts in.
+struct Counted {
+    /// The open-connections gauge of its listener, counted from CONNACK to the end.
+    listener: Gauge,
+    /// Its place among the connections of its source address, until the connection ends.
+    _address_slot: Option<crate::admission::AddressSlot>,
 }
 
 /// A client certificate verified against the listener's client CA.
@@ -180,12 +190,15 @@ async fn handshake<S>(stream: S, peer: Peer, broker: Arc<Broker>, shutdown: Shut
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let mut conn = Connection::new(stream, broker.config.limits.max_packet_size, broker.read_budget.clone());
+    let limits = &broker.config.limits;
+    let mut conn = Connection::new(stream, limits.max_packet_size, broker.read_budget.clone(), broker.metrics.clone());
     let connect = match tokio::time::timeout(CONNECT_TIMEOUT, conn.read_packet()).await {
         Ok(Ok(Some(Packet::Connect(c)))) => c,
         Ok(Err(ConnectionError::Decode(e))) => {
-            inc(&broker.metrics.protocol_errors);
-            connect::refuse_undecodable(&mut conn, &e).await;
+            broker.metrics.protocol_errors.inc();
+            if let Some(code) = connect::refuse_undecodable(&mut conn, &e).await {
+                broker.metrics.connack(code);
+            }
             return None;
         }
         // Timeout, I/O error, clean close, or a first packet that is not CONNECT (MQTT-3.1.0-1).
@@ -207,8 +220,8 @@ struct Client<S> {
     /// stored), `NEVER_EXPIRES` for 3.1.1 persistent sessions.
     expiry: u32,
     mailbox: Arc<Mailbox>,
-    /// Counted against its source address until the connection ends.
-    _address_slot: Option<Box<crate::admission::AddressSlot>>,
+    /// Where the connection is counted while it is open (boxed: one pointer per connection).
+    counted: Box<Counted>,
     /// Filters this connection subscribed to, with options and identifier (removed from the
     /// router at the end, stored for persistent sessions).
     subscriptions: HashMap<Box<str>, (SubscriptionOptions, Option<u32>)>,
@@ -390,7 +403,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Says goodbye, publishes the Will when due and removes every trace of the connection.
     async fn finish(&mut self, end: End) {
         if let End::Protocol(_) | End::Violation(..) = end {
-            inc(&self.broker.metrics.protocol_errors);
+            self.broker.metrics.protocol_errors.inc();
         }
         let goodbye = match (self.version, end.server_reason()) {
             (ProtocolVersion::V5, Some(reason)) => {
@@ -409,6 +422,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             self.conn.discard_writes();
         }
         self.conn.close_with(goodbye.as_ref()).await;
+        match end {
+            End::TakenOver => self.broker.metrics.takeovers.inc(),
+            End::Shutdown => self.broker.metrics.drain_disconnected.inc(),
+            _ => 0,
+        };
         // The Will: none after a normal DISCONNECT; on a take-over the new connection decides
         // from the stored state (see session::open); otherwise at once, unless it
         // has a delay and the session outlives the connection: then it stays in the saved state
@@ -436,7 +454,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
         }
         self.release();
-        self.broker.metrics.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.broker.metrics.connections.dec();
+        self.counted.listener.dec();
         tracing::debug!(client = %self.client_id, ?end, "connection closed");
     }
 }
@@ -453,7 +472,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         };
         let allowed = self.broker.acl().allows(who, request, topic);
         if !allowed {
-            inc(&self.broker.metrics.acl_denied);
+            self.broker.metrics.acl_denied.inc();
             tracing::debug!(client = %self.client_id, ?request, %topic, "denied by the access rules");
         }
         allowed

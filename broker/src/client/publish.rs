@@ -12,7 +12,6 @@ use crate::codec::{reason, Packet, Properties, ProtocolVersion, PubResp, Publish
 use crate::kafka::offsets::OffsetsError;
 use crate::kafka::producer::ProduceError;
 use crate::message::{now_ms, Message, MessageProperties, HEADER_PUBLISH_ID};
-use crate::metrics::inc;
 use crate::publisher::Placement;
 use crate::session::record::StoredIntent;
 use crate::topic::within;
@@ -27,7 +26,7 @@ fn resp(packet_id: u16, reason: u8) -> PubResp {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) async fn on_publish(&mut self, mut p: Publish) -> Result<(), End> {
-        inc(&self.broker.metrics.publish_received);
+        self.broker.metrics.received(p.qos as u8);
         if !p.properties.subscription_identifiers.is_empty() {
             let rule = "PUBLISH from a client carries a Subscription Identifier (MQTT-3.3.4-6)";
             return Err(End::Violation(reason::PROTOCOL_ERROR, rule.into()));
@@ -52,7 +51,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         let limits = &self.broker.config.limits;
         if !within(&p.topic, limits.max_topic_length, limits.max_topic_levels) {
-            inc(&self.broker.metrics.limits_exceeded);
+            self.broker.metrics.limits_exceeded.inc();
             return self.refuse_long_topic(p.qos, p.packet_id);
         }
         if !self.allowed(Request::Publish, &p.topic) {
@@ -239,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Kafka refused a record. MQTT 5 clients are told in the acknowledgement; 3.1.1 has no way
     /// to say it, so the connection is closed and the client's retry gets another chance.
     fn produce_failed(&mut self, id: Option<u16>, qos: QoS, e: ProduceError) -> Result<(), End> {
-        inc(&self.broker.metrics.produce_failed);
+        self.broker.metrics.produce_failed.inc();
         tracing::warn!(client = %self.client_id, error = %e, "publish not accepted by kafka");
         match (self.version, qos, id) {
             (_, QoS::AtMostOnce, _) => Ok(()),

@@ -9,7 +9,6 @@ use crate::acl::Request;
 use crate::codec::{reason, Packet, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
 use crate::delivery::router::Subscriber;
 use crate::delivery::{delivered_qos, Delivery};
-use crate::metrics::inc;
 use crate::session::record::StoredSubscription;
 use crate::topic::{parse_shared, validate_filter, within};
 
@@ -52,14 +51,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         let limits = &self.broker.config.limits;
         if !within(filter, limits.max_topic_length, limits.max_topic_levels) {
-            inc(&self.broker.metrics.limits_exceeded);
+            self.broker.metrics.limits_exceeded.inc();
             return refuse(reason::TOPIC_FILTER_INVALID);
         }
         // A new filter beyond the session's quota (0: none); replacing one is always allowed.
         let max_subscriptions = usize::try_from(limits.max_subscriptions).unwrap_or(usize::MAX);
         let full = max_subscriptions > 0 && self.subscriptions.len() >= max_subscriptions;
         if full && !self.subscriptions.contains_key(filter) {
-            inc(&self.broker.metrics.limits_exceeded);
+            self.broker.metrics.limits_exceeded.inc();
             return refuse(reason::QUOTA_EXCEEDED);
         }
         if !self.allowed(Request::Subscribe, filter) {

@@ -7,6 +7,7 @@
 //! position is never above the end offsets, so the two ranges overlap rather than leave a gap,
 //! and the connection drops the overlap by its cursors (no duplicate at the seam).
 
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -34,16 +35,18 @@ pub(crate) type Sub = (String, SubscriptionOptions, Option<u32>);
 
 /// Starts reading `plan` for `client_id`; matching messages arrive on the returned channel,
 /// which closes when the reader is done (or gave up: the messages stay in Kafka and the next
-/// connection of the session reads them again).
+/// connection of the session reads them again). `active` counts the readers reading now.
 pub(crate) fn spawn(
     log: Arc<dyn Log>,
     plan: Vec<CatchUp>,
     subs: Vec<Sub>,
     client_id: Arc<str>,
+    active: Gauge,
 ) -> mpsc::Receiver<Delivery> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     tokio::spawn(async move {
         let Ok(permit) = PERMITS.acquire().await else { return };
+        let _active = Active::new(active);
         // Each range ends at the high watermark taken as the reader reaches its topic: after
         // the subscriptions went live again.
         let mut records = log.read(plan, Some(permit));
@@ -71,6 +74,22 @@ pub(crate) fn spawn(
         }
     });
     rx
+}
+
+/// One running reader in the `catchup_readers` gauge, for as long as it lives.
+struct Active(Gauge);
+
+impl Active {
+    fn new(gauge: Gauge) -> Active {
+        gauge.inc();
+        Active(gauge)
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The delivery of `record` to the session, if it is a message that its subscriptions match

@@ -13,7 +13,7 @@ use crate::kafka::log::Log;
 use crate::kafka::record::RecordRef;
 use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::message::Message;
-use crate::metrics::{inc, Metrics};
+use crate::metrics::{DropReason, Metrics};
 use crate::topic::hidden_from_wildcards;
 
 /// One subscription of one local session.
@@ -130,6 +130,7 @@ impl Router {
             }
             None => {
                 slot.push(sub);
+                self.metrics.subscriptions.inc();
                 true
             }
         }
@@ -138,10 +139,19 @@ impl Router {
     /// Removes a subscription; returns whether it existed.
     pub fn unsubscribe(&self, filter: &str, session: u64) -> bool {
         let levels: Vec<&str> = filter.split('/').collect();
-        match self.index.write() {
+        let removed = match self.index.write() {
             Ok(mut root) => root.remove(&levels, session),
             Err(_) => false,
+        };
+        if removed {
+            self.metrics.subscriptions.dec();
         }
+        removed
+    }
+
+    /// Records behind the high watermark per tailed Kafka topic.
+    pub async fn lags(&self) -> Vec<(String, i64)> {
+        self.tailers.lock().await.iter().map(|(topic, t)| (topic.clone(), t.lag())).collect()
     }
 
     /// Makes sure every topic in `topics` is tailed from (at latest) now. Once this returns, any
@@ -184,7 +194,7 @@ impl Router {
         drop(root);
         for (mailbox, d) in deliveries {
             if !mailbox.push(d) {
-                inc(&self.metrics.delivery_dropped);
+                self.metrics.dropped(DropReason::QueueFull);
             }
         }
     }

@@ -284,7 +284,14 @@ impl Log for MemoryLog {
             let (caught_tx, caught_up) = watch::channel(ends.is_done());
             let (stop, stopped) = oneshot::channel();
             let positions = Arc::new(Mutex::new(positions));
-            let tail = MemoryTail { _stop: stop, positions: positions.clone(), caught_up, partitions: hw.len() };
+            let tail = MemoryTail {
+                _stop: stop,
+                shared: self.shared.clone(),
+                topic: topic.to_owned(),
+                positions: positions.clone(),
+                caught_up,
+                partitions: hw.len(),
+            };
             let task =
                 TailTask { shared: self.shared.clone(), topic: topic.to_owned(), positions, ends, caught_tx, sink };
             tokio::spawn(task.run(stopped));
@@ -336,6 +343,8 @@ impl Log for MemoryLog {
 /// The handle of a tailer of a [`MemoryLog`].
 struct MemoryTail {
     _stop: oneshot::Sender<()>,
+    shared: Arc<Shared>,
+    topic: String,
     positions: Arc<Mutex<Vec<(i32, i64)>>>,
     caught_up: watch::Receiver<bool>,
     partitions: usize,
@@ -352,6 +361,11 @@ impl Tail for MemoryTail {
 
     fn caught_up(&self) -> watch::Receiver<bool> {
         self.caught_up.clone()
+    }
+
+    fn lag(&self) -> i64 {
+        let highs = self.shared.watermarks(&self.topic).unwrap_or_default();
+        self.positions().iter().zip(highs).map(|(&(_, position), high)| (high - position).max(0)).sum()
     }
 }
 

@@ -10,7 +10,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 
@@ -65,6 +66,8 @@ pub(crate) trait Tail: Send + Sync {
     fn positions(&self) -> Vec<(i32, i64)>;
     /// Becomes true once every record that existed at the start was handed on.
     fn caught_up(&self) -> watch::Receiver<bool>;
+    /// Records between the positions and the high watermarks last seen, over all partitions.
+    fn lag(&self) -> i64;
 }
 
 impl Tailer {
@@ -84,6 +87,12 @@ impl Tailer {
         self.inner.positions()
     }
 
+    /// Records not read yet, over all partitions: the distance from the positions to the high
+    /// watermarks the last fetches reported (no request to Kafka is made to answer).
+    pub fn lag(&self) -> i64 {
+        self.inner.lag()
+    }
+
     /// Resolves once the tailer has read every record that existed when it started.
     pub async fn caught_up(&self) {
         let mut rx = self.inner.caught_up();
@@ -95,6 +104,8 @@ impl Tailer {
 /// A tailer reading Kafka with its own librdkafka consumer.
 struct KafkaTail {
     _stop: oneshot::Sender<()>,
+    /// Last measured distance to the high watermarks (see [`measure_lag`]).
+    lag: Arc<AtomicI64>,
     consumer: Arc<StreamConsumer>,
     /// Explicit starting offsets per partition (for `StartAt::End`, the high watermarks).
     starts: Vec<(i32, i64)>,
@@ -140,7 +151,9 @@ pub(crate) async fn start_kafka(
     let (caught_tx, caught_up) = watch::channel(pending.is_done());
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
-    Ok(Tailer::new(KafkaTail { _stop: stop, consumer, starts, caught_up, partitions }))
+    let lag = Arc::new(AtomicI64::new(0));
+    tokio::spawn(measure_lag(Arc::downgrade(&consumer), topic.to_owned(), Arc::downgrade(&lag)));
+    Ok(Tailer::new(KafkaTail { _stop: stop, lag, consumer, starts, caught_up, partitions }))
 }
 
 impl Tail for KafkaTail {
@@ -158,6 +171,10 @@ impl Tail for KafkaTail {
 
     fn caught_up(&self) -> watch::Receiver<bool> {
         self.caught_up.clone()
+    }
+
+    fn lag(&self) -> i64 {
+        self.lag.load(Ordering::Relaxed)
     }
 }
 
@@ -198,6 +215,40 @@ fn plan_assignment(
     }
     Ok((list, pending))
 }
+
+/// How often a tailer asks Kafka for its partitions' high watermarks to report its lag: about
+/// a Prometheus scrape interval, a few small requests per tailed topic.
+const LAG_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Measures the tailer's lag every [`LAG_INTERVAL`] until the tailer is dropped. librdkafka's
+/// watermark query blocks, so it runs on the blocking pool, never on the tailer's own task.
+async fn measure_lag(consumer: Weak<StreamConsumer>, topic: String, lag: Weak<AtomicI64>) {
+    let mut every = tokio::time::interval(LAG_INTERVAL);
+    loop {
+        every.tick().await;
+        let Some(c) = consumer.upgrade() else { return };
+        let t = topic.clone();
+        let measured = tokio::task::spawn_blocking(move || behind(&c, &t)).await;
+        let Some(lag) = lag.upgrade() else { return };
+        if let Ok(Some(v)) = measured {
+            lag.store(v, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records between the consumer's positions and the high watermarks, over all partitions.
+fn behind(consumer: &StreamConsumer, topic: &str) -> Option<i64> {
+    let positions = consumer.position().ok()?;
+    let mut total = 0;
+    for (partition, position) in super::known_offsets(&positions) {
+        let (_, high) = consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT).ok()?;
+        total += (high - position).max(0);
+    }
+    Some(total)
+}
+
+/// A lag that cannot be measured quickly is reported at the next round.
+const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn run(
     consumer: Arc<StreamConsumer>,

@@ -76,7 +76,7 @@ impl RecordSink for Store {
             Ok(mut v) => (v.apply(r.partition, r.offset, r.key, r.value), v.stored()),
             Err(_) => return,
         };
-        self.metrics.sessions_stored.store(i64::try_from(stored).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.metrics.sessions_stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
         // Kick after releasing the view: the registry is locked by connects that then read the view.
         if let Some(c) = claim {
             self.registry.fence(&c.client_id, c.epoch);
@@ -101,7 +101,7 @@ pub struct Sessions {
     /// Wills published whose cleared state the view has not read back yet (client id, epoch):
     /// not published again meanwhile.
     wills_done: Mutex<HashSet<(Box<str>, i64)>>,
-    _tailer: Tailer,
+    tailer: Tailer,
 }
 
 impl Sessions {
@@ -112,6 +112,8 @@ impl Sessions {
         registry: Arc<Registry>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Sessions>, TailerError> {
+        let started = std::time::Instant::now();
+        let load_seconds = metrics.sessions_load_seconds.clone();
         let store =
             Arc::new(Store { view: Mutex::new(View::default()), progress: watch::channel(0).0, registry, metrics });
         let sink: Arc<dyn RecordSink> = store.clone();
@@ -129,10 +131,16 @@ impl Sessions {
             node_timeout_ms: u64::from(config.limits.node_timeout) * 1000,
             stopped: AtomicBool::new(false),
             wills_done: Mutex::new(HashSet::new()),
-            _tailer: tailer,
+            tailer,
         });
+        load_seconds.set(started.elapsed().as_secs_f64());
         tracing::info!(stored = sessions.stored(), node = %sessions.node, "sessions loaded");
         Ok(sessions)
+    }
+
+    /// Records of the sessions topic not read yet.
+    pub fn lag(&self) -> i64 {
+        self.tailer.lag()
     }
 
     /// How often heartbeats are written: five per node timeout, so a few lost ones are fine.
@@ -370,7 +378,7 @@ impl Sessions {
         adopted.disconnected_at_ms = Some(state.disconnected_at_ms.unwrap_or(dead_since));
         tracing::debug!(client = %client_id, epoch, "adopted the session of a dead broker");
         self.write_state(client_id, &adopted).await?;
-        crate::metrics::inc(&self.store.metrics.sessions_adopted);
+        self.store.metrics.sessions_adopted.inc();
         Ok(())
     }
 }
