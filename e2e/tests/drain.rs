@@ -1,13 +1,16 @@
 //! SIGTERM drains: readiness fails at once, connections are closed spread over
-//! `limits.drainSeconds` (MQTT 5: DISCONNECT 0x8B), and the process exits in bounded time even
+//! `limits.drainSeconds` (MQTT 5: DISCONNECT 0x8B, or 0x9C with `limits.drainServerReference`),
+//! and the process exits in bounded time even
 //! when its Kafka is gone.
 
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tributary_e2e::kafka::http_get;
 use tributary_e2e::mqtt5::{options5, Client5};
 use tributary_e2e::procs::BrokerOptions;
-use tributary_e2e::{BrokerProcess, KafkaServer};
+use tributary_e2e::{workspace_root, BrokerProcess, KafkaServer};
 
 fn drain(seconds: u16) -> BrokerOptions {
     BrokerOptions { limits: vec![("drainSeconds".into(), seconds.to_string())], ..Default::default() }
@@ -72,4 +75,36 @@ async fn a_broker_whose_kafka_is_gone_still_exits() {
     // Drain window 1 s, then at most 10 s of grace, 5 s for the stop and 10 s of flush.
     let exited = tokio::task::spawn_blocking(move || b.exited_within(Duration::from_secs(45))).await.unwrap_or(false);
     assert!(exited, "still running {:?} after SIGTERM", signalled.elapsed());
+}
+
+/// paho-mqtt (rumqttc 0.25 drops a DISCONNECT's properties) connects over MQTT 5 and reports
+/// the DISCONNECT that `stop` provokes: its reason code and Server Reference.
+fn paho_goodbye(port: u16, client_id: &str, stop: impl FnOnce()) -> (Option<u64>, Option<String>) {
+    let mut child = Command::new("python3")
+        .arg(workspace_root().join("e2e/paho/disconnect.py"))
+        .args([&port.to_string(), client_id])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().transpose().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.as_deref(), Some("connected"));
+    stop();
+    let last = lines.next().transpose().unwrap_or_else(|e| panic!("{e}")).unwrap_or_default();
+    let _ = child.wait();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap_or_else(|e| panic!("paho output {last:?}: {e}"));
+    (v["reason"].as_u64(), v["server_reference"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn a_drain_with_a_server_reference_sends_mqtt5_clients_there() {
+    let kafka = KafkaServer::start();
+    let mut opts = drain(0);
+    opts.limits.push(("drainServerReference".into(), "mqtt-b.example.com:1883".into()));
+    let mut b = BrokerProcess::start_with(&kafka, &opts);
+    let (reason, reference) = paho_goodbye(b.port, "moved", || b.send_term());
+    assert_eq!(reason, Some(0x9C), "Use another server");
+    assert_eq!(reference.as_deref(), Some("mqtt-b.example.com:1883"));
+    assert!(b.exited_within(Duration::from_secs(30)));
 }

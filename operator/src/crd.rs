@@ -367,6 +367,11 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 3600))]
     pub drain_seconds: Option<i32>,
+    /// Where MQTT 5 clients closed by the drain should reconnect (`host[:port]`): they get
+    /// DISCONNECT 0x9C (Use another server) with this Server Reference instead of 0x8B.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 65535))]
+    pub drain_server_reference: Option<String>,
     /// Messages queued per connected client (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]

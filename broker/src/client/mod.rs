@@ -411,7 +411,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     End::Violation(_, rule) => Some(rule.to_string()),
                     _ => None,
                 };
-                let properties = Properties { reason_string, ..Properties::default() };
+                // A drain that names another server sends the client there (MQTT 5 §4.11).
+                let moved = self.broker.config.limits.drain_server_reference.as_ref().filter(|_| end == End::Shutdown);
+                let reason = if moved.is_some() { reason::USE_ANOTHER_SERVER } else { reason };
+                let properties =
+                    Properties { reason_string, server_reference: moved.cloned(), ..Properties::default() };
                 Some(Packet::Disconnect(Disconnect { reason, properties }))
             }
             _ => None,

@@ -494,6 +494,9 @@ mod tests {
         assert_eq!(enc(&Packet::PubAck(ack(0x10)), V311), [0x40, 0x02, 0, 10]);
         let d = Disconnect { reason: 0, properties: Properties::default() };
         assert_eq!(enc(&Packet::Disconnect(d), V5), [0xE0, 0x00]);
+        let moved = Properties { server_reference: Some("b:1".into()), ..Properties::default() };
+        let d = Disconnect { reason: reason::USE_ANOTHER_SERVER, properties: moved };
+        assert_eq!(enc(&Packet::Disconnect(d), V5), [0xE0, 0x08, 0x9C, 0x06, 0x1C, 0x00, 0x03, b'b', b':', b'1']);
         let d = Disconnect { reason: reason::SERVER_SHUTTING_DOWN, properties: Properties::default() };
         assert_eq!(enc(&Packet::Disconnect(d.clone()), V5), [0xE0, 0x02, 0x8B, 0x00]);
         assert_eq!(enc(&Packet::Disconnect(d), V311), [0xE0, 0x00]);

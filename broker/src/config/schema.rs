@@ -228,6 +228,10 @@ pub struct Limits {
     /// moment, so the other pods see a steady trickle of reconnects rather than a storm:
     /// 0..=3600 (0: all at once). Pods need a termination grace period above it.
     pub drain_seconds: u16,
+    /// Where MQTT 5 clients closed by the drain should reconnect (e.g. `mqtt.example.com:8883`):
+    /// sent as the Server Reference of a DISCONNECT 0x9C (Use another server) instead of 0x8B.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain_server_reference: Option<String>,
 }
 
 impl Default for Limits {
@@ -246,6 +250,7 @@ impl Default for Limits {
             max_keep_alive: 0,
             node_timeout: 15,
             drain_seconds: 30,
+            drain_server_reference: None,
         }
     }
 }

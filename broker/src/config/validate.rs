@@ -248,6 +248,12 @@ impl Config {
         if self.limits.drain_seconds > 3600 {
             return Err(invalid("limits.drainSeconds", "must be between 0 and 3600"));
         }
+        if let Some(reference) = &self.limits.drain_server_reference {
+            // An MQTT UTF-8 string; an empty one would send clients nowhere.
+            if reference.is_empty() || reference.len() > usize::from(u16::MAX) || reference.contains(char::is_control) {
+                return Err(invalid("limits.drainServerReference", "must be a host[:port] of 1 to 65535 bytes"));
+            }
+        }
         if self.limits.max_queued_messages == 0 {
             return Err(invalid("limits.maxQueuedMessages", "must be at least 1"));
         }
@@ -415,6 +421,10 @@ mod tests {
         assert_eq!(error_with("limits: {maxTopicLevels: 0}\n"), "limits.maxTopicLevels: must be between 1 and 65535");
         assert_eq!(error_with("limits: {maxQueuedMessages: 0}\n"), "limits.maxQueuedMessages: must be at least 1");
         assert_eq!(error_with("limits: {drainSeconds: 3601}\n"), "limits.drainSeconds: must be between 0 and 3600");
+        assert_eq!(
+            error_with("limits: {drainServerReference: ''}\n"),
+            "limits.drainServerReference: must be a host[:port] of 1 to 65535 bytes"
+        );
         assert_eq!(
             error_with("limits: {maxPacketSize: 2000000, maxPendingBytes: 1000000}\n"),
             "limits.maxPendingBytes: 1000000 is below limits.maxPacketSize (2000000): a packet of the maximum size \
