@@ -53,7 +53,7 @@ listeners:
   - { name: mqtt, protocol: mqtt, address: "127.0.0.1:$mport" }${EXTRA_LISTENER:+
   - $EXTRA_LISTENER}
 admin: { address: "127.0.0.1:$aport" }
-kafka: { bootstrapServers: "127.0.0.1:$kport" }
+kafka: { bootstrapServers: "127.0.0.1:$kport", properties: { fetch.wait.max.ms: "10" } }
 topics: { partitions: 4 }
 YAML
   local t0 t1

@@ -114,7 +114,7 @@ cat >"$work/config/broker.yaml" <<EOF
 listeners:
   - { name: mqtt, protocol: mqtt, address: "127.0.0.1:$mqtt_port" }
 admin: { address: "127.0.0.1:$admin_port" }
-kafka: { bootstrapServers: "127.0.0.1:$kafka_port" }
+kafka: { bootstrapServers: "127.0.0.1:$kafka_port", properties: { fetch.wait.max.ms: "10" } }  # tansu holds fetches for the full wait
 topics:
   partitions: 1
   mappings:

@@ -14,6 +14,11 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// `kafka.properties` entries (YAML flow mapping) for tansu, which answers a waiting fetch only
+/// at its timeout where Kafka answers as soon as a record arrives: tests shorten the wait
+/// instead of the product's default being tuned to the test server.
+pub const TANSU_FETCH: &str = "fetch.wait.max.ms: '10'";
+
 /// The workspace root (where `.tools/` and `target/` live).
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

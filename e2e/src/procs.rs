@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 
-use crate::{free_port, wait_for_port, workspace_root};
+use crate::{free_port, wait_for_port, workspace_root, TANSU_FETCH};
 
 fn tansu_bin() -> PathBuf {
     match std::env::var_os("TANSU_BIN") {
@@ -178,7 +178,7 @@ impl BrokerProcess {
         let mut yaml = format!(
             "listeners:\n  - {{ name: mqtt, protocol: mqtt, address: \"127.0.0.1:{}\" }}\n\
              admin:\n  address: \"127.0.0.1:{}\"\n\
-             kafka:\n  bootstrapServers: \"{}\"\n\
+             kafka:\n  bootstrapServers: \"{}\"\n  properties: {{ {TANSU_FETCH} }}\n\
              topics:\n  partitions: 3\n  mappings:\n",
             self.port, self.admin_port, self.kafka_bootstrap
         );

@@ -20,7 +20,7 @@ const T: Duration = Duration::from_secs(20);
 
 fn rendered_config(kafka: &KafkaServer) -> tributary_broker::config::Config {
     let yaml = format!(
-        "kafka: {{ bootstrapServers: '{}' }}
+        "kafka: {{ bootstrapServers: '{}', properties: {{ {} }} }}
 topics:
   partitions: 3
   default: fleet-default
@@ -29,7 +29,8 @@ topics:
   mappings:
     - {{ kafkaTopic: fleet-speed, mqttTopics: ['cars/speed/+'] }}
     - {{ kafkaTopic: fleet-cars, mqttTopics: ['cars/#'] }}",
-        kafka.bootstrap
+        kafka.bootstrap,
+        tributary_e2e::TANSU_FETCH
     );
     let spec: MqttBrokerSpec = serde_yaml::from_str(&yaml).expect("spec parses");
     let broker = MqttBroker {

@@ -32,7 +32,7 @@ fn message(topic: &str) -> Message {
 async fn a_placed_publication_lands_where_it_was_placed_after_a_mapping_reload() {
     let kafka = KafkaServer::start();
     let yaml = format!(
-        "kafka: {{ bootstrapServers: '{}' }}
+        "kafka: {{ bootstrapServers: '{}', properties: {{ {} }} }}
 topics:
   partitions: 3
   default: placed-default
@@ -40,7 +40,8 @@ topics:
   sessions: placed-sessions
   mappings:
     - {{ kafkaTopic: placed-cars, mqttTopics: ['cars/#'] }}",
-        kafka.bootstrap
+        kafka.bootstrap,
+        tributary_e2e::TANSU_FETCH
     );
     let config = Config::from_yaml_str(&yaml).expect("config");
     let broker = Broker::start(config).await.expect("broker starts");

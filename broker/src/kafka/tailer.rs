@@ -116,12 +116,13 @@ struct KafkaTail {
 /// Metadata calls block; this bounds how long a subscription may wait for them.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// `fetch.wait.max.ms` is left at librdkafka's 500 ms: Kafka answers a waiting fetch as soon as
+/// a record arrives, so a long poll costs no latency there and keeps an idle broker from
+/// sending fetches in a tight loop. A test server that holds a fetch for its full wait (tansu)
+/// is configured for that in the tests (`kafka.properties`), not here.
 const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),
     ("enable.auto.offset.store", "false"),
-    // Low: a CONNECT waits for its own claim to come back through the sessions tailer, and
-    // live deliveries wait for the next fetch (tansu holds an empty fetch for the full wait).
-    ("fetch.wait.max.ms", "10"),
     // librdkafka needs a group id to build a consumer; we never join or commit to it.
     ("group.id", "tributary-tailer"),
 ];
