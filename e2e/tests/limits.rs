@@ -1,7 +1,7 @@
 //! `limits` that keep one client (or one address) from exhausting a pod, each answered with the
 //! MQTT 5 reason code that says why: CONNECT rate (0x9F), connections per source address
 //! (0x97), subscriptions per session (0x97), topic length and levels (0x90, 0x8F), the Receive
-//! Maximum (0x93); and failed authentications that slow down the next attempts from the same
+//! Maximum (0x93), the queue of each client (`maxQueuedMessages`: dropped and counted); and failed authentications that slow down the next attempts from the same
 //! address.
 
 use std::net::IpAddr;
@@ -195,4 +195,65 @@ fn a_client_beyond_the_receive_maximum_is_disconnected_with_0x93() {
         Some(Packet::Disconnect(d)) => assert_eq!(d.reason, reason::RECEIVE_MAXIMUM_EXCEEDED),
         other => panic!("expected DISCONNECT 0x93, got {other:?}"),
     }
+}
+
+/// The payload of a PUBLISH `p` (panics on anything else).
+fn payload_of(p: std::io::Result<Packet>) -> (u16, String) {
+    match p {
+        Ok(Packet::Publish(p)) => (p.packet_id.unwrap_or(0), String::from_utf8_lossy(&p.payload).into_owned()),
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
+
+#[test]
+fn messages_beyond_a_clients_queue_are_dropped_and_counted() {
+    let kafka = KafkaServer::start();
+    let b = BrokerProcess::start_with(&kafka, &limits(&[("maxInflight", "2"), ("maxQueuedMessages", "5")]));
+    let (mut sub, code) = connect(&b.addr(), [127, 0, 0, 1], ProtocolVersion::V311, "slow-sub", None);
+    assert_eq!(code, reason::SUCCESS);
+    assert_eq!(subscribe(&mut sub, "queue/t"), 1);
+    let (mut publisher, _) = connect(&b.addr(), [127, 0, 0, 1], ProtocolVersion::V311, "queue-pub", None);
+    let mut send = |i: u16, body: &str| {
+        let mut p = publish("queue/t", QoS::AtLeastOnce, Some(i));
+        if let Packet::Publish(p) = &mut p {
+            p.payload = bytes::Bytes::copy_from_slice(body.as_bytes());
+        }
+        publisher.send(&p).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(publisher.recv(), Ok(Packet::PubAck(_))));
+    };
+    for i in 1..=20 {
+        send(i, &i.to_string());
+    }
+    // Two fill the window (not acknowledged), at most five wait in the queue, the rest are
+    // dropped (how many of the first ones reach the window before the queue fills is timing).
+    let window: Vec<_> = (0..2).map(|_| payload_of(sub.recv())).collect();
+    assert_eq!(window.iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+    let dropped = || b.metric("tributary_dropped_total{reason=\"queue_full\"}").unwrap_or(0.0);
+    let deadline = Instant::now() + T;
+    while dropped() < 13.0 {
+        assert!(Instant::now() < deadline, "at least 13 drops expected, saw {}", dropped());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Acknowledged, the window takes what was queued, in order (the queue may have had room
+    // again for a later message after dropping one); then what comes afterwards.
+    let ack = |c: &mut RawClient, id: u16| {
+        let puback = Packet::PubAck(PubResp { packet_id: id, reason: 0, properties: Default::default() });
+        c.send(&puback).unwrap_or_else(|e| panic!("{e}"));
+    };
+    for (id, _) in &window {
+        ack(&mut sub, *id);
+    }
+    send(21, "after");
+    let mut queued = Vec::new();
+    loop {
+        let (id, m) = payload_of(sub.recv());
+        ack(&mut sub, id);
+        if m == "after" {
+            break;
+        }
+        queued.push(m.parse::<u16>().unwrap_or_else(|e| panic!("{m}: {e}")));
+    }
+    assert!(!queued.is_empty() && queued.len() <= 5, "at most the queue's 5 were kept: {queued:?}");
+    assert!(queued.first() == Some(&3) && queued.windows(2).all(|w| w[1] > w[0]), "kept in order: {queued:?}");
+    assert_eq!(2.0 + queued.len() as f64 + dropped(), 20.0, "every message was delivered or counted as dropped");
 }
