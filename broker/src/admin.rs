@@ -29,6 +29,6 @@ async fn ready(State(broker): State<Arc<Broker>>) -> (StatusCode, &'static str) 
 }
 
 async fn metrics(State(broker): State<Arc<Broker>>) -> String {
-    broker.observe().await;
+    broker.observe();
     broker.metrics.render()
 }

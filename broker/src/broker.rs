@@ -155,10 +155,10 @@ impl Broker {
     }
 
     /// Brings the metrics that are state, not events, up to date (called at each scrape):
-    /// retained messages held and how far behind each tailed Kafka topic is.
-    pub async fn observe(&self) {
+    /// retained messages held and how far behind each tailed Kafka topic is. Never waits.
+    pub fn observe(&self) {
         self.metrics.retained_messages.set(i64::try_from(self.retained.len()).unwrap_or(i64::MAX));
-        let mut lags = self.router.lags().await;
+        let mut lags = self.router.lags().unwrap_or_default();
         lags.push((self.config.topics.retained.clone(), self.retained_tailer.lag()));
         lags.push((self.config.topics.sessions.clone(), self.sessions.lag()));
         self.metrics.set_lags(lags);

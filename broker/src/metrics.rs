@@ -2,11 +2,11 @@
 //!
 //! The `prometheus-client` crate (from the Prometheus project) holds and encodes them: labelled
 //! families, histograms and the exposition format are its job. Counters appear with a `_total`
-//! suffix. `tributary_connections` is what the HorizontalPodAutoscaler scales on; the operator
-//! reads it and `tributary_connections_total` from every pod.
+//! suffix. `tributary_connections` is what the HorizontalPodAutoscaler scales on and what the
+//! operator reads from every pod.
 //!
-//! Values that are state rather than events (retained messages, subscriptions, consumer lag) are
-//! set by their owners when asked at scrape time ([`crate::broker::Broker::observe`]).
+//! Most series are counted where things happen; the retained message count and consumer lags
+//! are state, copied in at scrape time ([`crate::broker::Broker::observe`]).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -97,7 +97,8 @@ pub struct Metrics {
     pub takeovers: Counter,
     /// Records Kafka refused (the client was told or disconnected).
     pub produce_failed: Counter,
-    /// Time from handing a record to the producer to Kafka's acknowledgement.
+    /// Time from handing a QoS 1/2 or Will record to the producer until the publishing task saw
+    /// Kafka's acknowledgement.
     pub kafka_produce_seconds: Histogram,
     /// Connections closed for a protocol violation or malformed packet.
     pub protocol_errors: Counter,
@@ -244,8 +245,8 @@ impl Metrics {
         self.listener_connections.get_or_create_owned(&ListenerLabel { listener: name.to_owned() })
     }
 
-    /// Counts a CONNACK sent with `code` (MQTT 5 reason codes; 3.1.1 return codes are mapped to
-    /// them by the caller, so one series means one outcome).
+    /// Counts a CONNACK sent with `code`, an MQTT 5 reason code also for 3.1.1 clients (the
+    /// encoder maps it to their return code), so one series means one outcome.
     pub fn connack(&self, code: u8) {
         self.connects.get_or_create(&CodeLabel { code: format!("0x{code:02X}") }).inc();
     }
@@ -265,9 +266,10 @@ impl Metrics {
         self.dropped[reason as usize].inc();
     }
 
-    /// Replaces the consumer lag series with `lags` (Kafka topic, records behind).
+    /// Sets the consumer lag series of `lags` (Kafka topic, records behind). Tailers are never
+    /// stopped, so series are only ever added or updated, never cleared (a concurrent scrape
+    /// would see them missing).
     pub fn set_lags(&self, lags: impl IntoIterator<Item = (String, i64)>) {
-        self.kafka_consumer_lag.clear();
         for (topic, lag) in lags {
             self.kafka_consumer_lag.get_or_create(&TopicLabel { topic }).set(lag);
         }
@@ -315,12 +317,12 @@ mod tests {
     }
 
     #[test]
-    fn lags_of_topics_no_longer_tailed_disappear() {
+    fn lags_are_updated_in_place() {
         let m = Metrics::new();
         m.set_lags([("a".to_owned(), 1)]);
-        m.set_lags([("b".to_owned(), 2)]);
+        m.set_lags([("a".to_owned(), 4), ("b".to_owned(), 2)]);
         let text = m.render();
-        assert!(!text.contains("topic=\"a\""));
-        assert!(text.contains("tributary_kafka_consumer_lag{topic=\"b\"} 2"));
+        assert!(text.lines().any(|l| l == "tributary_kafka_consumer_lag{topic=\"a\"} 4"), "{text}");
+        assert!(text.lines().any(|l| l == "tributary_kafka_consumer_lag{topic=\"b\"} 2"), "{text}");
     }
 }

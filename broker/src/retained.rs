@@ -5,6 +5,7 @@
 //! through any broker, or through Kafka directly, are seen everywhere and survive restarts.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::kafka::record::RecordRef;
@@ -24,6 +25,9 @@ struct Entry {
 #[derive(Default)]
 pub struct RetainedStore {
     map: RwLock<HashMap<String, Entry>>,
+    /// Entries holding a message, kept beside the map so that counting (every metrics scrape)
+    /// does not walk millions of entries under the lock publishers need.
+    held: AtomicUsize,
 }
 
 impl RetainedStore {
@@ -42,12 +46,24 @@ impl RetainedStore {
                 return;
             }
         }
-        if !msg.payload.is_empty() {
-            map.insert(msg.topic.clone(), Entry { msg: Some(Arc::new(msg)), partition, offset });
+        // A non-empty payload is held; an empty one deletes (or marks the deletion).
+        let has = !msg.payload.is_empty();
+        let before = if has {
+            map.insert(msg.topic.clone(), Entry { msg: Some(Arc::new(msg)), partition, offset })
         } else if from_tail {
-            map.remove(&msg.topic);
+            map.remove(&msg.topic)
         } else {
-            map.insert(msg.topic.clone(), Entry { msg: None, partition, offset });
+            map.insert(msg.topic.clone(), Entry { msg: None, partition, offset })
+        };
+        let had = before.is_some_and(|e| e.msg.is_some());
+        match (had, has) {
+            (false, true) => {
+                self.held.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.held.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
         }
     }
 
@@ -62,9 +78,9 @@ impl RetainedStore {
             .collect()
     }
 
-    /// Number of retained messages held.
+    /// Number of retained messages held (expired ones included until they are replaced).
     pub fn len(&self) -> usize {
-        self.map.read().map(|m| m.values().filter(|e| e.msg.is_some()).count()).unwrap_or(0)
+        self.held.load(Ordering::Relaxed)
     }
 
     /// True when no retained message is held.
@@ -118,9 +134,12 @@ mod tests {
         s.apply(0, 10, m("a", b""), false);
         s.apply(0, 5, m("a", b"old"), true);
         assert!(s.matching("a").is_empty());
+        assert_eq!(s.len(), 0, "a marked deletion holds no message");
         s.apply(0, 10, m("a", b""), true);
         s.apply(0, 11, m("a", b"new"), true);
-        assert_eq!(s.matching("a")[0].payload, Bytes::from_static(b"new"));
+        s.apply(0, 12, m("a", b"newer"), true);
+        assert_eq!(s.matching("a")[0].payload, Bytes::from_static(b"newer"));
+        assert_eq!(s.len(), 1, "a replaced message counts once");
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! SIGTERM drains: readiness fails at once, connections are closed spread over
 //! `limits.drainSeconds` (MQTT 5: DISCONNECT 0x8B, or 0x9C with `limits.drainServerReference`),
-//! and the process exits in bounded time even
-//! when its Kafka is gone.
+//! and the process exits in bounded time even when its Kafka is gone.
 
 use rumqttc::v5::mqttbytes::v5::DisconnectReasonCode;
 use std::io::{BufRead, BufReader};

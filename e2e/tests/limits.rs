@@ -1,8 +1,8 @@
 //! `limits` that keep one client (or one address) from exhausting a pod, each answered with the
 //! MQTT 5 reason code that says why: CONNECT rate (0x9F), connections per source address
 //! (0x97), subscriptions per session (0x97), topic length and levels (0x90, 0x8F), the Receive
-//! Maximum (0x93), the queue of each client (`maxQueuedMessages`: dropped and counted); and failed authentications that slow down the next attempts from the same
-//! address.
+//! Maximum (0x93), each client's queue (`maxQueuedMessages`: the rest dropped and counted); and
+//! failed authentications that slow down the next attempts from the same address.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -53,9 +53,15 @@ async fn metrics_count_connections_messages_bytes_kafka_and_takeovers() {
     until(&b, "tributary_connects_total{code=\"0x84\"}", 1.0).await;
 
     // The same client id again takes the first connection over.
-    let _again = Client::connect(options(b.port, "m-sub")).await;
+    let again = Client::connect(options(b.port, "m-sub")).await;
     until(&b, "tributary_takeovers_total", 1.0).await;
-    until(&b, "tributary_connections", 2.0).await;
-    drop(publisher);
+
+    // Every gauge of open things returns to zero once the clients are gone.
+    publisher.abort();
     sub.abort();
+    again.abort();
+    drop(raw);
+    until(&b, "tributary_connections", 0.0).await;
+    until(&b, "tributary_listener_connections{listener=\"mqtt\"}", 0.0).await;
+    until(&b, "tributary_subscriptions", 0.0).await;
 }

@@ -426,11 +426,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             self.conn.discard_writes();
         }
         self.conn.close_with(goodbye.as_ref()).await;
-        match end {
-            End::TakenOver => self.broker.metrics.takeovers.inc(),
-            End::Shutdown => self.broker.metrics.drain_disconnected.inc(),
-            _ => 0,
-        };
+        // Closed now: the Will and the final save below may wait on Kafka, and an HPA must not
+        // count this connection meanwhile.
+        self.broker.metrics.connections.dec();
+        self.counted.listener.dec();
+        if end == End::TakenOver {
+            self.broker.metrics.takeovers.inc();
+        } else if end == End::Shutdown {
+            self.broker.metrics.drain_disconnected.inc();
+        }
         // The Will: none after a normal DISCONNECT; on a take-over the new connection decides
         // from the stored state (see session::open); otherwise at once, unless it
         // has a delay and the session outlives the connection: then it stays in the saved state
@@ -458,8 +462,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
         }
         self.release();
-        self.broker.metrics.connections.dec();
-        self.counted.listener.dec();
         tracing::debug!(client = %self.client_id, ?end, "connection closed");
     }
 }

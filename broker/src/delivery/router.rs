@@ -149,9 +149,11 @@ impl Router {
         removed
     }
 
-    /// Records behind the high watermark per tailed Kafka topic.
-    pub async fn lags(&self) -> Vec<(String, i64)> {
-        self.tailers.lock().await.iter().map(|(topic, t)| (topic.clone(), t.lag())).collect()
+    /// Records behind the high watermark per tailed Kafka topic; `None` while a subscription
+    /// is starting a tailer (that can wait on Kafka for seconds, and a scrape must not).
+    pub fn lags(&self) -> Option<Vec<(String, i64)>> {
+        let tailers = self.tailers.try_lock().ok()?;
+        Some(tailers.iter().map(|(topic, t)| (topic.clone(), t.lag())).collect())
     }
 
     /// Makes sure every topic in `topics` is tailed from (at latest) now. Once this returns, any

@@ -88,7 +88,7 @@ impl Tailer {
     }
 
     /// Records not read yet, over all partitions: the distance from the positions to the high
-    /// watermarks the last fetches reported (no request to Kafka is made to answer).
+    /// watermarks, as last measured (Kafka is asked every 15 s, not when this is called).
     pub fn lag(&self) -> i64 {
         self.inner.lag()
     }
@@ -153,7 +153,13 @@ pub(crate) async fn start_kafka(
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
     let lag = Arc::new(AtomicI64::new(0));
-    tokio::spawn(measure_lag(Arc::downgrade(&consumer), topic.to_owned(), Arc::downgrade(&lag)));
+    let from = assignment
+        .elements()
+        .iter()
+        .map(|e| (e.partition(), if let Offset::Offset(o) = e.offset() { Some(o) } else { None }))
+        .collect();
+    let lag_task = LagTask { consumer: Arc::downgrade(&consumer), topic: topic.to_owned(), from };
+    tokio::spawn(lag_task.run(Arc::downgrade(&lag)));
     Ok(Tailer::new(KafkaTail { _stop: stop, lag, consumer, starts, caught_up, partitions }))
 }
 
@@ -221,31 +227,52 @@ fn plan_assignment(
 /// a Prometheus scrape interval, a few small requests per tailed topic.
 const LAG_INTERVAL: Duration = Duration::from_secs(15);
 
-/// Measures the tailer's lag every [`LAG_INTERVAL`] until the tailer is dropped. librdkafka's
-/// watermark query blocks, so it runs on the blocking pool, never on the tailer's own task.
-async fn measure_lag(consumer: Weak<StreamConsumer>, topic: String, lag: Weak<AtomicI64>) {
-    let mut every = tokio::time::interval(LAG_INTERVAL);
-    loop {
-        every.tick().await;
-        let Some(c) = consumer.upgrade() else { return };
-        let t = topic.clone();
-        let measured = tokio::task::spawn_blocking(move || behind(&c, &t)).await;
-        let Some(lag) = lag.upgrade() else { return };
-        if let Ok(Some(v)) = measured {
-            lag.store(v, Ordering::Relaxed);
-        }
-    }
+/// What measures one tailer's lag; holds nothing that keeps the tailer alive.
+struct LagTask {
+    consumer: Weak<StreamConsumer>,
+    topic: String,
+    /// Every partition with the tailer's starting offset (`None`: the beginning): the
+    /// position of a partition nothing was read from yet.
+    from: Vec<(i32, Option<i64>)>,
 }
 
-/// Records between the consumer's positions and the high watermarks, over all partitions.
-fn behind(consumer: &StreamConsumer, topic: &str) -> Option<i64> {
-    let positions = consumer.position().ok()?;
-    let mut total = 0;
-    for (partition, position) in super::known_offsets(&positions) {
-        let (_, high) = consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT).ok()?;
-        total += (high - position).max(0);
+impl LagTask {
+    /// Measures the lag every [`LAG_INTERVAL`] into `lag` until the tailer is dropped.
+    /// librdkafka's watermark query blocks, so it runs on the blocking pool, never on the
+    /// tailer's own task. A round that fails keeps the previous value.
+    async fn run(self, lag: Weak<AtomicI64>) {
+        let task = Arc::new(self);
+        let mut every = tokio::time::interval(LAG_INTERVAL);
+        // A slow Kafka makes rounds long; they must not then run back to back.
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let t = task.clone();
+            let measured = tokio::task::spawn_blocking(move || t.behind()).await;
+            let Some(lag) = lag.upgrade() else { return };
+            match measured {
+                Ok(Some(v)) => lag.store(v, Ordering::Relaxed),
+                Ok(None) => {}
+                Err(_) => return,
+            }
+        }
     }
-    Some(total)
+
+    /// Records between the consumer's positions and the high watermarks, over all partitions;
+    /// `None` when the tailer is gone or Kafka did not answer.
+    fn behind(&self) -> Option<i64> {
+        let consumer = self.consumer.upgrade()?;
+        let read: HashMap<i32, i64> =
+            consumer.position().map(|l| super::known_offsets(&l).collect()).unwrap_or_default();
+        let mut total = 0;
+        for &(partition, start) in &self.from {
+            let (low, high) = consumer.fetch_watermarks(&self.topic, partition, LAG_TIMEOUT).ok()?;
+            let start = start.unwrap_or(low);
+            let position = read.get(&partition).copied().unwrap_or(start).max(start);
+            total += (high - position).max(0);
+        }
+        Some(total)
+    }
 }
 
 /// A lag that cannot be measured quickly is reported at the next round.
