@@ -33,6 +33,7 @@ mod retained;
 mod server;
 mod session;
 mod shutdown;
+mod telemetry;
 mod tls;
 mod ws;
 
@@ -45,9 +46,10 @@ pub use kafka::memory::{Logged, MemoryLog};
 pub use mapping::TopicMapping;
 pub use message::{Message, MessageProperties, HEADER_PUBLISH_ID};
 pub use metrics::Metrics;
-pub use process::{run, RunError};
+pub use process::{load, run, RunError};
 pub use publisher::{Placement, Publisher};
 pub use reload::{classify, Change, POLL_INTERVAL as CONFIG_POLL_INTERVAL};
 /// The records of the sessions topic (claims, states, heartbeats), for tools that write them.
 pub use session::record as session_record;
 pub use shutdown::{channel as shutdown_channel, Shutdown, ShutdownTrigger};
+pub use telemetry::{Telemetry, TelemetryError};

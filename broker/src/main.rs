@@ -4,9 +4,9 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::io::BufRead as _;
 use std::path::PathBuf;
-use tracing_subscriber::EnvFilter;
 
 use tributary_broker::config::Overrides;
+use tributary_broker::Telemetry;
 
 /// Kafka-native MQTT broker.
 #[derive(Parser)]
@@ -45,13 +45,15 @@ async fn main() -> anyhow::Result<()> {
     if let Some(Command::HashPassword { user }) = args.command {
         return hash_password(user);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
-    let config = args.config.context("--config <FILE> (or TRIBUTARY_CONFIG) is required to run the broker")?;
+    let path = args.config.context("--config <FILE> (or TRIBUTARY_CONFIG) is required to run the broker")?;
     let overrides = Overrides { listen: args.listen, kafka_bootstrap: args.kafka_bootstrap, admin: args.admin };
-    tributary_broker::run(config, overrides).await?;
-    Ok(())
+    // The configuration first: it says how to log and where spans go.
+    let config = tributary_broker::load(&path, &overrides)?;
+    let telemetry = Telemetry::install(&config)?;
+    let result = tributary_broker::run(path, overrides, config).await;
+    // Bounded: an unreachable collector does not hold the exit up.
+    telemetry.shutdown().await;
+    Ok(result?)
 }
 
 fn hash_password(user: Option<String>) -> anyhow::Result<()> {

@@ -3,7 +3,7 @@
 //! drain (goodbyes and Wills), the `stopped` heartbeat and a producer flush.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -58,12 +58,17 @@ pub enum RunError {
     Flush(#[from] ProduceError),
 }
 
-/// Runs a broker with the configuration file `config` (and `overrides`) until a shutdown signal.
-pub async fn run(config: PathBuf, overrides: Overrides) -> Result<(), RunError> {
-    let loaded = Config::load(&config)
+/// Reads the configuration file `path` and applies `overrides`: the configuration [`run`] starts
+/// with. Separate from `run` so that the caller can set up logging and tracing from it first.
+pub fn load(path: &Path, overrides: &Overrides) -> Result<Config, RunError> {
+    Config::load(path)
         .and_then(|c| overrides.resolve(c))
-        .map_err(|source| RunError::Config { path: config.clone(), source })?;
+        .map_err(|source| RunError::Config { path: path.to_owned(), source })
+}
 
+/// Runs a broker with `loaded`, the configuration [`load`] read from the file `config` (which
+/// the reload watches, with the same `overrides`), until a shutdown signal.
+pub async fn run(config: PathBuf, overrides: Overrides, loaded: Config) -> Result<(), RunError> {
     // TLS material first: a bad certificate fails the start before Kafka is touched.
     let mut acceptors = Vec::with_capacity(loaded.listeners.len());
     for l in &loaded.listeners {

@@ -28,8 +28,8 @@ const LAYERS: &[&[&str]] = &[
     &["broker"],
     &["client", "reload", "admin"],
     &["server"],
-    // One process from configuration to exit.
-    &["process"],
+    // One process from configuration to exit; the log and trace subscriber it reports to.
+    &["process", "telemetry"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -127,6 +127,9 @@ pub struct BrokerOptions {
     pub authentication: Option<String>,
     /// The `authorization:` section, as a YAML flow mapping.
     pub authorization: Option<String>,
+    /// Environment variables of the process (e.g. `OTEL_*`), set after `RUST_LOG`, so they may
+    /// replace it.
+    pub env: Vec<(String, String)>,
 }
 
 /// A tributary-broker process with its own config file and ports.
@@ -137,6 +140,7 @@ pub struct BrokerProcess {
     pub admin_port: u16,
     kafka_bootstrap: String,
     config_path: PathBuf,
+    env: Vec<(String, String)>,
     _dir: TempDir,
     child: Option<Child>,
 }
@@ -156,6 +160,7 @@ impl BrokerProcess {
             admin_port: free_port(),
             kafka_bootstrap: kafka.bootstrap.clone(),
             config_path,
+            env: opts.env.clone(),
             _dir: dir,
             child: None,
         };
@@ -214,6 +219,7 @@ impl BrokerProcess {
             .arg("--config")
             .arg(&self.config_path)
             .env("RUST_LOG", std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(log_stdio())
             .stderr(log_stdio())
             .spawn()

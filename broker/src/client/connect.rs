@@ -5,6 +5,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::aliases::OutboundAliases;
 use super::deliver::Outbound;
@@ -141,18 +142,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let terms = match validate(&connect, &peer, &broker).await {
             Ok(terms) => terms,
             Err(refused) => {
-                broker.metrics.connack(refused.code);
+                answered(&broker, refused.code);
                 conn.close_with(Some(&refused.connack())).await;
                 return None;
             }
         };
+        if connect.client_id.is_empty() {
+            tracing::Span::current().record("client_id", &*terms.client_id);
+        }
         let request = OpenRequest {
             client_id: &terms.client_id,
             clean_start: connect.clean_start,
             expiry_secs: terms.expiry,
             will: terms.will.as_deref(),
         };
-        let opened = match broker.sessions.open(request, &broker.publisher).await {
+        // The claim in the sessions topic and, for a stored session, reading its state.
+        let open =
+            broker.sessions.open(request, &broker.publisher).instrument(tracing::info_span!("mqtt.session.open"));
+        let opened = match open.await {
             Ok(opened) => opened,
             Err(OpenError::Superseded) => {
                 conn.close_with(None).await;
@@ -160,7 +167,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             }
             Err(OpenError::Session(e)) => {
                 tracing::warn!(client = %terms.client_id, error = %e, "cannot take the session over");
-                broker.metrics.connack(reason::SERVER_UNAVAILABLE);
+                answered(&broker, reason::SERVER_UNAVAILABLE);
                 conn.close_with(Some(&refusal(reason::SERVER_UNAVAILABLE))).await;
                 return None;
             }
@@ -239,7 +246,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
         // Before CONNACK, so that the client's retransmissions find the answer ready.
         if let Err(e) = client.resolve_intents().await {
             tracing::warn!(client = %client.client_id, error = %e, "cannot check stored QoS 2 publications");
-            client.broker.metrics.connack(reason::SERVER_UNAVAILABLE);
+            answered(&client.broker, reason::SERVER_UNAVAILABLE);
             client.conn.close_with(Some(&refusal(reason::SERVER_UNAVAILABLE))).await;
             client.abandon().await;
             return None;
@@ -262,7 +269,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connecting<S> {
         broker.metrics.connections_total.inc();
         broker.metrics.connections.inc();
         client.counted.listener.inc();
-        broker.metrics.connack(reason::SUCCESS);
+        answered(broker, reason::SUCCESS);
+        tracing::Span::current().record("session_present", resumed.is_some());
         tracing::debug!(client = %client.client_id, version = ?client.version, keep_alive = ?client.keep_alive, epoch = client.epoch, session_present = resumed.is_some(), "client connected");
         Some(client)
     }
@@ -397,6 +405,12 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
         listener: peer.listener.clone(),
         address_slot,
     })
+}
+
+/// Counts a CONNACK's reason code, and records it on the connect span.
+fn answered(broker: &Broker, code: u8) {
+    broker.metrics.connack(code);
+    tracing::Span::current().record("reason", code);
 }
 
 /// Messages queued for one connected client (`limits.maxQueuedMessages`).

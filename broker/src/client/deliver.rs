@@ -160,6 +160,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Writes one delivery to the client, unless it expired, a persistent session already had
     /// it, or it is too large for the client (MQTT-3.1.2-25: dropped).
     fn deliver(&mut self, mut d: Delivery) -> Result<(), EncodeError> {
+        // One per message and subscriber, so at DEBUG: off unless `RUST_LOG` asks for it, and
+        // then only a check at this call site (no span, no field formatted) when not exported.
+        let _span = tracing::debug_span!("mqtt.deliver", topic = %d.msg.topic, qos = d.qos as u8).entered();
         let mut resent = None;
         if let (Some(p), Some(origin)) = (self.persist.as_mut(), &d.origin) {
             // Sent by the previous connection and not acknowledged: again, same packet id, DUP.

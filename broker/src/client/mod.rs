@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::acl::{Identity, Request};
 use crate::broker::Broker;
@@ -204,7 +205,17 @@ where
         // Timeout, I/O error, clean close, or a first packet that is not CONNECT (MQTT-3.1.0-1).
         _ => return None,
     };
-    Client::accept(conn, connect, peer, broker, shutdown).await
+    // Until CONNACK (the session claimed, a stored one resumed); outside the connection's main
+    // loop, inside this boxed future, so that idle connections do not hold it.
+    let span = tracing::info_span!(
+        "mqtt.connect",
+        client_id = %connect.client_id,
+        protocol = connect.protocol.level(),
+        clean_start = connect.clean_start,
+        session_present = tracing::field::Empty,
+        reason = tracing::field::Empty,
+    );
+    Client::accept(conn, connect, peer, broker, shutdown).instrument(span).await
 }
 
 /// The state of one accepted connection.

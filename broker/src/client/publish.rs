@@ -131,6 +131,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         placement: Option<&Placement>,
     ) -> Result<(), End> {
         let track = qos != QoS::AtMostOnce || msg.retain;
+        // Open until Kafka acknowledges the record (the client's acknowledgement follows), or
+        // until it is queued when nothing waits for the acknowledgement (QoS 0).
+        let span = tracing::info_span!(
+            "mqtt.publish",
+            topic = %msg.topic,
+            qos = qos as u8,
+            kafka.partition = tracing::field::Empty,
+            kafka.offset = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
         let publisher = &self.broker.publisher;
         let enqueued = match placement {
             Some(placement) => publisher.publish_placed(msg, placement).await,
@@ -138,13 +148,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         };
         let ack = match enqueued {
             Ok(ack) => ack,
-            Err(e) => return self.produce_failed(id, qos, e),
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                return self.produce_failed(id, qos, e);
+            }
         };
         if let (QoS::ExactlyOnce, Some(id)) = (qos, id) {
             self.qos2.insert(id, false);
         }
         if track {
-            self.pending.push_back(async move { (id, qos, ack.await.map(|_| ())) }.boxed());
+            self.pending.push_back(
+                async move {
+                    let acked = ack.await;
+                    match &acked {
+                        Ok(d) => {
+                            span.record("kafka.partition", d.partition);
+                            span.record("kafka.offset", d.offset);
+                        }
+                        Err(_) => {
+                            span.record("otel.status_code", "ERROR");
+                        }
+                    }
+                    (id, qos, acked.map(|_| ()))
+                }
+                .boxed(),
+            );
         }
         Ok(())
     }

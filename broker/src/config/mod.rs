@@ -28,9 +28,10 @@ use thiserror::Error;
 pub use overrides::{Overrides, KAFKA_ENV_PREFIX};
 pub use schema::{
     Action, Admin, Authentication, Authorization, AuthorizationRule, CertificateName, Effect, Jwt, JwtAlgorithm, Kafka,
-    Limits, Listener, MappingRule, Principal, Protocol, Tls, Topics, DEFAULT_USERNAME_CLAIM, DEFAULT_WS_PATH,
+    Limits, Listener, LogFormat, Logging, MappingRule, Principal, Protocol, Tls, Topics, Tracing,
+    DEFAULT_USERNAME_CLAIM, DEFAULT_WS_PATH,
 };
-pub use validate::validate_kafka_topic_name;
+pub use validate::{validate_kafka_topic_name, validate_otlp_endpoint};
 
 use crate::mapping::{MappingError, TopicMapping};
 
@@ -105,6 +106,12 @@ pub struct Config {
     /// Who may publish and subscribe to what.
     #[serde(default)]
     pub authorization: Authorization,
+    /// The format of log lines.
+    #[serde(default, skip_serializing_if = "Logging::is_default")]
+    pub logging: Logging,
+    /// Span export (OpenTelemetry), off unless an endpoint is set.
+    #[serde(default, skip_serializing_if = "Tracing::is_default")]
+    pub tracing: Tracing,
 }
 
 impl Default for Config {
@@ -119,6 +126,8 @@ impl Default for Config {
             limits: Limits::default(),
             authentication: Authentication::default(),
             authorization: Authorization::default(),
+            logging: Logging::default(),
+            tracing: Tracing::default(),
         }
     }
 }
@@ -220,6 +229,10 @@ mod tests {
             }]
         );
 
+        assert_eq!(config.logging.format, LogFormat::Text);
+        assert_eq!(config.tracing.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
+        assert_eq!(config.tracing.sample_ratio, 1.0);
+
         let mapping = config.mapping().expect("mapping");
         assert_eq!(mapping.kafka_topic_for("cars/speed/1"), "kafkaTopic1");
         assert_eq!(mapping.kafka_topic_for("cars/location/1"), "kafkaTopic2");
@@ -281,6 +294,18 @@ mod tests {
     fn serialized_config_parses_back() {
         let config = Config::from_yaml_str(contract_example()).expect("contract example");
         let text = serde_yaml::to_string(&config).expect("serialize");
+        assert_eq!(Config::from_yaml_str(&text).expect("round trip"), config);
+    }
+
+    #[test]
+    fn default_logging_and_tracing_are_not_written_out() {
+        let text = serde_yaml::to_string(&Config::from_yaml_str(MINIMAL).expect("minimal")).expect("serialize");
+        assert!(!text.contains("logging") && !text.contains("tracing"), "{text}");
+        let config =
+            Config::from_yaml_str(&format!("{MINIMAL}logging: {{format: json}}\ntracing: {{sampleRatio: 0.5}}\n"))
+                .expect("config");
+        let text = serde_yaml::to_string(&config).expect("serialize");
+        assert!(text.contains("format: json") && text.contains("sampleRatio: 0.5"), "{text}");
         assert_eq!(Config::from_yaml_str(&text).expect("round trip"), config);
     }
 

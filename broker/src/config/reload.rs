@@ -23,7 +23,7 @@ impl Config {
     /// [`restart_relevant`](Self::restart_relevant)'s decision.
     pub fn changed_sections(&self, other: &Config) -> Vec<&'static str> {
         // Destructured so that a new field fails to compile here until it is listed.
-        let Config { listeners, admin, kafka, topics, limits, authentication, authorization } = self;
+        let Config { listeners, admin, kafka, topics, limits, authentication, authorization, logging, tracing } = self;
         let Topics { mappings, default, retained, sessions, partitions, replication_factor } = topics;
         let t = &other.topics;
         [
@@ -39,6 +39,8 @@ impl Config {
             ("limits", *limits != other.limits),
             ("authentication", *authentication != other.authentication),
             ("authorization", *authorization != other.authorization),
+            ("logging", *logging != other.logging),
+            ("tracing", *tracing != other.tracing),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

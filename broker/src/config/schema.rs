@@ -255,6 +255,73 @@ impl Default for Limits {
     }
 }
 
+/// The log lines the broker writes (standard output).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Logging {
+    /// `text` (the default) or `json`, one object per line; the environment variable
+    /// `TRIBUTARY_LOG_FORMAT` overrides it.
+    pub format: LogFormat,
+}
+
+impl Logging {
+    /// Whether this is the default section (which is not written out, so that files without it
+    /// render the same).
+    pub fn is_default(&self) -> bool {
+        *self == Logging::default()
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format {s:?}: expected `text` or `json`")),
+        }
+    }
+}
+
+/// Spans exported with OpenTelemetry over OTLP/HTTP. The standard `OTEL_*` environment
+/// variables take precedence over these keys (see README, "Operations").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Tracing {
+    /// Base URL of an OTLP/HTTP collector, such as `http://otel-collector:4318`; spans are
+    /// posted to its `/v1/traces`. Unset (and no `OTEL_EXPORTER_OTLP_ENDPOINT`): no tracing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// Share of traces recorded, 0 to 1 (default 1: all).
+    pub sample_ratio: f64,
+}
+
+impl Default for Tracing {
+    fn default() -> Self {
+        Tracing { otlp_endpoint: None, sample_ratio: 1.0 }
+    }
+}
+
+impl Tracing {
+    /// Whether this is the default section (which is not written out, so that files without it
+    /// render the same).
+    pub fn is_default(&self) -> bool {
+        *self == Tracing::default()
+    }
+}
+
 /// Client authentication.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]

@@ -40,6 +40,17 @@ pub fn validate_kafka_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an OTLP/HTTP endpoint: an `http://` or `https://` URL with a host (the exporter parses
+/// it fully at start). Returns the reason on failure.
+pub fn validate_otlp_endpoint(url: &str) -> Result<(), String> {
+    let expected = "expected an http:// or https:// URL such as \"http://otel-collector:4318\"";
+    let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !url.chars().any(char::is_whitespace) => Ok(()),
+        _ => Err(format!("{url:?}: {expected}")),
+    }
+}
+
 impl Config {
     /// Checks everything the schema cannot express; the first problem found is
     /// returned, with the path of the offending key.
@@ -61,6 +72,7 @@ impl Config {
             self.validate_limits(),
             self.validate_authentication(),
             self.validate_authorization(),
+            self.validate_tracing(),
         ]
         .into_iter()
         .filter_map(Result::err)
@@ -101,6 +113,17 @@ impl Config {
         for (i, rule) in self.authorization.rules.iter().enumerate() {
             validate_filter(&rule.topic)
                 .map_err(|e| invalid(format!("authorization.rules[{i}].topic"), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn validate_tracing(&self) -> Result<(), ConfigError> {
+        let tracing = &self.tracing;
+        if let Some(endpoint) = &tracing.otlp_endpoint {
+            validate_otlp_endpoint(endpoint).map_err(|e| invalid("tracing.otlpEndpoint", e))?;
+        }
+        if !(0.0..=1.0).contains(&tracing.sample_ratio) {
+            return Err(invalid("tracing.sampleRatio", format!("{} is not between 0 and 1", tracing.sample_ratio)));
         }
         Ok(())
     }
@@ -319,7 +342,7 @@ fn validate_tls(tls: &Tls, key: &str) -> Result<(), ConfigError> {
 mod tests {
     use std::path::Path;
 
-    use super::super::test_support::{assert_starts_with, error, error_with, MINIMAL};
+    use super::super::test_support::{assert_starts_with, config_with, error, error_with, MINIMAL};
     use super::super::*;
 
     #[test]
@@ -648,5 +671,28 @@ admin: {{address: '127.0.0.1:0'}}
                 .expect("config");
         assert!(!config.authentication.allow_anonymous);
         assert_eq!(config.authentication.password_file.as_deref(), Some(Path::new("/p")));
+    }
+
+    #[test]
+    fn logging_and_tracing_are_validated() {
+        let config = config_with(
+            "logging: {format: json}\ntracing: {otlpEndpoint: 'http://otel-collector:4318', sampleRatio: 0.25}\n",
+        );
+        assert_eq!(config.logging.format, LogFormat::Json);
+        assert_eq!(config.tracing.otlp_endpoint.as_deref(), Some("http://otel-collector:4318"));
+        assert_eq!(config.tracing.sample_ratio, 0.25);
+        assert_eq!(config_with("tracing: {otlpEndpoint: 'https://otel.example:443/base'}\n").tracing.sample_ratio, 1.0);
+
+        assert_starts_with(&error_with("logging: {format: xml}\n"), "logging.format: unknown variant `xml`");
+        assert_eq!(error_with("tracing: {sampleRatio: 1.5}\n"), "tracing.sampleRatio: 1.5 is not between 0 and 1");
+        assert_eq!(error_with("tracing: {sampleRatio: -0.1}\n"), "tracing.sampleRatio: -0.1 is not between 0 and 1");
+        for bad in ["otel-collector:4318", "grpc://c:4317", "http://", "http:///v1", "http://a b"] {
+            assert_eq!(
+                error_with(&format!("tracing: {{otlpEndpoint: '{bad}'}}\n")),
+                format!(
+                    "tracing.otlpEndpoint: {bad:?}: expected an http:// or https:// URL such as \"http://otel-collector:4318\""
+                )
+            );
+        }
     }
 }

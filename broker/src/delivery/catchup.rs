@@ -10,6 +10,7 @@
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
+use tracing::Instrument as _;
 
 use super::{Delivery, Origin};
 use crate::codec::{QoS, SubscriptionOptions};
@@ -44,36 +45,57 @@ pub(crate) fn spawn(
     active: Gauge,
 ) -> mpsc::Receiver<Delivery> {
     let (tx, rx) = mpsc::channel(CHANNEL);
-    tokio::spawn(async move {
-        let Ok(permit) = PERMITS.acquire().await else { return };
-        let _active = Active::new(active);
-        // Each range ends at the high watermark taken as the reader reaches its topic: after
-        // the subscriptions went live again.
-        let mut records = log.read(plan, Some(permit));
-        loop {
-            let next = tokio::select! {
-                // The connection is gone: stop reading even while no record matches.
-                () = tx.closed() => return,
-                next = records.next() => next,
-            };
-            match next {
-                None => return,
-                Some(Ok(record)) => {
-                    if let Some(d) = delivery(&record, &subs, &client_id) {
-                        if tx.send(d).await.is_err() {
-                            return;
-                        }
+    // A child of the connect span when a resumed session starts it (its reading may outlast it).
+    let span = tracing::info_span!("mqtt.catchup", client_id = %client_id, delivered = tracing::field::Empty);
+    tokio::spawn(
+        async move {
+            let delivered = read_back(log, plan, subs, &client_id, active, tx).await;
+            tracing::Span::current().record("delivered", delivered);
+        }
+        .instrument(span),
+    );
+    rx
+}
+
+/// Reads `plan` into `tx` until the end offsets, the connection going away or an error; returns
+/// the number of deliveries sent.
+async fn read_back(
+    log: Arc<dyn Log>,
+    plan: Vec<CatchUp>,
+    subs: Vec<Sub>,
+    client_id: &str,
+    active: Gauge,
+    tx: mpsc::Sender<Delivery>,
+) -> u64 {
+    let mut delivered = 0;
+    let Ok(permit) = PERMITS.acquire().await else { return delivered };
+    let _active = Active::new(active);
+    // Each range ends at the high watermark taken as the reader reaches its topic: after the
+    // subscriptions went live again.
+    let mut records = log.read(plan, Some(permit));
+    loop {
+        let next = tokio::select! {
+            // The connection is gone: stop reading even while no record matches.
+            () = tx.closed() => return delivered,
+            next = records.next() => next,
+        };
+        match next {
+            None => return delivered,
+            Some(Ok(record)) => {
+                if let Some(d) = delivery(&record, &subs, client_id) {
+                    if tx.send(d).await.is_err() {
+                        return delivered;
                     }
-                }
-                Some(Err(RangeError::Poll(e))) => tracing::debug!(error = %e, "offline delivery read error"),
-                Some(Err(e)) => {
-                    tracing::warn!(client = %client_id, error = %e, "offline delivery interrupted");
-                    return;
+                    delivered += 1;
                 }
             }
+            Some(Err(RangeError::Poll(e))) => tracing::debug!(error = %e, "offline delivery read error"),
+            Some(Err(e)) => {
+                tracing::warn!(client = %client_id, error = %e, "offline delivery interrupted");
+                return delivered;
+            }
         }
-    });
-    rx
+    }
 }
 
 /// One running reader in the `catchup_readers` gauge, for as long as it lives.

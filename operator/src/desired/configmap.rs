@@ -107,6 +107,10 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
                 })
                 .collect(),
         },
+        // Not part of the MqttBroker resource yet: brokers the operator runs log text and
+        // export no spans.
+        logging: Default::default(),
+        tracing: Default::default(),
     }
 }
 
