@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::acl::Acl;
 use crate::admission::Admission;
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, Rebalance};
 use crate::delivery::router::Router;
 use crate::kafka::admin::AdminError;
 use crate::kafka::kafka_log::KafkaLog;
@@ -50,10 +50,12 @@ pub struct Broker {
     pub auth: Arc<Authenticator>,
     /// Access rules in force (replaced by a config reload, like the mapping).
     acl: ArcSwap<Acl>,
-    /// The configuration the broker started with. Its `topics.mappings`, `topics.default` and
-    /// `authorization` are the startup values: those sections are reloaded at run time (see
-    /// [`crate::reload`]), so read the mapping through [`Publisher::mapping`] and the rules
-    /// through [`Broker::acl`]. The rest never changes.
+    /// Rebalancing settings in force (replaced by a config reload).
+    rebalance: ArcSwap<Rebalance>,
+    /// The configuration the broker started with. Its `topics.mappings`, `topics.default`,
+    /// `authorization` and `rebalance` are the startup values: those sections are reloaded at run time (see
+    /// [`crate::reload`]), so read the mapping through [`Publisher::mapping`], the rules
+    /// through [`Broker::acl`] and `rebalance` through [`Broker::rebalance`]. The rest never changes.
     pub config: Config,
     /// The only code that decides where records go: mapping, producer, retained writes.
     pub publisher: Arc<Publisher>,
@@ -116,6 +118,7 @@ impl Broker {
         let broker = Broker {
             admission,
             acl: ArcSwap::from_pointee(Acl::new(&config.authorization)),
+            rebalance: ArcSwap::from_pointee(config.rebalance.clone()),
             auth,
             config,
             publisher,
@@ -141,6 +144,16 @@ impl Broker {
     /// Makes `acl` the rules new operations are checked against.
     pub fn set_acl(&self, acl: Acl) {
         self.acl.store(Arc::new(acl));
+    }
+
+    /// The rebalancing settings in force now.
+    pub fn rebalance(&self) -> Arc<Rebalance> {
+        self.rebalance.load_full()
+    }
+
+    /// Makes `settings` the rebalancing settings in force.
+    pub fn set_rebalance(&self, settings: Rebalance) {
+        self.rebalance.store(Arc::new(settings));
     }
 
     /// True while the broker accepts work (for the readiness probe).

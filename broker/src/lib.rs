@@ -27,6 +27,7 @@ mod metrics;
 mod process;
 mod publisher;
 mod read_budget;
+mod rebalance;
 mod registry;
 mod reload;
 mod retained;

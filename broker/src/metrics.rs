@@ -120,6 +120,8 @@ pub struct Metrics {
     pub wills_published: Counter,
     /// Connections closed by the drain before the process stops.
     pub drain_disconnected: Counter,
+    /// Connections sent to other brokers because this one held more than its share.
+    pub rebalance_disconnected: Counter,
 }
 
 impl Default for Metrics {
@@ -206,6 +208,11 @@ impl Metrics {
         let wills_published = counter(&mut r, "wills_published", "Last Wills published");
         let drain_disconnected =
             counter(&mut r, "drain_disconnected", "Connections closed by the drain before stopping");
+        let rebalance_disconnected = counter(
+            &mut r,
+            "rebalance_disconnected",
+            "Connections sent to other brokers because this one held more than its share",
+        );
         Metrics {
             registry: r,
             connections,
@@ -237,6 +244,7 @@ impl Metrics {
             sessions_adopted,
             wills_published,
             drain_disconnected,
+            rebalance_disconnected,
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::broker::{Broker, StartError};
 use crate::config::{Config, ConfigError, Overrides};
 use crate::kafka::producer::ProduceError;
-use crate::{admin, reload, server, shutdown, tls};
+use crate::{admin, rebalance, reload, server, shutdown, tls};
 
 /// How long connections get to close after the drain window before the process goes on.
 const CLOSE_GRACE: Duration = Duration::from_secs(10);
@@ -109,6 +109,7 @@ pub async fn run(config: PathBuf, overrides: Overrides, loaded: Config) -> Resul
     tracing::info!(address = %local, "admin endpoint ready");
     tokio::spawn(admin::serve(admin_listener, broker.clone(), admin_shutdown));
     tokio::spawn(reload::run(config, overrides, broker.clone(), shutdown.clone()));
+    tokio::spawn(rebalance::run(broker.clone(), shutdown.clone()));
     drop(done_tx);
 
     wait_for_signal().await;

@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 pub enum Kick {
     /// Another connection with the same client id arrived.
     TakenOver,
+    /// This broker holds more than its share of the clients (see `crate::rebalance`).
+    Rebalance,
 }
 
 struct Entry {
@@ -71,6 +73,27 @@ impl Registry {
         }
     }
 
+    /// Sessions numbered so far: connections registered from now on get larger numbers.
+    pub fn issued(&self) -> u64 {
+        self.next_session.load(Ordering::Relaxed)
+    }
+
+    /// Tells up to `n` connections registered before session number `before` (see
+    /// [`issued`](Self::issued)) to leave for another broker; returns how many were told. A
+    /// client that comes back here is newer than `before`, so one shedding episode never sends
+    /// the same client away twice.
+    pub fn shed(&self, n: usize, before: u64) -> usize {
+        let Ok(mut clients) = self.clients.lock() else { return 0 };
+        let chosen: Vec<Arc<str>> =
+            clients.iter().filter(|(_, e)| e.session <= before).take(n).map(|(id, _)| id.clone()).collect();
+        for id in &chosen {
+            if let Some(entry) = clients.remove(id) {
+                let _ = entry.kick.send(Kick::Rebalance);
+            }
+        }
+        chosen.len()
+    }
+
     /// Removes `client_id` if it still belongs to `session` (not if it was taken over).
     pub fn unregister(&self, client_id: &Arc<str>, session: u64) {
         if let Ok(mut clients) = self.clients.lock() {
@@ -116,6 +139,21 @@ mod tests {
         r.unregister(&id, late.session);
         r.unregister(&id, second.session);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn shedding_takes_only_older_sessions_and_at_most_n() {
+        let r = Registry::default();
+        let mut old: Vec<Registration> = (0..5).map(|i| r.register(&format!("old-{i}").into(), 1)).collect();
+        let before = r.issued();
+        let mut newer = r.register(&"new".into(), 1);
+        assert_eq!(r.shed(3, before), 3);
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.shed(10, before), 2, "only the two older ones left to shed");
+        assert!(old.iter_mut().all(|c| c.kicked.try_recv() == Ok(Kick::Rebalance)));
+        assert!(newer.kicked.try_recv().is_err(), "registered after the episode began");
+        assert_eq!(r.shed(10, before), 0);
+        assert_eq!(r.len(), 1);
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl Watcher {
         }
         self.broker.publisher.set_mapping(mapping);
         self.broker.set_acl(crate::acl::Acl::new(&new.authorization));
+        self.broker.set_rebalance(new.rebalance.clone());
         self.running = new;
         tracing::info!(changed = ?sections, "config reloaded");
         true

@@ -26,7 +26,7 @@ const LAYERS: &[&[&str]] = &[
     &["session"],
     // The process: shared state, connections, reload, HTTP, listeners.
     &["broker"],
-    &["client", "reload", "admin"],
+    &["client", "reload", "admin", "rebalance"],
     &["server"],
     // One process from configuration to exit; the log and trace subscriber it reports to.
     &["process", "telemetry"],

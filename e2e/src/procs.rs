@@ -127,6 +127,8 @@ pub struct BrokerOptions {
     pub authentication: Option<String>,
     /// The `authorization:` section, as a YAML flow mapping.
     pub authorization: Option<String>,
+    /// The `rebalance:` section, as a YAML flow mapping.
+    pub rebalance: Option<String>,
     /// Environment variables of the process (e.g. `OTEL_*`), set after `RUST_LOG`, so they may
     /// replace it.
     pub env: Vec<(String, String)>,
@@ -202,6 +204,9 @@ impl BrokerProcess {
         }
         if let Some(a) = &opts.authorization {
             yaml.push_str(&format!("authorization: {a}\n"));
+        }
+        if let Some(r) = &opts.rebalance {
+            yaml.push_str(&format!("rebalance: {r}\n"));
         }
         if !opts.limits.is_empty() {
             yaml.push_str("limits:\n");

@@ -100,6 +100,19 @@ pub struct MqttBrokerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<AuthorizationSpec>,
 
+    /// Shedding connections from pods well above the average after a scale-out (off by
+    /// default; applied without restarting the pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceSpec>,
+
+    /// The broker's log lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<LoggingSpec>,
+
+    /// Span export with OpenTelemetry (OTLP/HTTP), off unless an endpoint is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingSpec>,
+
     /// The Service exposing the listeners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSpec>,
@@ -376,6 +389,70 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_queued_messages: Option<i64>,
+}
+
+/// Rebalancing: a pod holding more than the average of the live pods plus `tolerancePercent`
+/// closes connections at `perSecond` (MQTT 5: DISCONNECT 0x9C, Use another server) until it is
+/// back under that line. Each pod reads the others' connection counts from their heartbeats in
+/// the sessions topic.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceSpec {
+    /// Turn rebalancing on (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// How far above the average a pod may be, in percent of the average (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub tolerance_percent: Option<i32>,
+    /// Connections a pod closes per second at most while above the line (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000))]
+    pub per_second: Option<i64>,
+}
+
+/// Log output of the broker pods.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggingSpec {
+    /// `text` (default) or `json` (one object per line, for log collectors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl From<LogFormat> for contract::LogFormat {
+    fn from(f: LogFormat) -> Self {
+        match f {
+            LogFormat::Text => contract::LogFormat::Text,
+            LogFormat::Json => contract::LogFormat::Json,
+        }
+    }
+}
+
+/// OpenTelemetry span export of the broker pods.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingSpec {
+    /// Base URL of an OTLP/HTTP collector, e.g. `http://otel-collector.observability:4318`
+    /// (spans are posted to its `/v1/traces`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub otlp_endpoint: Option<String>,
+    /// Share of traces recorded, 0 to 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub sample_ratio: Option<f64>,
 }
 
 /// Client authentication.

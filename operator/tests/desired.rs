@@ -9,7 +9,7 @@ use common::{broker, spec, FULL_SPEC, MINIMAL_SPEC};
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tributary_broker::{classify, Change};
-use tributary_operator::crd::MqttBrokerSpec;
+use tributary_operator::crd::{LogFormat, MqttBrokerSpec};
 use tributary_operator::desired::configmap::{broker_config, restart_hash};
 use tributary_operator::desired::{children, Children};
 use tributary_operator::labels::default_image;
@@ -340,6 +340,30 @@ fn the_termination_grace_period_follows_the_drain_window() {
 }
 
 #[test]
+fn rebalance_logging_and_tracing_reach_the_broker_file() {
+    let c = render(&format!(
+        "{K}rebalance: {{ enabled: true, tolerancePercent: 25, perSecond: 50 }}\nlogging: {{ format: json }}\n\
+         tracing: {{ otlpEndpoint: 'http://otel-collector.observability:4318', sampleRatio: 0.1 }}\n"
+    ));
+    let file = yaml(&c);
+    assert_eq!(file["rebalance"]["enabled"], true);
+    assert_eq!(file["rebalance"]["tolerancePercent"], 25);
+    assert_eq!(file["rebalance"]["perSecond"], 50);
+    assert_eq!(file["logging"]["format"], "json");
+    assert_eq!(file["tracing"]["otlpEndpoint"], "http://otel-collector.observability:4318");
+    assert_eq!(file["tracing"]["sampleRatio"], 0.1);
+    // Left out, the broker's defaults hold: no rebalancing, text logs, no span export (the
+    // sections are then not written at all).
+    let plain = yaml(&render(K));
+    for section in ["rebalance", "logging", "tracing"] {
+        assert!(plain.get(section).is_none(), "{section} written without being set");
+    }
+    let partial = yaml(&render(&format!("{K}rebalance: {{ enabled: true }}\n")));
+    assert_eq!(partial["rebalance"]["tolerancePercent"], 10);
+    assert_eq!(partial["rebalance"]["perSecond"], 20);
+}
+
+#[test]
 fn replicas_are_taken_from_the_spec_without_autoscaling() {
     let c = render("replicas: 3\nkafka: { bootstrapServers: 'k:9092' }");
     assert_eq!(c.deployment.spec.replicas, Some(3));
@@ -468,13 +492,16 @@ fn config_hash_ignores_hot_reloadable_fields_only() {
 fn config_hash_rolls_the_pods_exactly_when_the_broker_needs_a_restart() {
     let base = spec(common::FULL_SPEC);
     type Edit = fn(&mut MqttBrokerSpec);
-    let edits: [(&str, Edit); 6] = [
+    let edits: [(&str, Edit); 9] = [
         ("default topic", |s| s.topics.get_or_insert_with(Default::default).default = Some("elsewhere".into())),
         ("mappings", |s| s.topics.get_or_insert_with(Default::default).mappings.clear()),
         ("rules", |s| s.authorization.get_or_insert_with(Default::default).rules.clear()),
         ("listener port", |s| s.listeners[0].port = 1884),
         ("partitions", |s| s.topics.get_or_insert_with(Default::default).partitions = Some(1)),
         ("node timeout", |s| s.limits.get_or_insert_with(Default::default).node_timeout = Some(30)),
+        ("rebalance", |s| s.rebalance.get_or_insert_with(Default::default).enabled = Some(true)),
+        ("log format", |s| s.logging.get_or_insert_with(Default::default).format = Some(LogFormat::Json)),
+        ("tracing", |s| s.tracing.get_or_insert_with(Default::default).otlp_endpoint = Some("http://otel:4318".into())),
     ];
     for (what, edit) in edits {
         let mut edited = base.clone();
@@ -687,6 +714,14 @@ fn invalid_limits() {
     assert_invalid(&format!("{K}limits: {{ maxTopicLength: 0 }}"), "spec.limits.maxTopicLength", "between");
     assert_invalid(&format!("{K}limits: {{ maxConnectRate: -5 }}"), "spec.limits.maxConnectRate", "negative");
     assert_invalid(&format!("{K}limits: {{ maxQueuedMessages: 0 }}"), "spec.limits.maxQueuedMessages", "at least 1");
+}
+
+#[test]
+fn invalid_rebalance_and_tracing() {
+    assert_invalid(&format!("{K}rebalance: {{ tolerancePercent: 0 }}"), "spec.rebalance.tolerancePercent", "between");
+    assert_invalid(&format!("{K}rebalance: {{ perSecond: -3 }}"), "spec.rebalance.perSecond", "between");
+    assert_invalid(&format!("{K}tracing: {{ sampleRatio: 2 }}"), "spec.tracing.sampleRatio", "between 0 and 1");
+    assert_invalid(&format!("{K}tracing: {{ otlpEndpoint: 'otel:4318' }}"), "spec.tracing.otlpEndpoint", "http");
 }
 
 #[test]

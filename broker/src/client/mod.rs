@@ -72,6 +72,8 @@ enum End {
     TokenExpired,
     /// The process is shutting down.
     Shutdown,
+    /// This broker sheds clients towards the average of the brokers (see `crate::rebalance`).
+    Rebalance,
     /// Kafka refused a publish we cannot report in-band (MQTT 3.1.1).
     Kafka,
 }
@@ -103,6 +105,7 @@ impl End {
             // with a fresh token (0x87 would read as "never come back").
             End::TokenExpired => Some(reason::MAXIMUM_CONNECT_TIME),
             End::Shutdown => Some(reason::SERVER_SHUTTING_DOWN),
+            End::Rebalance => Some(reason::USE_ANOTHER_SERVER),
             End::Kafka => Some(reason::UNSPECIFIED_ERROR),
         }
     }
@@ -335,6 +338,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             _ = self.shutdown.recv(), if !draining => Ok(None),
             kick = recv_kick(&mut self.kicked), if self.kicked.is_some() => match kick {
                 Some(Kick::TakenOver) => Err(End::TakenOver),
+                Some(Kick::Rebalance) => Err(End::Rebalance),
                 // The registry dropped us without a kick: keep serving, stop listening.
                 None => Ok(None),
             },
@@ -422,8 +426,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                     End::Violation(_, rule) => Some(rule.to_string()),
                     _ => None,
                 };
-                // A drain that names another server sends the client there (MQTT 5 §4.11).
-                let moved = self.broker.config.limits.drain_server_reference.as_ref().filter(|_| end == End::Shutdown);
+                // A drain or a rebalance that names another server sends the client there
+                // (MQTT 5 §4.11).
+                let moved = self
+                    .broker
+                    .config
+                    .limits
+                    .drain_server_reference
+                    .as_ref()
+                    .filter(|_| matches!(end, End::Shutdown | End::Rebalance));
                 let reason = if moved.is_some() { reason::USE_ANOTHER_SERVER } else { reason };
                 let properties =
                     Properties { reason_string, server_reference: moved.cloned(), ..Properties::default() };
@@ -445,6 +456,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             self.broker.metrics.takeovers.inc();
         } else if end == End::Shutdown {
             self.broker.metrics.drain_disconnected.inc();
+        } else if end == End::Rebalance {
+            self.broker.metrics.rebalance_disconnected.inc();
         }
         // The Will: none after a normal DISCONNECT; on a take-over the new connection decides
         // from the stored state (see session::open); otherwise at once, unless it

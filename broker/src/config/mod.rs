@@ -28,7 +28,7 @@ use thiserror::Error;
 pub use overrides::{Overrides, KAFKA_ENV_PREFIX};
 pub use schema::{
     Action, Admin, Authentication, Authorization, AuthorizationRule, CertificateName, Effect, Jwt, JwtAlgorithm, Kafka,
-    Limits, Listener, LogFormat, Logging, MappingRule, Principal, Protocol, Tls, Topics, Tracing,
+    Limits, Listener, LogFormat, Logging, MappingRule, Principal, Protocol, Rebalance, Tls, Topics, Tracing,
     DEFAULT_USERNAME_CLAIM, DEFAULT_WS_PATH,
 };
 pub use validate::{validate_kafka_topic_name, validate_otlp_endpoint};
@@ -112,6 +112,9 @@ pub struct Config {
     /// Span export (OpenTelemetry), off unless an endpoint is set.
     #[serde(default, skip_serializing_if = "Tracing::is_default")]
     pub tracing: Tracing,
+    /// Shedding connections towards the average after a scale-out, off by default.
+    #[serde(default, skip_serializing_if = "Rebalance::is_default")]
+    pub rebalance: Rebalance,
 }
 
 impl Default for Config {
@@ -128,6 +131,7 @@ impl Default for Config {
             authorization: Authorization::default(),
             logging: Logging::default(),
             tracing: Tracing::default(),
+            rebalance: Rebalance::default(),
         }
     }
 }

@@ -2,11 +2,11 @@
 //! loop and the operator's restart hash (a pod-template annotation whose change rolls the
 //! pods) both decide with [`Config::restart_relevant`], so they agree by construction.
 
-use super::{Authorization, Config, Topics};
+use super::{Authorization, Config, Rebalance, Topics};
 
 impl Config {
     /// This configuration with the sections applied at run time (`topics.mappings`,
-    /// `topics.default` and `authorization`) reset to their defaults. Two configurations whose
+    /// `topics.default`, `authorization` and `rebalance`) reset to their defaults. Two configurations whose
     /// `restart_relevant()` are equal differ only in hot sections: a running broker takes the
     /// new one without a restart.
     pub fn restart_relevant(&self) -> Config {
@@ -15,6 +15,7 @@ impl Config {
         config.topics.mappings = neutral.mappings;
         config.topics.default = neutral.default;
         config.authorization = Authorization::default();
+        config.rebalance = Rebalance::default();
         config
     }
 
@@ -23,7 +24,18 @@ impl Config {
     /// [`restart_relevant`](Self::restart_relevant)'s decision.
     pub fn changed_sections(&self, other: &Config) -> Vec<&'static str> {
         // Destructured so that a new field fails to compile here until it is listed.
-        let Config { listeners, admin, kafka, topics, limits, authentication, authorization, logging, tracing } = self;
+        let Config {
+            listeners,
+            admin,
+            kafka,
+            topics,
+            limits,
+            authentication,
+            authorization,
+            logging,
+            tracing,
+            rebalance,
+        } = self;
         let Topics { mappings, default, retained, sessions, partitions, replication_factor } = topics;
         let t = &other.topics;
         [
@@ -41,6 +53,7 @@ impl Config {
             ("authorization", *authorization != other.authorization),
             ("logging", *logging != other.logging),
             ("tracing", *tracing != other.tracing),
+            ("rebalance", *rebalance != other.rebalance),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
@@ -56,11 +69,11 @@ mod tests {
     fn hot_sections_are_reset_and_nothing_else() {
         let base = config("");
         let hot = config(
-            "topics:\n  default: other\n  mappings:\n    - {kafkaTopic: cars, mqttTopics: ['cars/#']}\nauthorization: {defaultEffect: deny}\n",
+            "topics:\n  default: other\n  mappings:\n    - {kafkaTopic: cars, mqttTopics: ['cars/#']}\nauthorization: {defaultEffect: deny}\nrebalance: {enabled: true}\n",
         );
         assert_ne!(hot, base);
         assert_eq!(hot.restart_relevant(), base.restart_relevant());
-        assert_eq!(base.changed_sections(&hot), ["topics.mappings", "topics.default", "authorization"]);
+        assert_eq!(base.changed_sections(&hot), ["topics.mappings", "topics.default", "authorization", "rebalance"]);
 
         let cold = config("topics: {retained: r2}\nlimits: {maxInflight: 4}\n");
         assert_ne!(cold.restart_relevant(), base.restart_relevant());

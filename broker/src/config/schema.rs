@@ -295,6 +295,38 @@ impl FromStr for LogFormat {
     }
 }
 
+/// Shedding connections when this broker holds well above the average of the live brokers
+/// sharing its sessions topic (after a scale-out, new pods start empty while the old ones keep
+/// their clients). Each broker's heartbeat carries its connection count, so every broker sees
+/// the same picture without a coordinator. Hot-reloadable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Rebalance {
+    /// Off by default: moving clients costs them a reconnect.
+    pub enabled: bool,
+    /// How far above the average a broker may be before it sheds, in percent of the average:
+    /// 1..=1000 (default 10). It then sheds down to that line, not below.
+    pub tolerance_percent: u16,
+    /// Connections closed per second at most while shedding: 1..=100000 (default 20). MQTT 5
+    /// clients get DISCONNECT 0x9C (Use another server, with `limits.drainServerReference` when
+    /// set); MQTT 3.1.1 clients see the socket close.
+    pub per_second: u32,
+}
+
+impl Default for Rebalance {
+    fn default() -> Self {
+        Rebalance { enabled: false, tolerance_percent: 10, per_second: 20 }
+    }
+}
+
+impl Rebalance {
+    /// Whether this is the default section (which is not written out, so that files without it
+    /// render the same).
+    pub fn is_default(&self) -> bool {
+        *self == Rebalance::default()
+    }
+}
+
 /// Spans exported with OpenTelemetry over OTLP/HTTP. The standard `OTEL_*` environment
 /// variables take precedence over these keys (see README, "Operations").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

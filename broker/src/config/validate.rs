@@ -280,6 +280,12 @@ impl Config {
         if self.limits.max_queued_messages == 0 {
             return Err(invalid("limits.maxQueuedMessages", "must be at least 1"));
         }
+        if !(1..=1000).contains(&self.rebalance.tolerance_percent) {
+            return Err(invalid("rebalance.tolerancePercent", "must be between 1 and 1000"));
+        }
+        if !(1..=100_000).contains(&self.rebalance.per_second) {
+            return Err(invalid("rebalance.perSecond", "must be between 1 and 100000"));
+        }
         // Below 2 s a busy broker's heartbeat could miss the deadline; above an hour a dead
         // broker's Wills would wait too long.
         if !(2..=3600).contains(&self.limits.node_timeout) {

@@ -61,6 +61,15 @@ pub enum SessionError {
     Encode(#[from] serde_json::Error),
 }
 
+/// Another live broker process as its latest heartbeat describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PeerLoad {
+    /// When the heartbeat was written (Unix ms, the peer's clock).
+    pub at_ms: u64,
+    /// Its connected clients then.
+    pub connections: u64,
+}
+
 /// The view plus what applying records needs: the local registry to kick fenced connections.
 struct Store {
     view: Mutex<View>,
@@ -166,8 +175,23 @@ impl Sessions {
     }
 
     async fn write_heartbeat(&self, stopped: bool) -> Result<(), SessionError> {
-        let value = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms: now_ms(), stopped })?;
+        let connections = Some(u64::try_from(self.store.registry.len()).unwrap_or(u64::MAX));
+        let value = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms: now_ms(), stopped, connections })?;
         self.produce(node_key(&self.node).as_bytes(), &self.node, Some(&value)).await
+    }
+
+    /// Connected clients of every other live broker process (heartbeat fresher than the node
+    /// timeout, not stopped), as their heartbeats say; `None` when one of them does not say
+    /// (a broker of an older version during a rolling upgrade): no picture, no rebalance.
+    pub(crate) fn peer_connections(&self) -> Option<Vec<PeerLoad>> {
+        let now = now_ms();
+        let view = self.store.view.lock().ok()?;
+        view.heartbeats()
+            .filter(|(node, h)| {
+                ***node != *self.node && !h.stopped && now < h.at_ms.saturating_add(self.node_timeout_ms)
+            })
+            .map(|(_, h)| Some(PeerLoad { at_ms: h.at_ms, connections: h.connections? }))
+            .collect()
     }
 
     fn partition(&self, client_id: &str) -> i32 {

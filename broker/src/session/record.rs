@@ -50,6 +50,10 @@ pub struct NodeRecord {
     /// The process shut down cleanly: others take its sessions over at once.
     #[serde(default)]
     pub stopped: bool,
+    /// Clients connected to the process when it was written (absent from older brokers), for
+    /// rebalancing (see `crate::rebalance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 /// A Last Will as the session state stores it, so that it is published even when the broker

@@ -163,7 +163,7 @@ mod tests {
         }
 
         fn beat(&mut self, node: &str, at_ms: u64, stopped: bool) {
-            let v = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms, stopped }).ok();
+            let v = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms, stopped, connections: None }).ok();
             self.put(&format!("{node}#node"), v);
         }
 

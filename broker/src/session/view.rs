@@ -36,6 +36,8 @@ pub(crate) struct Heartbeat {
     pub at_ms: u64,
     /// The process stopped cleanly.
     pub stopped: bool,
+    /// Its connected clients, when it says.
+    pub connections: Option<u64>,
 }
 
 /// Latest claim and state per client id, the broker processes' heartbeats, plus how far each
@@ -148,7 +150,10 @@ impl View {
                     return None;
                 };
                 let index = self.intern(node);
-                self.heartbeats.insert(index, Heartbeat { at_ms: beat.at_ms, stopped: beat.stopped });
+                self.heartbeats.insert(
+                    index,
+                    Heartbeat { at_ms: beat.at_ms, stopped: beat.stopped, connections: beat.connections },
+                );
                 None
             }
             (Key::Node(node), None) => {
@@ -361,9 +366,10 @@ mod tests {
         let e = v.get("c").cloned().unwrap_or_default();
         assert_eq!(v.node_of(&e).map(|n| n.to_string()), Some("pod-a/1/5".to_string()));
         assert_eq!(v.heartbeat("pod-a/1/5"), None);
-        let beat = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms: 77, stopped: false }).unwrap_or_default();
+        let beat = serde_json::to_vec(&NodeRecord { v: VERSION, at_ms: 77, stopped: false, connections: Some(12) })
+            .unwrap_or_default();
         v.apply(1, 0, Some(b"pod-a/1/5#node"), Some(&beat));
-        assert_eq!(v.heartbeat("pod-a/1/5"), Some(Heartbeat { at_ms: 77, stopped: false }));
+        assert_eq!(v.heartbeat("pod-a/1/5"), Some(Heartbeat { at_ms: 77, stopped: false, connections: Some(12) }));
         assert_eq!(v.heartbeats().count(), 1);
         v.apply(1, 1, Some(b"pod-a/1/5#node"), None);
         assert_eq!(v.heartbeat("pod-a/1/5"), None);

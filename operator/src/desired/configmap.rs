@@ -12,8 +12,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use tributary_broker::config::{
-    Admin, Authentication, Authorization, AuthorizationRule, Config, Jwt, Kafka, Limits, Listener, MappingRule,
-    Principal, Tls, Topics, DEFAULT_USERNAME_CLAIM,
+    Admin, Authentication, Authorization, AuthorizationRule, Config, Jwt, Kafka, Limits, Listener, Logging,
+    MappingRule, Principal, Rebalance, Tls, Topics, Tracing, DEFAULT_USERNAME_CLAIM,
 };
 
 use super::Owner;
@@ -47,8 +47,11 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
     let limits = spec.limits.clone().unwrap_or_default();
     let authn = spec.authentication.clone().unwrap_or_default();
     let authz = spec.authorization.clone().unwrap_or_default();
+    let tracing = spec.tracing.clone().unwrap_or_default();
+    let rebalance = spec.rebalance.clone().unwrap_or_default();
     let (default_topics, default_limits, default_authn) =
         (Topics::default(), Limits::default(), Authentication::default());
+    let (default_tracing, default_rebalance) = (Tracing::default(), Rebalance::default());
     Config {
         listeners: effective_listeners(spec).into_iter().map(listener).collect(),
         admin: Admin { address: any_address(ADMIN_PORT) },
@@ -107,10 +110,20 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
                 })
                 .collect(),
         },
-        // Not part of the MqttBroker resource yet: brokers the operator runs log text and
-        // export no spans.
-        logging: Default::default(),
-        tracing: Default::default(),
+        logging: Logging {
+            format: spec.logging.as_ref().and_then(|l| l.format).map_or_else(Default::default, Into::into),
+        },
+        tracing: Tracing {
+            otlp_endpoint: tracing.otlp_endpoint,
+            sample_ratio: tracing.sample_ratio.unwrap_or(default_tracing.sample_ratio),
+        },
+        rebalance: Rebalance {
+            enabled: rebalance.enabled.unwrap_or(default_rebalance.enabled),
+            tolerance_percent: rebalance
+                .tolerance_percent
+                .map_or(default_rebalance.tolerance_percent, |v| saturate(v.into())),
+            per_second: rebalance.per_second.map_or(default_rebalance.per_second, saturate),
+        },
     }
 }
 
