@@ -137,7 +137,9 @@ impl RoadGraph {
         let mut via: Vec<Option<usize>> = vec![None; n];
         let mut done = vec![false; n];
         dist[from] = 0.0;
-        while let Some(u) = (0..n).filter(|&i| !done[i] && dist[i].is_finite()).min_by(|&a, &b| dist[a].total_cmp(&dist[b])) {
+        while let Some(u) =
+            (0..n).filter(|&i| !done[i] && dist[i].is_finite()).min_by(|&a, &b| dist[a].total_cmp(&dist[b]))
+        {
             done[u] = true;
             if u == to {
                 break;
@@ -162,7 +164,12 @@ impl RoadGraph {
         while at != from {
             let road = &self.roads[via[at]?];
             let mut points = road.points.clone();
-            let start = if road.to == at { road.from } else { points.reverse(); road.to };
+            let start = if road.to == at {
+                road.from
+            } else {
+                points.reverse();
+                road.to
+            };
             legs.push(Leg { to: at, points });
             at = start;
         }
