@@ -1,11 +1,16 @@
 # Two commands for a newcomer: `make run` and `make test` (see README.md).
-.PHONY: run test deps build lint fmt crds bench fuzz clean image image-test helm-test
+.PHONY: run demo test deps build lint fmt crds bench fuzz clean image image-test helm-test
 
 CARGO ?= cargo
 
 ## Start a local Kafka (tansu) and one broker on 127.0.0.1:1883. Ctrl-C stops both.
 run:
 	./scripts/run-local.sh
+
+## The fleet demo (README "Demo"): tansu, two brokers, the truck simulator, the stream job and the
+## map UI; prints its URL. Ctrl-C stops everything.
+demo:
+	./scripts/demo.sh
 
 ## Install what is missing (mosquitto-clients, tansu, helm), then run every test of the workspace,
 ## including the end-to-end tests against a real Kafka-protocol server, and the Helm chart checks.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks for `make run` and `make test`:
 # mosquitto-clients (real MQTT clients used by tests), openssl, paho-mqtt (the Python client of
-# the WebSocket tests), chromium, node and the npm packages of the browser test, and tansu (the
+# the WebSocket tests), chromium, node and the npm packages of the browser test and of the fleet demo's page
+# (MQTT.js, copied into demo/web/vendor/), and tansu (the
 # local Kafka).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,4 +25,10 @@ has_paho \
   || python3 -m pip install --quiet 'paho-mqtt==2.1.0' \
   || python3 -m pip install --quiet --break-system-packages 'paho-mqtt==2.1.0'
 [[ -d "$root/e2e/browser/node_modules/mqtt" ]] || (cd "$root/e2e/browser" && npm ci --no-audit --no-fund --silent)
+# The fleet demo's page loads MQTT.js from demo/web/vendor/ (no CDN), copied from its npm package.
+if [[ ! -f "$root/demo/web/vendor/mqtt.min.js" ]]; then
+  [[ -d "$root/demo/web/node_modules/mqtt" ]] || (cd "$root/demo/web" && npm ci --no-audit --no-fund --silent)
+  mkdir -p "$root/demo/web/vendor"
+  cp "$root/demo/web/node_modules/mqtt/dist/mqtt.min.js" "$root/demo/web/vendor/mqtt.min.js"
+fi
 "$root/scripts/ensure-tansu.sh" >/dev/null
