@@ -19,9 +19,15 @@ pub fn broker_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("TRIBUTARY_BROKER_BIN") {
         return PathBuf::from(p);
     }
+    workspace_bin("tributary-broker")
+}
+
+/// A binary of the workspace built by `cargo build --workspace --bins`: `target/debug/<name>`,
+/// under `CARGO_TARGET_DIR` when that is set.
+pub fn workspace_bin(name: &str) -> PathBuf {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    target.join("debug/tributary-broker")
+    target.join("debug").join(name)
 }
 
 /// A line of a password file for `user` with `password`, as an operator makes it: with the
