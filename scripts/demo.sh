@@ -17,9 +17,15 @@ viewer_password="${FLEET_VIEWER_PASSWORD:-viewer}"
 
 pids=()
 # Producers first (simulator, stream job), then the brokers, then Kafka.
+# Each gets SIGTERM and 10 s to exit (tansu can take long with a large store), then SIGKILL.
 cleanup() {
   trap - EXIT INT TERM
-  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || continue
+    for _ in $(seq 1 100); do kill -0 "${pids[i]}" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
 }
 trap cleanup EXIT INT TERM
 wait_port() {
@@ -47,7 +53,9 @@ rm -rf "$run" && mkdir -p "$run"
   echo "$viewer_password" | "$bin/tributary-broker" hash-password --user viewer
 } > "$run/passwords"
 
-(cd "$run" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" \
+# In its own session, so Ctrl-C reaches it only through cleanup, after the brokers have
+# flushed to it and stopped.
+(cd "$run" && exec setsid "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" \
     --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine "sqlite://tansu.db") > "$run/tansu.log" 2>&1 &
 pids+=($!)
 wait_port "$kafka_port"
