@@ -11,12 +11,13 @@
 use anyhow::{bail, Context};
 use clap::Parser;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tributary_broker::codec::QoS;
+use tributary_broker::{Message as MqttMessage, MessageProperties};
 use tributary_demo::report::{DirectionStats, TruckReport};
 use tributary_demo::window::DirectionWindow;
 
@@ -176,15 +177,26 @@ fn live_end(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<TopicParti
     }
 }
 
-/// Produces `stats` as JSON with the MQTT topic as key; logs (and skips) a failure.
+/// Produces `stats` as a JSON MQTT message in the broker's record format (key = MQTT topic,
+/// value = payload, `mqtt.*` headers, written by the broker's own `Message::to_headers`); logs
+/// (and skips) a failure.
 async fn produce(producer: &FutureProducer, args: &Args, stats: &DirectionStats) {
     let Ok(payload) = serde_json::to_vec(stats) else { return };
-    let headers = OwnedHeaders::new()
-        .insert(Header { key: "mqtt.qos", value: Some("0") })
-        .insert(Header { key: "mqtt.retain", value: Some("false") })
-        .insert(Header { key: "mqtt.content-type", value: Some("application/json") })
-        .insert(Header { key: "mqtt.payload-format", value: Some("1") });
-    let record = FutureRecord::to(&args.output_topic).key(&args.mqtt_topic).payload(&payload).headers(headers);
+    let msg = MqttMessage {
+        topic: args.mqtt_topic.clone(),
+        payload: payload.into(),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        publisher: None,
+        publish_id: None,
+        properties: MessageProperties {
+            payload_format: Some(1),
+            content_type: Some("application/json".into()),
+            ..MessageProperties::default()
+        },
+    };
+    let record =
+        FutureRecord::to(&args.output_topic).key(&msg.topic).payload(&msg.payload[..]).headers(msg.to_headers());
     if let Err((e, _)) = producer.send(record, Duration::from_secs(5)).await {
         eprintln!("fleet-stream: producing to {}: {e}", args.output_topic);
     }
