@@ -3,6 +3,12 @@
 
 use crate::geo::{Heading, LatLon};
 use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The wall clock in Unix milliseconds, the unit of every `timestamp` in these messages.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 /// A truck's position report, published every few seconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

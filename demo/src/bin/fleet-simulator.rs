@@ -13,9 +13,10 @@ use clap::Parser;
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, MqttOptions, Packet, QoS};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tributary_demo::plate::plate;
+use tributary_demo::report::now_ms;
 use tributary_demo::rng::Rng;
 use tributary_demo::roads::RoadGraph;
 use tributary_demo::truck::Truck;
@@ -72,10 +73,6 @@ fn open_files_limit() -> Option<u64> {
     let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[tokio::main]

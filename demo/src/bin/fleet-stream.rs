@@ -14,11 +14,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tributary_broker::codec::QoS;
 use tributary_broker::{Message as MqttMessage, MessageProperties};
-use tributary_demo::report::{DirectionStats, TruckReport};
+use tributary_demo::report::{now_ms, DirectionStats, TruckReport};
 use tributary_demo::window::DirectionWindow;
 
 /// How long the job waits for the input topic to exist (the brokers create it at start).
@@ -61,10 +61,6 @@ struct Args {
 
 fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?} is not key=value"))
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 fn config(args: &Args) -> ClientConfig {
