@@ -122,6 +122,8 @@ pub struct Metrics {
     pub drain_disconnected: Counter,
     /// Connections sent to other brokers because this one held more than its share.
     pub rebalance_disconnected: Counter,
+    /// Rewinding SUBSCRIBEs accepted (their replays started).
+    pub rewinds: Counter,
 }
 
 impl Default for Metrics {
@@ -213,6 +215,7 @@ impl Metrics {
             "rebalance_disconnected",
             "Connections sent to other brokers because this one held more than its share",
         );
+        let rewinds = counter(&mut r, "rewinds", "Rewinding subscriptions whose replay from Kafka started");
         Metrics {
             registry: r,
             connections,
@@ -245,6 +248,7 @@ impl Metrics {
             wills_published,
             drain_disconnected,
             rebalance_disconnected,
+            rewinds,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use rumqttc::v5::mqttbytes::v5::{
     ConnAck, ConnectReturnCode, Disconnect, DisconnectProperties, DisconnectReasonCode, Filter, Packet, PubAckReason,
-    Publish, SubscribeProperties,
+    Publish, SubAck, SubscribeProperties,
 };
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, StateError};
@@ -54,6 +54,18 @@ impl Client5 {
         let props = SubscribeProperties { id, user_properties: Vec::new() };
         self.client.subscribe_many_with_properties([filter], props).await.unwrap_or_else(|e| panic!("subscribe: {e}"));
         self.events.next(Duration::from_secs(15), |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
+    }
+
+    /// Subscribes one filter with SUBSCRIBE user properties; returns the SUBACK.
+    pub async fn subscribe_with(&mut self, filter: Filter, user_properties: Vec<(String, String)>) -> SubAck {
+        let props = SubscribeProperties { id: None, user_properties };
+        self.client.subscribe_many_with_properties([filter], props).await.unwrap_or_else(|e| panic!("subscribe: {e}"));
+        self.events
+            .next(Duration::from_secs(15), |p| match p {
+                Packet::SubAck(a) => Some(a),
+                _ => None,
+            })
+            .await
     }
 
     /// Waits for the next PUBLISH.

@@ -8,6 +8,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use std::time::Duration;
 use tributary_e2e::kafka::{produce, read_topic};
 use tributary_e2e::mqtt5::{filter, options5, Client5};
+use tributary_e2e::procs::BrokerOptions;
 use tributary_e2e::{BrokerProcess, KafkaServer};
 
 const T: Duration = Duration::from_secs(20);
@@ -106,4 +107,80 @@ async fn kafka_headers_become_properties_and_expired_records_are_not_delivered()
     let bootstrap = kafka.bootstrap.clone();
     let both = tokio::task::spawn_blocking(move || read_topic(&bootstrap, "mqtt-messages", 2, T)).await.unwrap();
     assert_eq!(both.len(), 2, "both records are in Kafka; only delivery skips the expired one");
+}
+
+/// Publishes `payloads` to `topic` at QoS 1, each acknowledged (in Kafka) before the next.
+async fn publish_acked(publisher: &mut Client5, topic: &str, payloads: impl IntoIterator<Item = String>) {
+    for p in payloads {
+        publisher.client.publish(topic, QoS::AtLeastOnce, false, p).await.unwrap();
+        publisher.puback().await;
+    }
+}
+
+/// The payloads of the next `n` PUBLISHes.
+async fn received(c: &mut Client5, n: usize) -> Vec<String> {
+    let mut got = Vec::with_capacity(n);
+    for _ in 0..n {
+        got.push(String::from_utf8_lossy(&c.publish_received(T).await.payload).into_owned());
+    }
+    got
+}
+
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewinding_subscription_replays_from_a_time_then_goes_on_live_without_duplicates() {
+    use rumqttc::v5::mqttbytes::v5::SubscribeReasonCode;
+    let kafka = KafkaServer::start();
+    let opts = BrokerOptions { limits: vec![("maxRewindSeconds".into(), "3600".into())], ..Default::default() };
+    let b = BrokerProcess::start_with(&kafka, &opts);
+    let mut publisher = Client5::connect(options5(b.port, "rw-pub")).await;
+    let batch = |name: &str, n: usize| (0..n).map(move |i| format!("{name}{i}")).collect::<Vec<_>>();
+    // One MQTT topic: one Kafka partition, so one order to check.
+    publish_acked(&mut publisher, "rw/t", batch("a", 5)).await;
+    // Records stamped until now are before the rewind's time; the next ones after it.
+    let between = now_ms();
+    while now_ms() <= between {
+        tokio::task::yield_now().await;
+    }
+    publish_acked(&mut publisher, "rw/t", batch("b", 5)).await;
+
+    let rewind = |v: &str| vec![("tributary-rewind".to_string(), v.to_string())];
+    let mut from_time = Client5::connect(options5(b.port, "rw-time")).await;
+    let ack = from_time
+        .subscribe_with(filter("rw/#", QoS::AtLeastOnce, false, false), rewind(&(between + 1).to_string()))
+        .await;
+    assert_eq!(ack.return_codes, [SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
+    // Live messages right behind the SUBACK: while the replay still runs, the mailbox holds
+    // them, and what both the replay and the live tailer read is delivered once.
+    publish_acked(&mut publisher, "rw/t", batch("c", 5)).await;
+    let mut want = batch("b", 5);
+    want.extend(batch("c", 5));
+    assert_eq!(received(&mut from_time, 10).await, want, "replay from the time, in order, then live");
+
+    // A duration back from now: everything above; then a marker shows nothing came twice.
+    let mut from_duration = Client5::connect(options5(b.port, "rw-duration")).await;
+    let ack = from_duration.subscribe_with(filter("rw/#", QoS::AtMostOnce, false, false), rewind("PT1H")).await;
+    assert_eq!(ack.return_codes, [SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+    publish_acked(&mut publisher, "rw/t", ["end".to_string()]).await;
+    let mut want = batch("a", 5);
+    want.extend(batch("b", 5));
+    want.extend(batch("c", 5));
+    want.push("end".into());
+    assert_eq!(received(&mut from_duration, 16).await, want, "PT1H replays everything, QoS 0 included");
+    publish_acked(&mut publisher, "rw/t", ["after".to_string()]).await;
+    let next = from_time.publish_received(T).await;
+    assert_eq!(next.payload, "end", "the first subscriber got no duplicate");
+
+    // Beyond the limit: refused with a reason, and no subscription made.
+    let mut too_far = Client5::connect(options5(b.port, "rw-far")).await;
+    let ack = too_far.subscribe_with(filter("rw/#", QoS::AtLeastOnce, false, false), rewind("PT2H")).await;
+    assert_eq!(ack.return_codes, [SubscribeReasonCode::ImplementationSpecific]);
+    let why = ack.properties.and_then(|p| p.reason_string).unwrap_or_default();
+    assert!(why.contains("maxRewindSeconds"), "reason string names the limit: {why:?}");
+    let ack = too_far.subscribe_with(filter("rw/#", QoS::AtLeastOnce, false, false), rewind("yesterday")).await;
+    assert_eq!(ack.return_codes, [SubscribeReasonCode::ImplementationSpecific]);
 }

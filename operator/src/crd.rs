@@ -385,6 +385,11 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 65535))]
     pub drain_server_reference: Option<String>,
+    /// Seconds back a rewinding SUBSCRIBE (MQTT 5 user property `tributary-rewind`) may replay
+    /// from Kafka; 0 (the default) switches rewind off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_rewind_seconds: Option<i64>,
     /// Messages queued per connected client (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]

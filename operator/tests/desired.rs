@@ -105,6 +105,7 @@ limits:
   maxKeepAlive: 0
   nodeTimeout: 15
   drainSeconds: 30
+  maxRewindSeconds: 0
 authentication:
   allowAnonymous: true
   certificateName: commonName
@@ -337,6 +338,12 @@ fn the_termination_grace_period_follows_the_drain_window() {
     let c = render(&format!("{K}limits: {{ drainSeconds: 90 }}\n"));
     assert_eq!(pod_spec(&c).termination_grace_period_seconds, Some(120));
     assert_eq!(yaml(&c)["limits"]["drainSeconds"], 90);
+}
+
+#[test]
+fn rewind_is_switched_on_through_the_limits() {
+    let c = render(&format!("{K}limits: {{ maxRewindSeconds: 86400 }}\n"));
+    assert_eq!(yaml(&c)["limits"]["maxRewindSeconds"], 86400);
 }
 
 #[test]
@@ -714,6 +721,7 @@ fn invalid_limits() {
     assert_invalid(&format!("{K}limits: {{ maxTopicLength: 0 }}"), "spec.limits.maxTopicLength", "between");
     assert_invalid(&format!("{K}limits: {{ maxConnectRate: -5 }}"), "spec.limits.maxConnectRate", "negative");
     assert_invalid(&format!("{K}limits: {{ maxQueuedMessages: 0 }}"), "spec.limits.maxQueuedMessages", "at least 1");
+    assert_invalid(&format!("{K}limits: {{ maxRewindSeconds: -1 }}"), "spec.limits.maxRewindSeconds", "negative");
 }
 
 #[test]

@@ -214,10 +214,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             shutdown,
             pending: Default::default(),
             qos2: Default::default(),
-            aliases: Vec::new(),
+            aliases: Box::default(),
             out_aliases: OutboundAliases::new(terms.topic_aliases),
             outbound: Outbound::new(terms.window),
             persist,
+            replays: None,
             client_id: terms.client_id,
             broker,
         };

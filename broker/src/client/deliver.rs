@@ -87,6 +87,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// A persistent session reading back from Kafka takes nothing live until it is done; one
     /// whose mailbox overflowed re-reads Kafka from its cursors instead of losing messages.
     pub(super) fn drain_mailbox(&mut self) -> Result<(), EncodeError> {
+        // A rewinding subscription's replay comes first; live messages wait behind it.
+        if self.drain_replay()? {
+            return Ok(());
+        }
         if self.outbound.has_room() {
             if let Some(d) = self.persist.as_mut().and_then(|p| p.take_held()) {
                 self.deliver(d)?;
@@ -127,7 +131,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         } else {
             tracing::debug!(client = %self.client_id, ?plan, "reading back from kafka");
             let active = self.broker.metrics.catchup_readers.clone();
-            p.read_back(catchup::spawn(self.broker.log.clone(), plan, subs, self.client_id.clone(), active));
+            let (log, client_id) = (self.broker.log.clone(), self.client_id.clone());
+            p.read_back(catchup::spawn(log, plan, subs, client_id, active, catchup::Kind::Offline));
         }
     }
 
@@ -159,7 +164,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Writes one delivery to the client, unless it expired, a persistent session already had
     /// it, or it is too large for the client (MQTT-3.1.2-25: dropped).
-    fn deliver(&mut self, mut d: Delivery) -> Result<(), EncodeError> {
+    pub(super) fn deliver(&mut self, mut d: Delivery) -> Result<(), EncodeError> {
         // One per message and subscriber, so at DEBUG: off unless `RUST_LOG` asks for it, and
         // then only a check at this call site (no span, no field formatted) when not exported.
         let _span = tracing::debug_span!("mqtt.deliver", topic = %d.msg.topic, qos = d.qos as u8).entered();
@@ -177,6 +182,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 }
                 None => {}
             }
+        }
+        if resent.is_none() && self.replayed(&d) {
+            tracing::trace!(client = %self.client_id, origin = ?d.origin, "replayed by a rewind");
+            return Ok(());
         }
         let properties = match self.version {
             ProtocolVersion::V5 => match d.msg.properties.to_publish(now_ms()) {

@@ -11,6 +11,7 @@ mod deliver;
 mod intents;
 mod persist;
 mod publish;
+mod rewind;
 mod subscribe;
 
 use futures::future::BoxFuture;
@@ -258,8 +259,9 @@ struct Client<S> {
     /// Inbound QoS 2 packet ids: `false` while Kafka has not acknowledged, `true` once PUBREC
     /// was sent and we wait for PUBREL. A DUP of either is not produced again.
     qos2: HashMap<u16, bool>,
-    /// MQTT 5 topic aliases set by the client.
-    aliases: Vec<Option<Box<str>>>,
+    /// MQTT 5 topic aliases set by the client (a boxed slice, not a `Vec`: 8 bytes less per
+    /// idle connection).
+    aliases: Box<[Option<Box<str>>]>,
     /// MQTT 5 topic aliases the broker sets on its deliveries.
     out_aliases: OutboundAliases,
     outbound: Outbound,
@@ -267,6 +269,8 @@ struct Client<S> {
     /// A resumed session whose expiry is 0 has them for its offline delivery only: its state
     /// was removed at CONNECT and nothing is saved again.
     persist: Option<Box<Persist>>,
+    /// A rewinding subscription's replay and seams (boxed: almost no connection has one).
+    replays: Option<Box<rewind::Replays>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
@@ -333,6 +337,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         expired: Option<End>,
     ) -> Result<(), End> {
         let draining = self.shutdown.is_triggered();
+        // A replay waits for an offline read-back to finish (it cannot start during one).
+        let rewinding = !catching_up && self.replays.as_ref().is_some_and(|r| r.ready());
         let step: Result<Option<BoxFuture<'_, Result<(), End>>>, End> = tokio::select! {
             // Shutdown wakes the loop once: its turn in the drain window becomes the deadline.
             _ = self.shutdown.recv(), if !draining => Ok(None),
@@ -356,6 +362,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             },
             d = recv_catchup(&mut self.persist), if catching_up => {
                 match self.on_catchup(d) {
+                    Ok(()) => Ok(None),
+                    Err(_) => Err(End::Protocol(reason::UNSPECIFIED_ERROR)),
+                }
+            }
+            d = recv_rewind(&mut self.replays), if rewinding => {
+                match self.on_rewind(d) {
                     Ok(()) => Ok(None),
                     Err(_) => Err(End::Protocol(reason::UNSPECIFIED_ERROR)),
                 }
@@ -590,6 +602,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 /// The next record of a resumed session's offline delivery; `None` once the reader is done.
 async fn recv_catchup(persist: &mut Option<Box<Persist>>) -> Option<crate::delivery::Delivery> {
     match persist.as_mut().and_then(|p| p.reader()) {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next record of a rewinding subscription's replay; `None` once it is done.
+async fn recv_rewind(replays: &mut Option<Box<rewind::Replays>>) -> Option<crate::delivery::Delivery> {
+    match replays.as_mut().and_then(|r| r.reader()) {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }

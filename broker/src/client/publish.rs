@@ -231,7 +231,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         let slot = usize::from(alias - 1);
         if self.aliases.len() <= slot {
-            self.aliases.resize(slot + 1, None);
+            // Grown once per new highest alias (at most TOPIC_ALIAS_MAX times).
+            let mut grown = std::mem::take(&mut self.aliases).into_vec();
+            grown.resize(slot + 1, None);
+            self.aliases = grown.into_boxed_slice();
         }
         if p.topic.is_empty() {
             match &self.aliases[slot] {

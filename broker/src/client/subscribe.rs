@@ -4,9 +4,12 @@
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::rewind::RewindError;
 use super::{Client, End};
 use crate::acl::Request;
-use crate::codec::{reason, Packet, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe};
+use crate::codec::{
+    reason, Packet, Properties, ProtocolVersion, SubAck, Subscribe, SubscriptionOptions, UnsubAck, Unsubscribe,
+};
 use crate::delivery::router::Subscriber;
 use crate::delivery::{delivered_qos, Delivery};
 use crate::session::record::StoredSubscription;
@@ -15,20 +18,58 @@ use crate::topic::{parse_shared, validate_filter, within};
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), End> {
         let id = s.properties.subscription_identifiers.first().copied();
+        // A refused rewind refuses the whole SUBSCRIBE: the client asked for the past too.
+        let rewind = match self.rewind_request(&s.properties).transpose() {
+            Ok(at) => at,
+            Err(e) => return self.refuse_subscribe(s, &e),
+        };
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        let mut rewound = Vec::new();
         for (filter, options) in s.filters {
-            let code = self.subscribe_one(&filter, options, id, &mut retained).await;
+            // A rewind replays retained messages as they were published, not again from the store.
+            let with_retained = rewind.is_none().then_some(&mut retained);
+            let code = self.subscribe_one(&filter, options, id, with_retained).await;
+            if code < 0x80 {
+                rewound.push(Box::<str>::from(filter));
+            }
             reasons.push(code);
+        }
+        let mut properties = Properties::default();
+        if let Some(at) = rewind.filter(|_| !rewound.is_empty()) {
+            match self.rewind_plan(&rewound, at).await {
+                Ok(plan) => self.start_rewind(plan, rewound),
+                Err(e) => {
+                    // Granted live, then taken back: the SUBACK refuses what it cannot replay.
+                    for f in &rewound {
+                        self.subscriptions.remove(f);
+                        self.broker.router.unsubscribe(f, self.session);
+                    }
+                    for r in reasons.iter_mut().filter(|r| **r < 0x80) {
+                        *r = reason::IMPLEMENTATION_SPECIFIC_ERROR;
+                    }
+                    tracing::warn!(client = %self.client_id, error = %e, "rewind refused");
+                    properties.reason_string = Some(e.to_string());
+                }
+            }
         }
         // A persistent session's subscriptions are durable in Kafka before SUBACK.
         if let Err(e) = self.save_state(None).await {
             tracing::warn!(client = %self.client_id, error = %e, "subscriptions not stored");
         }
-        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, properties: Default::default(), reasons }))?;
+        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, properties, reasons }))?;
         // Retained messages go through the mailbox so they follow the SUBACK (MQTT-3.8.4-?).
         self.mailbox.push_all(retained);
         Ok(())
+    }
+
+    /// Answers a SUBSCRIBE whose rewind cannot be done: every filter 0x83, the reason in the
+    /// Reason String (rewind is MQTT 5 only: the request is a user property).
+    fn refuse_subscribe(&mut self, s: Subscribe, why: &RewindError) -> Result<(), End> {
+        tracing::debug!(client = %self.client_id, error = %why, "rewind refused");
+        let reasons = vec![reason::IMPLEMENTATION_SPECIFIC_ERROR; s.filters.len()];
+        let properties = Properties { reason_string: Some(why.to_string()), ..Properties::default() };
+        self.send(&Packet::SubAck(SubAck { packet_id: s.packet_id, properties, reasons }))
     }
 
     /// Subscribes one filter; returns its SUBACK reason code.
@@ -37,7 +78,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         filter: &str,
         options: SubscriptionOptions,
         id: Option<u32>,
-        retained: &mut Vec<Delivery>,
+        retained: Option<&mut Vec<Delivery>>,
     ) -> u8 {
         let v5 = self.version == ProtocolVersion::V5;
         let refuse = |code: u8| if v5 { code } else { reason::UNSPECIFIED_ERROR };
@@ -80,7 +121,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         self.subscriptions.insert(filter.into(), (options, id));
         self.start_cursors(&topics).await;
         // Retain Handling: 0 always, 1 only for a new subscription, 2 never.
-        if options.retain_handling == 0 || (options.retain_handling == 1 && is_new) {
+        let wanted = options.retain_handling == 0 || (options.retain_handling == 1 && is_new);
+        if let Some(retained) = retained.filter(|_| wanted) {
             retained.extend(self.broker.retained.matching(filter).into_iter().map(|msg: Arc<_>| Delivery {
                 qos: delivered_qos(msg.qos, options.qos),
                 retain: true,
@@ -141,6 +183,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             .iter()
             .map(|f| {
                 self.subscriptions.remove(f.as_str());
+                if let Some(r) = self.replays.as_mut() {
+                    r.unsubscribed(f);
+                }
                 if self.broker.router.unsubscribe(f, self.session) {
                     reason::SUCCESS
                 } else {

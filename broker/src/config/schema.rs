@@ -232,6 +232,10 @@ pub struct Limits {
     /// sent as the Server Reference of a DISCONNECT 0x9C (Use another server) instead of 0x8B.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drain_server_reference: Option<String>,
+    /// How far back, in seconds, a SUBSCRIBE may ask to replay with the MQTT 5 user property
+    /// `tributary-rewind`: 0 (the default) switches rewind off. A rewind asking further back is
+    /// refused (SUBACK 0x83); each running rewind holds a Kafka consumer.
+    pub max_rewind_seconds: u32,
 }
 
 impl Default for Limits {
@@ -251,6 +255,7 @@ impl Default for Limits {
             node_timeout: 15,
             drain_seconds: 30,
             drain_server_reference: None,
+            max_rewind_seconds: 0,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Offline delivery: reads a resumed session's Kafka topics from its cursors up to the end
-//! offsets taken *after* its subscriptions went live again, and hands the matching QoS 1/2
-//! messages to the connection.
+//! Reading Kafka back for one connection. Offline delivery reads a resumed session's Kafka
+//! topics from its cursors up to the end offsets taken *after* its subscriptions went live
+//! again, and hands the matching QoS 1/2 messages to the connection. A rewind reads the same
+//! way from the offsets of a time in the past, QoS 0 included (see `client::rewind`).
 //!
 //! Everything below those end offsets comes from here; everything from the live tailer's
 //! position on comes through the mailbox, held back until this reader is done. The tailer's
@@ -34,6 +35,15 @@ pub(crate) type CatchUp = ReadFrom;
 /// A subscription as the reader matches it.
 pub(crate) type Sub = (String, SubscriptionOptions, Option<u32>);
 
+/// Why a connection reads Kafka back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A persistent session's offline delivery: QoS 1/2 only (QoS 0 may be lost).
+    Offline,
+    /// A SUBSCRIBE rewinding to a time: everything the filters match, as it was published.
+    Rewind,
+}
+
 /// Starts reading `plan` for `client_id`; matching messages arrive on the returned channel,
 /// which closes when the reader is done (or gave up: the messages stay in Kafka and the next
 /// connection of the session reads them again). `active` counts the readers reading now.
@@ -43,13 +53,17 @@ pub(crate) fn spawn(
     subs: Vec<Sub>,
     client_id: Arc<str>,
     active: Gauge,
+    kind: Kind,
 ) -> mpsc::Receiver<Delivery> {
     let (tx, rx) = mpsc::channel(CHANNEL);
-    // A child of the connect span when a resumed session starts it (its reading may outlast it).
-    let span = tracing::info_span!("mqtt.catchup", client_id = %client_id, delivered = tracing::field::Empty);
+    // A child of the connect (or subscribe) span that starts it; its reading may outlast it.
+    let span = match kind {
+        Kind::Offline => tracing::info_span!("mqtt.catchup", client_id = %client_id, delivered = tracing::field::Empty),
+        Kind::Rewind => tracing::info_span!("mqtt.rewind", client_id = %client_id, delivered = tracing::field::Empty),
+    };
     tokio::spawn(
         async move {
-            let delivered = read_back(log, plan, subs, &client_id, active, tx).await;
+            let delivered = read_back(log, plan, subs, &client_id, active, tx, kind).await;
             tracing::Span::current().record("delivered", delivered);
         }
         .instrument(span),
@@ -66,6 +80,7 @@ async fn read_back(
     client_id: &str,
     active: Gauge,
     tx: mpsc::Sender<Delivery>,
+    kind: Kind,
 ) -> u64 {
     let mut delivered = 0;
     let Ok(permit) = PERMITS.acquire().await else { return delivered };
@@ -82,7 +97,7 @@ async fn read_back(
         match next {
             None => return delivered,
             Some(Ok(record)) => {
-                if let Some(d) = delivery(&record, &subs, client_id) {
+                if let Some(d) = delivery(&record, &subs, client_id, kind) {
                     if tx.send(d).await.is_err() {
                         return delivered;
                     }
@@ -115,10 +130,11 @@ impl Drop for Active {
 }
 
 /// The delivery of `record` to the session, if it is a message that its subscriptions match
-/// with QoS 1 or 2 (offline queueing is for those: QoS 0 may be lost).
-fn delivery(record: &Record, subs: &[Sub], client_id: &str) -> Option<Delivery> {
+/// (offline delivery: with QoS 1 or 2, queueing is for those, QoS 0 may be lost).
+fn delivery(record: &Record, subs: &[Sub], client_id: &str, kind: Kind) -> Option<Delivery> {
     let msg = Arc::new(Message::from_record(record.view())?);
     let matching = subs.iter().filter(|(f, _, _)| matches(f, &msg.topic)).map(|(_, opts, id)| (*opts, *id));
     let origin = Origin { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
-    Delivery::for_subscriptions(&msg, client_id, matching, Some(origin)).filter(|d| d.qos != QoS::AtMostOnce)
+    Delivery::for_subscriptions(&msg, client_id, matching, Some(origin))
+        .filter(|d| kind == Kind::Rewind || d.qos != QoS::AtMostOnce)
 }

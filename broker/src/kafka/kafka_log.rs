@@ -5,6 +5,7 @@
 use futures::future::{BoxFuture, FutureExt};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::SemaphorePermit;
@@ -74,6 +75,38 @@ impl Log for KafkaLog {
     fn high_watermark<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64, OffsetsError>> {
         let topic = topic.to_owned();
         self.blocking(move |consumer| Ok(consumer.fetch_watermarks(&topic, partition, TIMEOUT)?.1)).boxed()
+    }
+
+    fn offsets_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        at_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<(i32, i64)>, OffsetsError>> {
+        let topic = topic.to_owned();
+        self.blocking(move |consumer| {
+            let md = consumer.fetch_metadata(Some(&topic), TIMEOUT)?;
+            let mut query = TopicPartitionList::new();
+            for t in md.topics().iter().filter(|t| t.error().is_none()) {
+                for p in t.partitions() {
+                    query.add_partition_offset(&topic, p.id(), Offset::Offset(at_ms))?;
+                }
+            }
+            if query.count() == 0 {
+                return Err(OffsetsError::NoPartitions(topic));
+            }
+            let found = consumer.offsets_for_times(query, TIMEOUT)?;
+            let mut starts = Vec::with_capacity(found.count());
+            for e in found.elements() {
+                let start = match e.offset() {
+                    Offset::Offset(o) => o,
+                    // No record at or after the time: nothing to read but what comes next.
+                    _ => consumer.fetch_watermarks(&topic, e.partition(), TIMEOUT)?.1,
+                };
+                starts.push((e.partition(), start));
+            }
+            Ok(starts)
+        })
+        .boxed()
     }
 
     fn tail<'a>(

@@ -67,6 +67,15 @@ pub trait Log: Send + Sync + 'static {
     /// The next offset a record appended to the partition will get (its high watermark).
     fn high_watermark<'a>(&'a self, topic: &'a str, partition: i32) -> BoxFuture<'a, Result<i64, OffsetsError>>;
 
+    /// For every partition of `topic`, the offset of its first record appended at or after
+    /// `at_ms` (Unix milliseconds, the record timestamp), or its high watermark when it has none:
+    /// where a read of what arrived since `at_ms` starts (Kafka's offsets-for-times).
+    fn offsets_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        at_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<(i32, i64)>, OffsetsError>>;
+
     /// Starts handing every record of `topic` from `start` on to `sink`, in partition order;
     /// returns once every partition's starting offset is fixed.
     fn tail<'a>(

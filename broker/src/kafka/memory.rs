@@ -39,6 +39,8 @@ struct Stored {
     key: Option<Arc<[u8]>>,
     value: Option<Arc<[u8]>>,
     headers: Option<OwnedHeaders>,
+    /// When it was appended (Unix ms): its timestamp, for offsets-for-times.
+    at_ms: i64,
 }
 
 impl Stored {
@@ -73,7 +75,9 @@ impl Shared {
     }
 
     /// Stores `record`; its partition is the given one or that of its key.
-    fn store(&self, topic: &str, partition: Option<i32>, record: Stored) -> Result<Delivered, ProduceError> {
+    fn store(&self, topic: &str, partition: Option<i32>, mut record: Stored) -> Result<Delivered, ProduceError> {
+        // Stamped when stored, as a broker stamps log-append time.
+        record.at_ms = append_time_ms();
         let delivered = {
             let mut topics = self.topics();
             let Some(partitions) = topics.get_mut(topic) else {
@@ -112,6 +116,15 @@ impl Shared {
     }
 
     /// High watermark of every partition of `topic`, or `None` when it does not exist.
+    /// Per partition of `topic`, the offset of the first record stored at or after `at_ms`.
+    fn offsets_for_time(&self, topic: &str, at_ms: i64) -> Option<Vec<(i32, i64)>> {
+        let topics = self.topics();
+        let partitions = topics.get(topic)?;
+        // Timestamps only grow within a partition (one clock), so the first one is found by halving.
+        let first = |records: &[Stored]| records.partition_point(|r| r.at_ms < at_ms) as i64;
+        Some(partitions.iter().enumerate().map(|(p, records)| (p as i32, first(records))).collect())
+    }
+
     fn watermarks(&self, topic: &str) -> Option<Vec<i64>> {
         self.topics().get(topic).map(|t| t.iter().map(|p| p.len() as i64).collect())
     }
@@ -215,8 +228,12 @@ impl MemoryLog {
 
 impl Log for MemoryLog {
     fn append<'a>(&'a self, record: OutRecord<'a>) -> BoxFuture<'a, Result<Ack, ProduceError>> {
-        let stored =
-            Stored { key: Some(record.key.into()), value: record.value.map(Into::into), headers: record.headers };
+        let stored = Stored {
+            key: Some(record.key.into()),
+            value: record.value.map(Into::into),
+            headers: record.headers,
+            at_ms: 0,
+        };
         let (topic, partition) = (record.topic.to_owned(), record.partition);
         if !self.shared.held.borrow().contains(&topic) {
             let delivered = self.shared.store(&topic, partition, stored);
@@ -260,6 +277,15 @@ impl Log for MemoryLog {
             .and_then(|w| w.get(partition as usize).copied())
             .ok_or_else(|| OffsetsError::NoPartitions(topic.into()));
         future::ready(hw).boxed()
+    }
+
+    fn offsets_for_time<'a>(
+        &'a self,
+        topic: &'a str,
+        at_ms: i64,
+    ) -> BoxFuture<'a, Result<Vec<(i32, i64)>, OffsetsError>> {
+        let starts = self.shared.offsets_for_time(topic, at_ms).ok_or_else(|| OffsetsError::NoPartitions(topic.into()));
+        future::ready(starts).boxed()
     }
 
     fn tail<'a>(
@@ -417,6 +443,12 @@ impl TailTask {
     }
 }
 
+/// The record timestamp Kafka stamps at append (`LogAppendTime`), in Unix milliseconds.
+fn append_time_ms() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,6 +484,30 @@ mod tests {
         assert_eq!(log.partition_count("t").await.ok(), Some(3));
         assert!(log.partition_count("missing").await.is_err());
         assert!(log.append(out("missing", b"k", b"v")).await.is_err(), "no topic is created by an append");
+    }
+
+    /// Waits until the clock reads past `t`: records appended after this carry a later stamp.
+    async fn clock_past(t: i64) -> i64 {
+        while append_time_ms() <= t {
+            tokio::task::yield_now().await;
+        }
+        append_time_ms()
+    }
+
+    #[tokio::test]
+    async fn offsets_for_a_time_are_the_first_records_stamped_since() {
+        let log = MemoryLog::new();
+        log.create_topic("t", 1);
+        let before = append_time_ms();
+        append(&log, "t", "k", "old").await;
+        let between = clock_past(append_time_ms()).await;
+        append(&log, "t", "k", "new").await;
+        let after = clock_past(append_time_ms()).await;
+        let starts = |t| log.offsets_for_time("t", t);
+        assert_eq!(starts(before).await.ok(), Some(vec![(0, 0)]), "everything since before the first");
+        assert_eq!(starts(between).await.ok(), Some(vec![(0, 1)]), "only the second");
+        assert_eq!(starts(after).await.ok(), Some(vec![(0, 2)]), "nothing yet: the high watermark");
+        assert!(log.offsets_for_time("missing", 0).await.is_err());
     }
 
     #[tokio::test]

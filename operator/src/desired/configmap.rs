@@ -88,6 +88,7 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
             max_queued_messages: limits.max_queued_messages.map_or(default_limits.max_queued_messages, saturate),
             drain_seconds: limits.drain_seconds.map_or(default_limits.drain_seconds, |v| saturate(v.into())),
             drain_server_reference: limits.drain_server_reference,
+            max_rewind_seconds: limits.max_rewind_seconds.map_or(default_limits.max_rewind_seconds, saturate),
         },
         authentication: Authentication {
             allow_anonymous: authn.allow_anonymous.unwrap_or(default_authn.allow_anonymous),
