@@ -78,7 +78,7 @@ pub struct Metrics {
     pub retained_messages: Gauge,
     /// Subscriptions in this process's router.
     pub subscriptions: Gauge,
-    /// Readers replaying a resumed session's Kafka records right now.
+    /// Readers replaying Kafka records right now: offline delivery and rewinds.
     pub catchup_readers: Gauge,
     kafka_consumer_lag: Family<TopicLabel, Gauge>,
     /// 1 while the process drains its connections before it stops.
@@ -164,7 +164,11 @@ impl Metrics {
         );
         let retained_messages = gauge(&mut r, "retained_messages", "Retained messages held");
         let subscriptions = gauge(&mut r, "subscriptions", "Subscriptions of the connected clients");
-        let catchup_readers = gauge(&mut r, "catchup_readers", "Readers replaying resumed sessions' records");
+        let catchup_readers = gauge(
+            &mut r,
+            "catchup_readers",
+            "Readers replaying records: resumed sessions' offline delivery and rewinds",
+        );
         let kafka_consumer_lag = Family::<TopicLabel, Gauge>::default();
         r.register(
             "kafka_consumer_lag",
