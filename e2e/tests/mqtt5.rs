@@ -174,6 +174,8 @@ async fn a_rewinding_subscription_replays_from_a_time_then_goes_on_live_without_
     publish_acked(&mut publisher, "rw/t", ["after".to_string()]).await;
     let next = from_time.publish_received(T).await;
     assert_eq!(next.payload, "end", "the first subscriber got no duplicate");
+    let next = from_duration.publish_received(T).await;
+    assert_eq!(next.payload, "after", "the second subscriber got no duplicate");
 
     // Beyond the limit: refused with a reason, and no subscription made.
     let mut too_far = Client5::connect(options5(b.port, "rw-far")).await;

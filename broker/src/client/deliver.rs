@@ -164,7 +164,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Writes one delivery to the client, unless it expired, a persistent session already had
     /// it, or it is too large for the client (MQTT-3.1.2-25: dropped).
-    pub(super) fn deliver(&mut self, mut d: Delivery) -> Result<(), EncodeError> {
+    fn deliver(&mut self, d: Delivery) -> Result<(), EncodeError> {
+        self.deliver_from(d, false)
+    }
+
+    /// `deliver`, for a delivery from a rewind's replay (`replay`) or from anywhere else: only
+    /// the latter can be one the replay already gave.
+    pub(super) fn deliver_from(&mut self, mut d: Delivery, replay: bool) -> Result<(), EncodeError> {
         // One per message and subscriber, so at DEBUG: off unless `RUST_LOG` asks for it, and
         // then only a check at this call site (no span, no field formatted) when not exported.
         let _span = tracing::debug_span!("mqtt.deliver", topic = %d.msg.topic, qos = d.qos as u8).entered();
@@ -183,7 +189,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 None => {}
             }
         }
-        if resent.is_none() && self.replayed(&d) {
+        if !replay && resent.is_none() && self.replayed(&d) {
             tracing::trace!(client = %self.client_id, origin = ?d.origin, "replayed by a rewind");
             return Ok(());
         }

@@ -208,6 +208,12 @@ impl Persist {
         true
     }
 
+    /// Whether a record at `origin` is at or past its partition's cursor: one the session is
+    /// owed (a partition without a cursor owes nothing).
+    pub(super) fn owes(&self, origin: &Origin) -> bool {
+        self.next.get(&(origin.topic.clone(), origin.partition)).is_some_and(|next| origin.offset >= *next)
+    }
+
     /// Sets the cursor of partitions that have none (a new subscription starts where the live
     /// tailer is, so that records arriving while the client is away are read back later).
     pub(super) fn start_at(&mut self, topic: &str, positions: &[(i32, i64)]) {

@@ -26,8 +26,9 @@ use crate::topic::matches;
 /// The SUBSCRIBE user property that asks for a rewind.
 pub(super) const PROPERTY: &str = "tributary-rewind";
 
-/// The last offset replayed of each (Kafka topic, partition) a rewound filter read.
-type Seam = HashMap<(Arc<str>, i32), i64>;
+/// The first and the last offset replayed of each (Kafka topic, partition) a rewound filter
+/// read: live deliveries between the two were replayed already.
+type Seam = HashMap<(Arc<str>, i32), (i64, i64)>;
 
 /// The replay of one rewinding SUBSCRIBE, and the seams of those that ran.
 #[derive(Default)]
@@ -61,9 +62,16 @@ impl Replays {
         self.running.as_mut().map(|r| &mut r.rx)
     }
 
-    /// Forgets the seam of a filter no longer subscribed.
+    /// Forgets a filter no longer subscribed: its seam, and its part of a running replay
+    /// (stopped when nothing is left of it, MQTT-3.10.4-2).
     pub(super) fn unsubscribed(&mut self, filter: &str) {
         self.seams.remove(filter);
+        if let Some(r) = self.running.as_mut() {
+            r.filters.retain(|f| **f != *filter);
+            if r.filters.is_empty() {
+                self.running = None;
+            }
+        }
     }
 
     /// Whether a delivery of `topic` from `origin` was replayed already; a live one past the
@@ -73,11 +81,12 @@ impl Replays {
         let mut seen = false;
         for (filter, parts) in self.seams.iter_mut().filter(|(f, _)| matches(f, topic)) {
             match parts.get(&key) {
-                Some(&last) if origin.offset <= last => seen = true,
-                Some(_) => {
+                Some(&(first, last)) if (first..=last).contains(&origin.offset) => seen = true,
+                Some(&(_, last)) if origin.offset > last => {
                     parts.remove(&key);
                 }
-                None => {}
+                // Before the replay's first record: the replay did not have it.
+                Some(_) | None => {}
             }
             tracing::trace!(%filter, ?origin, seen, "seam checked");
         }
@@ -85,12 +94,19 @@ impl Replays {
         seen
     }
 
-    /// Notes a replayed delivery at the seam of every rewound filter it matches, and takes its
-    /// Kafka position off it (it is not part of the session's cursors).
-    fn record(&mut self, d: &mut Delivery) {
-        let (Some(running), Some(o)) = (&self.running, d.origin.take()) else { return };
+    /// Whether a replayed delivery is still wanted: some filter it was replayed for is still
+    /// subscribed.
+    fn wanted(&self, d: &Delivery) -> bool {
+        self.running.as_ref().is_some_and(|r| r.filters.iter().any(|f| matches(f, &d.msg.topic)))
+    }
+
+    /// Notes a replayed delivery at the seam of every rewound filter it matches.
+    fn record(&mut self, d: &Delivery) {
+        let (Some(running), Some(o)) = (&self.running, &d.origin) else { return };
         for f in running.filters.iter().filter(|f| matches(f, &d.msg.topic)) {
-            self.seams.entry(f.clone()).or_default().insert((o.topic.clone(), o.partition), o.offset);
+            let seam = self.seams.entry(f.clone()).or_default();
+            let key = (o.topic.clone(), o.partition);
+            seam.entry(key).and_modify(|(_, last)| *last = o.offset).or_insert((o.offset, o.offset));
         }
     }
 
@@ -141,8 +157,9 @@ pub(super) fn start_time(value: &str, now: u64, max_secs: u32) -> Result<u64, Re
     Ok(at)
 }
 
-/// Seconds in an ISO-8601 duration of whole units: `PnW`, or `PnD` and/or `T` with `nH`, `nM`,
-/// `nS` (e.g. `PT15M`, `P1DT2H`). Years and months are refused: their length varies.
+/// Seconds in an ISO-8601 duration of whole units: `nW`, `nD` and, after `T`, `nH`, `nM`,
+/// `nS`, each unit at most once and in that order (e.g. `PT15M`, `P1DT2H`, `P1W`). Years and
+/// months are refused: their length varies.
 fn duration_secs(s: &str) -> Option<u64> {
     let rest = s.strip_prefix('P').or_else(|| s.strip_prefix('p'))?;
     let (date, time) = match rest.split_once(['T', 't']) {
@@ -210,15 +227,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
     }
 
-    /// Starts replaying `plan` for the subscribed `filters`.
+    /// Starts replaying `plan` for the subscribed `filters`. A record they match is delivered
+    /// as all the session's subscriptions would have had it (highest QoS, every identifier): the
+    /// seam then drops the live copy of it.
     pub(super) fn start_rewind(&mut self, plan: Vec<CatchUp>, filters: Vec<Box<str>>) {
-        let subs =
-            filters.iter().filter_map(|f| self.subscriptions.get(f).map(|(o, id)| (f.to_string(), *o, *id))).collect();
+        let subs = self.subscriptions.iter().map(|(f, (o, id))| (f.to_string(), *o, *id)).collect();
+        let kind = catchup::Kind::Rewind(filters.iter().map(|f| f.to_string()).collect());
         tracing::debug!(client = %self.client_id, ?plan, "rewinding");
         self.broker.metrics.rewinds.inc();
         let active = self.broker.metrics.catchup_readers.clone();
         let (log, client_id) = (self.broker.log.clone(), self.client_id.clone());
-        let rx = catchup::spawn(log, plan, subs, client_id, active, catchup::Kind::Rewind);
+        let rx = catchup::spawn(log, plan, subs, client_id, active, kind);
         self.replays.get_or_insert_with(Default::default).running = Some(Running { rx, held: None, filters });
     }
 
@@ -257,11 +276,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         Ok(true)
     }
 
+    /// Delivers a replayed message. One the persistent session is owed anyway (at or past its
+    /// cursor: published around the SUBSCRIBE) keeps its Kafka position, so the cursor and the
+    /// stored in-flight state count it as any delivery; older ones are outside them.
     fn deliver_replayed(&mut self, mut d: Delivery) -> Result<(), EncodeError> {
-        if let Some(r) = self.replays.as_mut() {
-            r.record(&mut d);
+        let Some(r) = self.replays.as_mut() else { return Ok(()) };
+        if !r.wanted(&d) {
+            return Ok(());
         }
-        self.deliver(d)
+        r.record(&d);
+        let owed = matches!((&self.persist, &d.origin), (Some(p), Some(o)) if p.owes(o));
+        if !owed {
+            d.origin = None;
+        }
+        self.deliver_from(d, true)
     }
 
     /// Whether a live or read-back delivery was replayed already (see the module's seam).
@@ -321,18 +349,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unsubscribe_stops_its_part_of_the_replay() {
+        let (_tx, rx) = mpsc::channel(1);
+        let filters = vec!["a/#".into(), "b/#".into()];
+        let mut r = Replays { running: Some(Running { rx, held: None, filters }), ..Default::default() };
+        r.record(&delivery("a/1", 0, 1));
+        r.unsubscribed("a/#");
+        assert!(!r.wanted(&delivery("a/1", 0, 2)), "no longer replayed");
+        assert!(r.seams.is_empty(), "its seam is gone");
+        assert!(r.running());
+        r.unsubscribed("b/#");
+        assert!(!r.running(), "nothing left to replay: the reader is dropped");
+    }
+
+    #[test]
     fn the_seam_drops_what_was_replayed_and_ends_past_it() {
         let (_tx, rx) = mpsc::channel(1);
         let mut r =
             Replays { running: Some(Running { rx, held: None, filters: vec!["a/#".into()] }), ..Default::default() };
-        let mut replayed = delivery("a/1", 0, 7);
-        r.record(&mut replayed);
-        assert_eq!(replayed.origin, None, "a replayed message is outside the session's cursors");
+        r.record(&delivery("a/1", 0, 5));
+        r.record(&delivery("a/1", 0, 7));
+        assert!(r.wanted(&delivery("a/9", 0, 8)) && !r.wanted(&delivery("b/1", 0, 8)));
         r.running = None;
         assert!(!r.replayed("b/1", &delivery("b/1", 0, 3).origin.unwrap_or_else(|| unreachable!())), "other filter");
         let at = |d: Delivery| d.origin.unwrap_or_else(|| unreachable!());
         assert!(!r.replayed("a/1", &at(delivery("a/1", 1, 2))), "another partition was not replayed");
-        assert!(r.replayed("a/1", &at(delivery("a/1", 0, 6))), "below the seam");
+        assert!(!r.replayed("a/1", &at(delivery("a/1", 0, 4))), "before the replay's first record");
+        assert!(r.replayed("a/1", &at(delivery("a/1", 0, 6))), "within the seam");
         assert!(r.replayed("a/2", &at(delivery("a/2", 0, 7))), "at the seam");
         assert!(!r.replayed("a/1", &at(delivery("a/1", 0, 8))), "past the seam");
         assert!(r.idle(), "the seam ended");

@@ -29,21 +29,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         for (filter, options) in s.filters {
             // A rewind replays retained messages as they were published, not again from the store.
             let with_retained = rewind.is_none().then_some(&mut retained);
+            let before = self.subscriptions.get(filter.as_str()).copied();
             let code = self.subscribe_one(&filter, options, id, with_retained).await;
             if code < 0x80 {
-                rewound.push(Box::<str>::from(filter));
+                rewound.push((Box::<str>::from(filter), before));
             }
             reasons.push(code);
         }
         let mut properties = Properties::default();
         if let Some(at) = rewind.filter(|_| !rewound.is_empty()) {
-            match self.rewind_plan(&rewound, at).await {
-                Ok(plan) => self.start_rewind(plan, rewound),
+            let filters: Vec<Box<str>> = rewound.iter().map(|(f, _)| f.clone()).collect();
+            match self.rewind_plan(&filters, at).await {
+                Ok(plan) => self.start_rewind(plan, filters),
                 Err(e) => {
-                    // Granted live, then taken back: the SUBACK refuses what it cannot replay.
-                    for f in &rewound {
-                        self.subscriptions.remove(f);
-                        self.broker.router.unsubscribe(f, self.session);
+                    // Granted live, then taken back: the SUBACK refuses what it cannot replay,
+                    // and a subscription it replaced is as it was.
+                    for (f, before) in rewound {
+                        match before {
+                            Some((options, id)) => {
+                                self.broker.router.subscribe(&f, self.subscriber(options, id));
+                                self.subscriptions.insert(f, (options, id));
+                            }
+                            None => {
+                                self.subscriptions.remove(&f);
+                                self.broker.router.unsubscribe(&f, self.session);
+                            }
+                        }
                     }
                     for r in reasons.iter_mut().filter(|r| **r < 0x80) {
                         *r = reason::IMPLEMENTATION_SPECIFIC_ERROR;

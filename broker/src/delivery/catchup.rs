@@ -21,10 +21,13 @@ use crate::kafka::record::Record;
 use crate::message::Message;
 use crate::topic::matches;
 
-/// Catch-up readers running at once per process: each holds a Kafka consumer, and a mass
-/// reconnect after a pod failure must not open thousands of them.
+/// Readers of each kind running at once per process: each holds a Kafka consumer, and a mass
+/// reconnect after a pod failure must not open thousands of them. Rewinds have permits of
+/// their own: a client that rewinds and never acknowledges holds one, and must not hold up
+/// the offline delivery of resumed sessions.
 const MAX_CONCURRENT: usize = 16;
 static PERMITS: Semaphore = Semaphore::const_new(MAX_CONCURRENT);
+static REWIND_PERMITS: Semaphore = Semaphore::const_new(MAX_CONCURRENT);
 
 /// Deliveries buffered between the reader and the connection.
 pub(crate) const CHANNEL: usize = 256;
@@ -36,12 +39,13 @@ pub(crate) type CatchUp = ReadFrom;
 pub(crate) type Sub = (String, SubscriptionOptions, Option<u32>);
 
 /// Why a connection reads Kafka back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A persistent session's offline delivery: QoS 1/2 only (QoS 0 may be lost).
     Offline,
-    /// A SUBSCRIBE rewinding to a time: everything the filters match, as it was published.
-    Rewind,
+    /// A SUBSCRIBE rewinding to a time: the records these filters match, QoS 0 included,
+    /// delivered as all the session's subscriptions would have had them.
+    Rewind(Vec<String>),
 }
 
 /// Starts reading `plan` for `client_id`; matching messages arrive on the returned channel,
@@ -57,9 +61,11 @@ pub(crate) fn spawn(
 ) -> mpsc::Receiver<Delivery> {
     let (tx, rx) = mpsc::channel(CHANNEL);
     // A child of the connect (or subscribe) span that starts it; its reading may outlast it.
-    let span = match kind {
+    let span = match &kind {
         Kind::Offline => tracing::info_span!("mqtt.catchup", client_id = %client_id, delivered = tracing::field::Empty),
-        Kind::Rewind => tracing::info_span!("mqtt.rewind", client_id = %client_id, delivered = tracing::field::Empty),
+        Kind::Rewind(_) => {
+            tracing::info_span!("mqtt.rewind", client_id = %client_id, delivered = tracing::field::Empty)
+        }
     };
     tokio::spawn(
         async move {
@@ -83,7 +89,8 @@ async fn read_back(
     kind: Kind,
 ) -> u64 {
     let mut delivered = 0;
-    let Ok(permit) = PERMITS.acquire().await else { return delivered };
+    let permits = if kind == Kind::Offline { &PERMITS } else { &REWIND_PERMITS };
+    let Ok(permit) = permits.acquire().await else { return delivered };
     let _active = Active::new(active);
     // Each range ends at the high watermark taken as the reader reaches its topic: after the
     // subscriptions went live again.
@@ -97,7 +104,7 @@ async fn read_back(
         match next {
             None => return delivered,
             Some(Ok(record)) => {
-                if let Some(d) = delivery(&record, &subs, client_id, kind) {
+                if let Some(d) = delivery(&record, &subs, client_id, &kind) {
                     if tx.send(d).await.is_err() {
                         return delivered;
                     }
@@ -130,11 +137,17 @@ impl Drop for Active {
 }
 
 /// The delivery of `record` to the session, if it is a message that its subscriptions match
-/// (offline delivery: with QoS 1 or 2, queueing is for those, QoS 0 may be lost).
-fn delivery(record: &Record, subs: &[Sub], client_id: &str, kind: Kind) -> Option<Delivery> {
+/// (offline delivery: with QoS 1 or 2, queueing is for those, QoS 0 may be lost; a rewind: one
+/// of the rewound filters must match).
+fn delivery(record: &Record, subs: &[Sub], client_id: &str, kind: &Kind) -> Option<Delivery> {
     let msg = Arc::new(Message::from_record(record.view())?);
+    if let Kind::Rewind(filters) = kind {
+        if !filters.iter().any(|f| matches(f, &msg.topic)) {
+            return None;
+        }
+    }
     let matching = subs.iter().filter(|(f, _, _)| matches(f, &msg.topic)).map(|(_, opts, id)| (*opts, *id));
     let origin = Origin { topic: record.topic.clone(), partition: record.partition, offset: record.offset };
     Delivery::for_subscriptions(&msg, client_id, matching, Some(origin))
-        .filter(|d| kind == Kind::Rewind || d.qos != QoS::AtMostOnce)
+        .filter(|d| *kind != Kind::Offline || d.qos != QoS::AtMostOnce)
 }

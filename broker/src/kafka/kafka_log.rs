@@ -97,6 +97,9 @@ impl Log for KafkaLog {
             let found = consumer.offsets_for_times(query, TIMEOUT)?;
             let mut starts = Vec::with_capacity(found.count());
             for e in found.elements() {
+                // A partition Kafka could not search fails the query: starting it at its end
+                // would skip what the caller asked for.
+                e.error()?;
                 let start = match e.offset() {
                     Offset::Offset(o) => o,
                     // No record at or after the time: nothing to read but what comes next.
