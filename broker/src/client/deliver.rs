@@ -4,11 +4,12 @@
 
 use std::collections::HashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
 
 use super::aliases::Naming;
 use super::{Client, End};
 use crate::codec::{reason, EncodeError, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
-use crate::delivery::catchup;
+use crate::delivery::catchup::{self, CatchUp};
 use crate::delivery::{Delivery, Origin};
 use crate::message::now_ms;
 use crate::metrics::DropReason;
@@ -117,23 +118,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Starts reading the session's Kafka topics back from its cursors (offline delivery).
     pub(super) fn start_catchup(&mut self) {
-        let Some(p) = self.persist.as_mut() else { return };
-        let mapping = self.broker.publisher.mapping();
-        let mut topics: Vec<String> =
-            self.subscriptions.keys().flat_map(|f| mapping.kafka_topics_for_filter_cached(f).to_vec()).collect();
-        topics.sort();
-        topics.dedup();
-        let subs = self.subscriptions.iter().map(|(f, (o, id))| (f.to_string(), *o, *id)).collect();
-        let plan = p.plan(&topics);
+        let Some(p) = self.persist.as_ref() else { return };
+        let plan = p.plan(&self.kafka_topics(self.subscriptions.keys().map(AsRef::as_ref)));
         if plan.is_empty() {
             // Nothing to read back: stored in-flight messages of topics no longer read are gone.
-            p.read_back_done();
+            if let Some(p) = self.persist.as_mut() {
+                p.read_back_done();
+            }
         } else {
             tracing::debug!(client = %self.client_id, ?plan, "reading back from kafka");
-            let active = self.broker.metrics.catchup_readers.clone();
-            let (log, client_id) = (self.broker.log.clone(), self.client_id.clone());
-            p.read_back(catchup::spawn(log, plan, subs, client_id, active, catchup::Kind::Offline));
+            let reader = self.spawn_reader(plan, catchup::Kind::Offline);
+            if let Some(p) = self.persist.as_mut() {
+                p.read_back(reader);
+            }
         }
+    }
+
+    /// The Kafka topics that can hold messages matching `filters`, each once, by the mapping in
+    /// force now.
+    pub(super) fn kafka_topics<'a>(&self, filters: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let mapping = self.broker.publisher.mapping();
+        let mut topics: Vec<String> =
+            filters.flat_map(|f| mapping.kafka_topics_for_filter_cached(f).to_vec()).collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Starts reading `plan` back from Kafka for this session, matching its subscriptions as
+    /// they are now (see `catchup::spawn`).
+    pub(super) fn spawn_reader(&self, plan: Vec<CatchUp>, kind: catchup::Kind) -> mpsc::Receiver<Delivery> {
+        let subs = self.subscriptions.iter().map(|(f, (o, id))| (f.to_string(), *o, *id)).collect();
+        let active = self.broker.metrics.catchup_readers.clone();
+        let (log, client_id) = (self.broker.log.clone(), self.client_id.clone());
+        catchup::spawn(log, plan, subs, client_id, active, kind)
     }
 
     /// Delivers what the offline reader sent (`Some`), or notes that it is done (`None`). A

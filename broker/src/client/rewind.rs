@@ -6,9 +6,10 @@
 //! The subscription goes live first (router, tailers); the replay then reads each Kafka topic
 //! from the offsets of that time (Kafka's offsets-for-times) up to the end offsets taken as the
 //! reader reaches it, which are never below the live tailer's position. While it runs the
-//! mailbox is held. The *seam* is, per rewound filter and partition, the last offset replayed:
-//! a live or read-back delivery at or below it was replayed already and is dropped. Replayed
-//! messages are outside the session's stored in-flight state and cursors: a rewind is not
+//! mailbox is held. The *seam* is, per rewound filter and partition, the first and the last
+//! offset replayed: a live or read-back delivery between them was replayed already and is
+//! dropped. A persistent session's replayed records at or past its cursor count in its cursor
+//! and stored in-flight state like any delivery; older ones are outside them: a rewind is not
 //! resumed by the session's next connection.
 
 use std::collections::HashMap;
@@ -24,7 +25,7 @@ use crate::message::now_ms;
 use crate::topic::matches;
 
 /// The SUBSCRIBE user property that asks for a rewind.
-pub(super) const PROPERTY: &str = "tributary-rewind";
+const PROPERTY: &str = "tributary-rewind";
 
 /// The first and the last offset replayed of each (Kafka topic, partition) a rewound filter
 /// read: live deliveries between the two were replayed already.
@@ -34,7 +35,7 @@ type Seam = HashMap<(Arc<str>, i32), (i64, i64)>;
 #[derive(Default)]
 pub(super) struct Replays {
     running: Option<Running>,
-    /// Per rewound filter: the last offset replayed of each (Kafka topic, partition).
+    /// Per rewound filter: what it replayed of each (Kafka topic, partition).
     seams: HashMap<Box<str>, Seam>,
 }
 
@@ -210,11 +211,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         filters: &[Box<str>],
         at_ms: u64,
     ) -> impl std::future::Future<Output = Result<Vec<CatchUp>, RewindError>> + Send {
-        let mapping = self.broker.publisher.mapping();
-        let mut topics: Vec<String> =
-            filters.iter().flat_map(|f| mapping.kafka_topics_for_filter_cached(f).to_vec()).collect();
-        topics.sort();
-        topics.dedup();
+        let topics = self.kafka_topics(filters.iter().map(AsRef::as_ref));
         let log = self.broker.log.clone();
         let at = i64::try_from(at_ms).unwrap_or(i64::MAX);
         async move {
@@ -231,13 +228,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// as all the session's subscriptions would have had it (highest QoS, every identifier): the
     /// seam then drops the live copy of it.
     pub(super) fn start_rewind(&mut self, plan: Vec<CatchUp>, filters: Vec<Box<str>>) {
-        let subs = self.subscriptions.iter().map(|(f, (o, id))| (f.to_string(), *o, *id)).collect();
         let kind = catchup::Kind::Rewind(filters.iter().map(|f| f.to_string()).collect());
         tracing::debug!(client = %self.client_id, ?plan, "rewinding");
         self.broker.metrics.rewinds.inc();
-        let active = self.broker.metrics.catchup_readers.clone();
-        let (log, client_id) = (self.broker.log.clone(), self.client_id.clone());
-        let rx = catchup::spawn(log, plan, subs, client_id, active, kind);
+        let rx = self.spawn_reader(plan, kind);
         self.replays.get_or_insert_with(Default::default).running = Some(Running { rx, held: None, filters });
     }
 
