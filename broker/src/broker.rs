@@ -9,6 +9,7 @@ use crate::admission::Admission;
 use crate::auth::Authenticator;
 use crate::config::{Config, Rebalance};
 use crate::delivery::router::Router;
+use crate::delivery::share::Shares;
 use crate::kafka::admin::AdminError;
 use crate::kafka::kafka_log::KafkaLog;
 use crate::kafka::log::Log;
@@ -61,6 +62,8 @@ pub struct Broker {
     pub publisher: Arc<Publisher>,
     /// Subscriptions and the tailers feeding them.
     pub router: Arc<Router>,
+    /// Shared subscriptions and their Kafka consumer groups.
+    pub shares: Arc<Shares>,
     /// Retained messages.
     pub retained: Arc<RetainedStore>,
     /// Connected client ids.
@@ -100,6 +103,8 @@ impl Broker {
         let offsets = Offsets::new(log.clone());
         let metrics = Arc::new(Metrics::default());
         let router = Router::new(log.clone(), metrics.clone());
+        let max_share_groups = usize::try_from(config.limits.max_share_groups).unwrap_or(usize::MAX);
+        let shares = Shares::new(log.clone(), metrics.clone(), max_share_groups);
         let retained = Arc::new(RetainedStore::new());
         let sink: Arc<dyn RecordSink> = retained.clone();
         let tailer = log.tail(&config.topics.retained, StartAt::Beginning, sink).await?;
@@ -123,6 +128,7 @@ impl Broker {
             config,
             publisher,
             router,
+            shares,
             retained,
             registry,
             sessions,

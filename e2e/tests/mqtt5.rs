@@ -22,7 +22,7 @@ async fn connack_announces_limits_and_assigns_a_client_id() {
     assert!(props.assigned_client_identifier.is_some_and(|id| !id.is_empty()), "assigned client id");
     assert_eq!(props.receive_max, Some(32));
     assert_eq!(props.topic_alias_max, Some(16));
-    assert_eq!(props.shared_subscription_available, Some(0));
+    assert_eq!(props.shared_subscription_available, Some(1));
     assert_eq!(props.subscription_identifiers_available, Some(1));
 }
 

@@ -390,6 +390,10 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub max_rewind_seconds: Option<i64>,
+    /// Shared subscriptions each pod serves at a time, each a Kafka consumer (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_share_groups: Option<i64>,
     /// Messages queued per connected client (default 1000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]

@@ -337,6 +337,7 @@ fn validate_limits(spec: &MqttBrokerSpec, errors: &mut Errors) {
         ("spec.limits.maxQueuedMessages", limits.max_queued_messages, u32_max),
         ("spec.limits.drainSeconds", limits.drain_seconds.map(i64::from), u16_max),
         ("spec.limits.maxRewindSeconds", limits.max_rewind_seconds, u32_max),
+        ("spec.limits.maxShareGroups", limits.max_share_groups, u32_max),
     ];
     for (field, value, max) in fields {
         match value {

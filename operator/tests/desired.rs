@@ -106,6 +106,7 @@ limits:
   nodeTimeout: 15
   drainSeconds: 30
   maxRewindSeconds: 0
+  maxShareGroups: 100
 authentication:
   allowAnonymous: true
   certificateName: commonName
@@ -344,6 +345,8 @@ fn the_termination_grace_period_follows_the_drain_window() {
 fn rewind_is_switched_on_through_the_limits() {
     let c = render(&format!("{K}limits: {{ maxRewindSeconds: 86400 }}\n"));
     assert_eq!(yaml(&c)["limits"]["maxRewindSeconds"], 86400);
+    let c = render(&format!("{K}limits: {{ maxShareGroups: 7 }}\n"));
+    assert_eq!(yaml(&c)["limits"]["maxShareGroups"], 7);
 }
 
 #[test]
@@ -722,6 +725,7 @@ fn invalid_limits() {
     assert_invalid(&format!("{K}limits: {{ maxConnectRate: -5 }}"), "spec.limits.maxConnectRate", "negative");
     assert_invalid(&format!("{K}limits: {{ maxQueuedMessages: 0 }}"), "spec.limits.maxQueuedMessages", "at least 1");
     assert_invalid(&format!("{K}limits: {{ maxRewindSeconds: -1 }}"), "spec.limits.maxRewindSeconds", "negative");
+    assert_invalid(&format!("{K}limits: {{ maxShareGroups: -1 }}"), "spec.limits.maxShareGroups", "negative");
 }
 
 #[test]

@@ -7,9 +7,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::aliases::Naming;
+use super::shared::is_shared;
 use super::{Client, End};
 use crate::codec::{reason, EncodeError, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
 use crate::delivery::catchup::{self, CatchUp};
+use crate::delivery::share::Ticket;
 use crate::delivery::{Delivery, Origin};
 use crate::message::now_ms;
 use crate::metrics::DropReason;
@@ -29,11 +31,15 @@ enum Flight {
     Complete,
 }
 
+/// One outbound QoS 1/2 message waiting for the client.
+type InFlight = (Flight, Option<Origin>, Option<Box<Ticket>>);
+
 /// Outbound in-flight state.
 pub(super) struct Outbound {
     next_id: u16,
-    /// In-flight messages with their Kafka position (kept for persistent sessions' cursors).
-    flights: HashMap<u16, (Flight, Option<Origin>)>,
+    /// In-flight messages with their Kafka position (kept for persistent sessions' cursors)
+    /// or, for a shared subscription's, the ticket their acknowledgement settles.
+    flights: HashMap<u16, InFlight>,
     /// The client's Receive Maximum.
     window: u16,
 }
@@ -44,20 +50,25 @@ impl Outbound {
         Outbound { next_id: 0, flights: HashMap::new(), window: window.max(1) }
     }
 
+    /// The client's Receive Maximum.
+    pub(super) fn window(&self) -> u16 {
+        self.window
+    }
+
     /// Whether the client's window allows another QoS 1/2 message.
     pub(super) fn has_room(&self) -> bool {
         self.flights.len() < usize::from(self.window)
     }
 
     fn state(&self, id: u16) -> Option<Flight> {
-        self.flights.get(&id).map(|(f, _)| *f)
+        self.flights.get(&id).map(|(f, _, _)| *f)
     }
 
     /// The in-flight messages that came from Kafka, as the session state stores them.
     pub(super) fn stored(&self) -> Vec<StoredFlight> {
         self.flights
             .iter()
-            .filter_map(|(id, (flight, origin))| {
+            .filter_map(|(id, (flight, origin, _))| {
                 let o = origin.as_ref()?;
                 Some(StoredFlight {
                     topic: o.topic.to_string(),
@@ -119,7 +130,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Starts reading the session's Kafka topics back from its cursors (offline delivery).
     pub(super) fn start_catchup(&mut self) {
         let Some(p) = self.persist.as_ref() else { return };
-        let plan = p.plan(&self.kafka_topics(self.subscriptions.keys().map(AsRef::as_ref)));
+        let own = self.subscriptions.keys().map(AsRef::as_ref).filter(|f| !is_shared(f));
+        let plan = p.plan(&self.kafka_topics(own));
         if plan.is_empty() {
             // Nothing to read back: stored in-flight messages of topics no longer read are gone.
             if let Some(p) = self.persist.as_mut() {
@@ -148,7 +160,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Starts reading `plan` back from Kafka for this session, matching its subscriptions as
     /// they are now (see `catchup::spawn`).
     pub(super) fn spawn_reader(&self, plan: Vec<CatchUp>, kind: catchup::Kind) -> mpsc::Receiver<Delivery> {
-        let subs = self.subscriptions.iter().map(|(f, (o, id))| (f.to_string(), *o, *id)).collect();
+        let subs = self
+            .subscriptions
+            .iter()
+            .filter(|(f, _)| !is_shared(f))
+            .map(|(f, (o, id))| (f.to_string(), *o, *id))
+            .collect();
         let active = self.broker.metrics.catchup_readers.clone();
         let (log, client_id) = (self.broker.log.clone(), self.client_id.clone());
         catchup::spawn(log, plan, subs, client_id, active, kind)
@@ -193,6 +210,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         // then only a check at this call site (no span, no field formatted) when not exported.
         let _span = tracing::debug_span!("mqtt.deliver", topic = %d.msg.topic, qos = d.qos as u8).entered();
         let mut resent = None;
+        // A shared subscription's message is settled once the client has it or never will.
+        let ticket = d.share.take();
         if let (Some(p), Some(origin)) = (self.persist.as_mut(), &d.origin) {
             // Sent by the previous connection and not acknowledged: again, same packet id, DUP.
             match p.take_redelivery(origin) {
@@ -219,11 +238,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 }
                 None => {
                     self.broker.metrics.dropped(DropReason::Expired);
+                    settle(ticket);
                     return Ok(());
                 }
             },
             ProtocolVersion::V311 if d.msg.is_expired(now_ms()) => {
                 self.broker.metrics.dropped(DropReason::Expired);
+                settle(ticket);
                 return Ok(());
             }
             ProtocolVersion::V311 => Properties::default(),
@@ -255,10 +276,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 if let (Flight::Received, Some(p), Some(_)) = (flight, self.persist.as_mut(), &d.origin) {
                     p.write_ahead();
                 }
-                self.outbound.flights.insert(id, (flight, d.origin));
+                self.outbound.flights.insert(id, (flight, d.origin, ticket));
+            } else {
+                settle(ticket);
             }
         } else {
             self.broker.metrics.dropped(DropReason::TooLarge);
+            settle(ticket);
         }
         Ok(())
     }
@@ -273,13 +297,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             let rel = PubResp { packet_id: f.packet_id, reason: reason::SUCCESS, properties: Properties::default() };
             // Encoding a PUBREL cannot fail; if it did, the client would ask again.
             let _ = self.conn.queue(&Packet::PubRel(rel));
-            self.outbound.flights.insert(f.packet_id, (Flight::Complete, Some(origin)));
+            self.outbound.flights.insert(f.packet_id, (Flight::Complete, Some(origin), None));
         }
     }
 
     /// An acknowledgement completed a flow: a persistent session's stored cursor may move.
     fn completed(&mut self, id: u16) {
-        self.outbound.flights.remove(&id);
+        if let Some((_, _, Some(ticket))) = self.outbound.flights.remove(&id) {
+            ticket.settle();
+        }
         if let Some(p) = self.persist.as_mut() {
             p.moved();
         }
@@ -302,6 +328,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             Some(Flight::Received) | Some(Flight::Complete) => {
                 if let Some(f) = self.outbound.flights.get_mut(&r.packet_id) {
                     f.0 = Flight::Complete;
+                    // The client has a QoS 2 message at PUBREC: no other member may get it.
+                    if let Some(ticket) = f.2.take() {
+                        ticket.settle();
+                    }
                 }
                 // Saved before PUBREL leaves: after PUBREL the client may forget the message,
                 // so a resumed session must send PUBREL again, never the message.
@@ -323,6 +353,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 }
 
+/// Settles a shared subscription's ticket, if the delivery had one.
+fn settle(ticket: Option<Box<Ticket>>) {
+    if let Some(t) = ticket {
+        t.settle();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +369,7 @@ mod tests {
         let mut o = Outbound::new(3);
         o.next_id = u16::MAX - 1;
         let a = o.allocate(|_| false);
-        o.flights.insert(a, (Flight::Ack, None));
+        o.flights.insert(a, (Flight::Ack, None, None));
         assert_eq!(a, u16::MAX);
         assert_eq!(o.allocate(|_| false), 1, "wraps past 0");
         o.next_id = u16::MAX - 1;
@@ -346,7 +383,7 @@ mod tests {
         let mut o = Outbound::new(1);
         assert!(o.has_room());
         let id = o.allocate(|_| false);
-        o.flights.insert(id, (Flight::Received, None));
+        o.flights.insert(id, (Flight::Received, None, None));
         assert!(!o.has_room());
     }
 }

@@ -12,6 +12,7 @@ mod intents;
 mod persist;
 mod publish;
 mod rewind;
+mod shared;
 mod subscribe;
 
 use futures::future::BoxFuture;
@@ -522,8 +523,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
 
     /// Removes the connection's subscriptions from the router and its registration.
     fn release(&mut self) {
-        for (filter, _) in self.subscriptions.drain() {
-            self.broker.router.unsubscribe(&filter, self.session);
+        for (filter, _) in std::mem::take(&mut self.subscriptions) {
+            if self.leave_share(&filter).is_none() {
+                self.broker.router.unsubscribe(&filter, self.session);
+            }
         }
         self.broker.registry.unregister(&self.client_id, self.session);
     }

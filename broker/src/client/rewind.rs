@@ -330,6 +330,7 @@ mod tests {
             retain: false,
             subscription_ids: Vec::new(),
             origin: Some(Origin { topic: "k".into(), partition, offset }),
+            share: None,
             msg: Arc::new(Message {
                 topic: topic.into(),
                 payload: bytes::Bytes::new(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::rewind::RewindError;
+use super::shared::is_shared;
 use super::{Client, End};
 use crate::acl::Request;
 use crate::codec::{
@@ -18,6 +19,10 @@ use crate::topic::{parse_shared, validate_filter, within};
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     pub(super) async fn on_subscribe(&mut self, s: Subscribe) -> Result<(), End> {
         let id = s.properties.subscription_identifiers.first().copied();
+        // No Local on a shared subscription is a Protocol Error (MQTT-3.8.3-4).
+        if s.filters.iter().any(|(f, o)| o.no_local && is_shared(f)) {
+            return Err(End::Protocol(reason::PROTOCOL_ERROR));
+        }
         // A refused rewind refuses the whole SUBSCRIBE: the client asked for the past too.
         let rewind = match self.rewind_request(&s.properties).transpose() {
             Ok(at) => at,
@@ -27,11 +32,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let mut retained = Vec::new();
         let mut rewound = Vec::new();
         for (filter, options) in s.filters {
+            // A shared subscription's past is its group's, not this session's to replay.
+            if rewind.is_some() && is_shared(&filter) {
+                reasons.push(reason::IMPLEMENTATION_SPECIFIC_ERROR);
+                continue;
+            }
             // A rewind replays retained messages as they were published, not again from the store.
             let with_retained = rewind.is_none().then_some(&mut retained);
             let before = self.subscriptions.get(filter.as_str()).copied();
             let code = self.subscribe_one(&filter, options, id, with_retained).await;
-            if code < 0x80 {
+            if code < 0x80 && !is_shared(&filter) {
                 rewound.push((Box::<str>::from(filter), before));
             }
             reasons.push(code);
@@ -93,28 +103,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     ) -> u8 {
         let v5 = self.version == ProtocolVersion::V5;
         let refuse = |code: u8| if v5 { code } else { reason::UNSPECIFIED_ERROR };
-        match parse_shared(filter) {
-            Ok(None) => {}
-            Ok(Some(_)) => return refuse(reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED),
-            Err(_) => return refuse(reason::TOPIC_FILTER_INVALID),
-        }
-        if validate_filter(filter).is_err() {
+        let Ok(shared) = parse_shared(filter) else { return refuse(reason::TOPIC_FILTER_INVALID) };
+        if shared.is_none() && validate_filter(filter).is_err() {
             return refuse(reason::TOPIC_FILTER_INVALID);
         }
-        let limits = &self.broker.config.limits;
-        if !within(filter, limits.max_topic_length, limits.max_topic_levels) {
-            self.broker.metrics.limits_exceeded.inc();
-            return refuse(reason::TOPIC_FILTER_INVALID);
+        // A shared subscription's rights are those of the filter it shares.
+        if let Err(code) = self.admissible(filter, shared.map_or(filter, |s| s.filter)) {
+            return refuse(code);
         }
-        // A new filter beyond the session's quota (0: none); replacing one is always allowed.
-        let max_subscriptions = usize::try_from(limits.max_subscriptions).unwrap_or(usize::MAX);
-        let full = max_subscriptions > 0 && self.subscriptions.len() >= max_subscriptions;
-        if full && !self.subscriptions.contains_key(filter) {
-            self.broker.metrics.limits_exceeded.inc();
-            return refuse(reason::QUOTA_EXCEEDED);
-        }
-        if !self.allowed(Request::Subscribe, filter) {
-            return refuse(reason::NOT_AUTHORIZED);
+        if let Some(shared) = shared {
+            return self.subscribe_shared(filter, shared, options, id, refuse).await;
         }
         // The mapping in force now decides which Kafka topics this subscription tails. A later
         // config reload does not revisit it: the client re-subscribes to pick up a new mapping.
@@ -139,20 +137,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 retain: true,
                 subscription_ids: id.into_iter().collect(),
                 origin: None,
+                share: None,
                 msg,
             }));
         }
         options.qos as u8
     }
 
+    /// Whether the session may subscribe `filter` (its length and levels, the session's quota
+    /// of subscriptions) and the rules allow it `acl_filter`; the refusal's reason code if not.
+    fn admissible(&mut self, filter: &str, acl_filter: &str) -> Result<(), u8> {
+        let limits = &self.broker.config.limits;
+        if !within(filter, limits.max_topic_length, limits.max_topic_levels) {
+            self.broker.metrics.limits_exceeded.inc();
+            return Err(reason::TOPIC_FILTER_INVALID);
+        }
+        // A new filter beyond the session's quota (0: none); replacing one is always allowed.
+        let max_subscriptions = usize::try_from(limits.max_subscriptions).unwrap_or(usize::MAX);
+        let full = max_subscriptions > 0 && self.subscriptions.len() >= max_subscriptions;
+        if full && !self.subscriptions.contains_key(filter) {
+            self.broker.metrics.limits_exceeded.inc();
+            return Err(reason::QUOTA_EXCEEDED);
+        }
+        if !self.allowed(Request::Subscribe, acl_filter) {
+            return Err(reason::NOT_AUTHORIZED);
+        }
+        Ok(())
+    }
+
     /// Puts a subscription of a resumed session back into the router, without retained
     /// messages (those come with SUBSCRIBE only, MQTT-3.3.1-6..).
     pub(super) async fn restore_subscription(&mut self, stored: &StoredSubscription) {
+        let options = stored.options();
+        if let Ok(Some(shared)) = parse_shared(&stored.filter) {
+            // The rules may have changed while the client was away.
+            if !self.allowed(Request::Subscribe, shared.filter) {
+                return;
+            }
+            self.subscriptions.insert(stored.filter.as_str().into(), (options, stored.id));
+            if let Err(e) = self.join_share(shared, options, stored.id).await {
+                // Kept in the session: the next connection retries.
+                tracing::warn!(client = %self.client_id, filter = %stored.filter, error = %e, "cannot join a resumed shared subscription");
+            }
+            return;
+        }
         // The rules may have changed while the client was away.
         if !self.allowed(Request::Subscribe, &stored.filter) {
             return;
         }
-        let options = stored.options();
         let topics = self.broker.publisher.mapping().kafka_topics_for_filter_cached(&stored.filter);
         self.broker.router.subscribe(&stored.filter, self.subscriber(options, stored.id));
         self.subscriptions.insert(stored.filter.as_str().into(), (options, stored.id));
@@ -197,7 +229,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 if let Some(r) = self.replays.as_mut() {
                     r.unsubscribed(f);
                 }
-                if self.broker.router.unsubscribe(f, self.session) {
+                let existed = match self.leave_share(f) {
+                    Some(was_member) => was_member,
+                    None => self.broker.router.unsubscribe(f, self.session),
+                };
+                if existed {
                     reason::SUCCESS
                 } else {
                     reason::NO_SUBSCRIPTION_EXISTED

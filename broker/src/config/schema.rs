@@ -236,6 +236,9 @@ pub struct Limits {
     /// `tributary-rewind`: 0 (the default) switches rewind off. A rewind asking further back is
     /// refused (SUBACK 0x83); each running rewind holds a Kafka consumer.
     pub max_rewind_seconds: u32,
+    /// Shared subscriptions (`$share/{group}/{filter}`) this process serves at a time: each is a
+    /// Kafka consumer of its own. A SUBSCRIBE for another one is refused (SUBACK 0x97).
+    pub max_share_groups: u32,
 }
 
 impl Default for Limits {
@@ -256,6 +259,7 @@ impl Default for Limits {
             drain_seconds: 30,
             drain_server_reference: None,
             max_rewind_seconds: 0,
+            max_share_groups: 100,
         }
     }
 }

@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
+use super::share::Ticket;
 use crate::codec::{QoS, SubscriptionOptions};
 use crate::message::Message;
 
 /// Where a message sits in Kafka: what a persistent session's delivery cursor counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     /// Kafka topic.
     pub topic: Arc<str>,
@@ -20,7 +21,7 @@ pub struct Origin {
 }
 
 /// One message on its way to one client, with the per-subscriber delivery decisions made.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Delivery {
     /// The shared message.
     pub msg: Arc<Message>,
@@ -30,8 +31,12 @@ pub struct Delivery {
     pub retain: bool,
     /// Identifiers of the matching subscriptions (MQTT 5).
     pub subscription_ids: Vec<u32>,
-    /// Its Kafka position; `None` for retained messages, which are not part of the stream.
+    /// Its Kafka position; `None` for retained messages, which are not part of the stream, and
+    /// for shared subscriptions, whose position is their group's, not the session's.
     pub origin: Option<Origin>,
+    /// A QoS 1/2 message of a shared subscription: settled when the client has it (boxed:
+    /// almost no delivery has one).
+    pub share: Option<Box<Ticket>>,
 }
 
 impl Delivery {
@@ -57,6 +62,7 @@ impl Delivery {
                 retain,
                 subscription_ids: Vec::new(),
                 origin: origin.clone(),
+                share: None,
             });
             d.qos = d.qos.max(qos);
             d.retain |= retain;

@@ -49,6 +49,11 @@ impl Mailbox {
         queued
     }
 
+    /// Whether a delivery pushed now would be queued.
+    pub fn has_room(&self) -> bool {
+        self.queue.lock().is_ok_and(|q| q.len() < self.capacity)
+    }
+
     /// Adds deliveries regardless of capacity (retained messages for a new subscription, which
     /// are bounded by the subscription itself).
     pub fn push_all(&self, ds: impl IntoIterator<Item = Delivery>) {
@@ -110,6 +115,7 @@ mod tests {
             retain: false,
             subscription_ids: vec![],
             origin: None,
+            share: None,
         }
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::SemaphorePermit;
 
 use super::admin::{ensure_topics, AdminError};
+use super::group::{join_kafka, GroupError, GroupMember};
 use super::log::{Ack, Log, OutRecord};
 use super::offsets::OffsetsError;
 use super::producer::{ProduceError, Producer};
@@ -119,6 +120,14 @@ impl Log for KafkaLog {
         sink: Arc<dyn RecordSink>,
     ) -> BoxFuture<'a, Result<Tailer, TailerError>> {
         start_kafka(&self.kafka, topic, start, sink).boxed()
+    }
+
+    fn join_group<'a>(
+        &'a self,
+        group: &'a str,
+        topics: &'a [String],
+    ) -> BoxFuture<'a, Result<GroupMember, GroupError>> {
+        join_kafka(&self.kafka, group, topics).boxed()
     }
 
     fn read(&self, plan: Vec<ReadFrom>, permit: Option<SemaphorePermit<'static>>) -> RangeReader {

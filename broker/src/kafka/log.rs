@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::SemaphorePermit;
 
 use super::admin::AdminError;
+use super::group::{GroupError, GroupMember};
 use super::offsets::OffsetsError;
 use super::producer::{Delivered, ProduceError};
 use super::range::{RangeReader, ReadFrom};
@@ -84,6 +85,12 @@ pub trait Log: Send + Sync + 'static {
         start: StartAt,
         sink: Arc<dyn RecordSink>,
     ) -> BoxFuture<'a, Result<Tailer, TailerError>>;
+
+    /// Joins consumer group `group` reading `topics`: this process is then one of the members
+    /// Kafka spreads the topics' partitions over. Once this returns, every record appended to
+    /// `topics` is read by some member of the group.
+    fn join_group<'a>(&'a self, group: &'a str, topics: &'a [String])
+        -> BoxFuture<'a, Result<GroupMember, GroupError>>;
 
     /// Reads `plan`: every partition from its offset up to the high watermark found when the
     /// read reaches its topic. `permit`, when given, is held until the read is over.

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch, SemaphorePermit};
 
 use super::admin::AdminError;
+use super::group::{GroupError, GroupMember, Progress, Read};
 use super::log::{Ack, Log, OutRecord};
 use super::offsets::OffsetsError;
 use super::partition::partition_for_key;
@@ -56,6 +57,9 @@ impl Stored {
     }
 }
 
+/// Committed offsets by (consumer group, topic, partition).
+type Commits = HashMap<(String, Arc<str>, i32), i64>;
+
 /// Topic → partitions → records (a record's offset is its index).
 type Topics = HashMap<String, Vec<Vec<Stored>>>;
 
@@ -67,6 +71,8 @@ struct Shared {
     held: watch::Sender<HashSet<String>>,
     /// Appends waiting for a held topic to be released.
     waiting: Mutex<HashMap<String, usize>>,
+    /// Committed offsets per (consumer group, topic, partition).
+    commits: Mutex<Commits>,
 }
 
 impl Shared {
@@ -166,6 +172,7 @@ impl MemoryLog {
                 appended: watch::channel(0).0,
                 held: watch::channel(HashSet::new()).0,
                 waiting: Mutex::new(HashMap::new()),
+                commits: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -198,6 +205,12 @@ impl MemoryLog {
     /// Appends to `topic` waiting for it to be released.
     pub fn held_appends(&self, topic: &str) -> usize {
         self.shared.waiting().get(topic).copied().unwrap_or(0)
+    }
+
+    /// The offset consumer group `group` committed for a partition, if any.
+    pub fn committed(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
+        let commits = self.shared.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        commits.get(&(group.to_owned(), topic.into(), partition)).copied()
     }
 
     /// Every record of `topic`, in partition then offset order: what a test checks the log for.
@@ -326,6 +339,37 @@ impl Log for MemoryLog {
         future::ready(started).boxed()
     }
 
+    /// One member per group: each join is assigned every partition (in one process, a group
+    /// has one member, as it has one per broker process on Kafka).
+    fn join_group<'a>(
+        &'a self,
+        group: &'a str,
+        topics: &'a [String],
+    ) -> BoxFuture<'a, Result<GroupMember, GroupError>> {
+        let joined = (|| {
+            let mut positions = Vec::new();
+            let mut commits = self.shared.commits.lock().unwrap_or_else(PoisonError::into_inner);
+            for topic in topics {
+                let hw = self.shared.watermarks(topic).ok_or_else(|| GroupError::NoPartitions(topic.clone()))?;
+                let name: Arc<str> = topic.as_str().into();
+                for (p, high) in hw.into_iter().enumerate() {
+                    let p = p as i32;
+                    let at = *commits.entry((group.to_owned(), name.clone(), p)).or_insert(high);
+                    positions.push((name.clone(), p, at));
+                }
+            }
+            let progress = Arc::new(Progress::default());
+            let member = MemoryMember {
+                shared: self.shared.clone(),
+                group: group.to_owned(),
+                positions: Mutex::new(positions),
+                progress: progress.clone(),
+            };
+            Ok(GroupMember::new(member, progress))
+        })();
+        future::ready(joined).boxed()
+    }
+
     fn read(&self, plan: Vec<ReadFrom>, permit: Option<SemaphorePermit<'static>>) -> RangeReader {
         let (tx, reader) = RangeReader::channel();
         let shared = self.shared.clone();
@@ -440,6 +484,60 @@ impl TailTask {
                 changed = appended.changed() => if changed.is_err() { return },
             }
         }
+    }
+}
+
+/// A consumer group member of a `MemoryLog`: reads its partitions in turn from their positions
+/// and commits its progress whenever it reads.
+struct MemoryMember {
+    shared: Arc<Shared>,
+    group: String,
+    positions: Mutex<Vec<(Arc<str>, i32, i64)>>,
+    progress: Arc<Progress>,
+}
+
+impl MemoryMember {
+    fn commit(&self, all: bool) {
+        let done = self.progress.take(all);
+        let mut commits = self.shared.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        for (topic, p, o) in done {
+            commits.insert((self.group.clone(), topic, p), o);
+        }
+    }
+
+    /// The next record at a position, moving past it.
+    fn take_next(&self) -> Option<Record> {
+        let mut positions = self.positions.lock().unwrap_or_else(PoisonError::into_inner);
+        for (topic, p, at) in positions.iter_mut() {
+            if let Some((o, r)) = self.shared.records_from(topic, *p, *at, None).into_iter().next() {
+                *at = o + 1;
+                return Some(Record::copy(topic.clone(), r.view(topic, *p, o)));
+            }
+        }
+        None
+    }
+}
+
+impl Read for MemoryMember {
+    fn next(&self) -> BoxFuture<'_, Result<Record, GroupError>> {
+        Box::pin(async move {
+            loop {
+                self.commit(false);
+                // Subscribed before looking, so that an append in between is not missed.
+                let mut appended = self.shared.appended.subscribe();
+                if let Some(record) = self.take_next() {
+                    return Ok(record);
+                }
+                if appended.changed().await.is_err() {
+                    return Err(GroupError::Join);
+                }
+            }
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.commit(true);
+        future::ready(()).boxed()
     }
 }
 

@@ -1,9 +1,10 @@
 //! Everything that talks to Kafka, behind the [`log::Log`] trait (Kafka itself, or an in-memory
-//! log for tests): client settings, topic creation, the shared producer, the tailers and bounded
-//! range reads. It deals in records (key, value, headers)
+//! log for tests): client settings, topic creation, the shared producer, the tailers, consumer groups and
+//! bounded range reads. It deals in records (key, value, headers)
 //! and knows nothing of MQTT: what a record means is decided by its users.
 
 pub(crate) mod admin;
+pub(crate) mod group;
 pub(crate) mod kafka_log;
 pub(crate) mod log;
 pub(crate) mod memory;
@@ -14,6 +15,7 @@ pub(crate) mod range;
 pub(crate) mod record;
 pub(crate) mod tailer;
 
+use rdkafka::metadata::Metadata;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 
@@ -33,6 +35,16 @@ pub(crate) fn client_config(
         cfg.set(k, v);
     }
     cfg
+}
+
+/// The partitions of `topic` as `metadata` lists them (none when Kafka reported an error).
+pub(crate) fn partitions_of(metadata: &Metadata, topic: &str) -> Vec<i32> {
+    metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect()
 }
 
 /// The partitions of `list` that are at an explicit offset, with that offset (logical ones such

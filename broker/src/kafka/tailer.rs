@@ -198,12 +198,7 @@ fn plan_assignment(
 ) -> Result<(TopicPartitionList, Ends), TailerError> {
     let err = |source| TailerError::Kafka { topic: topic.to_owned(), source };
     let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT).map_err(err)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = super::partitions_of(&metadata, topic);
     if partitions.is_empty() {
         return Err(TailerError::NoPartitions(topic.to_owned()));
     }

@@ -89,6 +89,7 @@ pub fn broker_config(spec: &MqttBrokerSpec) -> Config {
             drain_seconds: limits.drain_seconds.map_or(default_limits.drain_seconds, |v| saturate(v.into())),
             drain_server_reference: limits.drain_server_reference,
             max_rewind_seconds: limits.max_rewind_seconds.map_or(default_limits.max_rewind_seconds, saturate),
+            max_share_groups: limits.max_share_groups.map_or(default_limits.max_share_groups, saturate),
         },
         authentication: Authentication {
             allow_anonymous: authn.allow_anonymous.unwrap_or(default_authn.allow_anonymous),
