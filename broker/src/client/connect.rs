@@ -378,7 +378,7 @@ async fn validate(connect: &Connect, peer: &Peer, broker: &Broker) -> Result<Ter
         props.retain_available = Some(1);
         props.wildcard_subscription_available = Some(1);
         props.subscription_identifiers_available = Some(1);
-        props.shared_subscription_available = Some(1);
+        props.shared_subscription_available = Some(u8::from(limits.max_share_groups > 0));
     }
     // Our own in-flight limit applies outbound too (MQTT 3.1.1 has no Receive Maximum): it
     // bounds what each connection holds and what a persistent session stores per save.

@@ -50,6 +50,14 @@ impl Outbound {
         Outbound { next_id: 0, flights: HashMap::new(), window: window.max(1) }
     }
 
+    /// Drops the tickets of shared subscriptions' messages in flight (the connection is
+    /// closed): their groups give them to other members.
+    pub(super) fn drop_tickets(&mut self) {
+        for (_, _, ticket) in self.flights.values_mut() {
+            drop(ticket.take());
+        }
+    }
+
     /// The client's Receive Maximum.
     pub(super) fn window(&self) -> u16 {
         self.window
@@ -276,6 +284,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 if let (Flight::Received, Some(p), Some(_)) = (flight, self.persist.as_mut(), &d.origin) {
                     p.write_ahead();
                 }
+                let mut ticket = ticket;
+                if let (Flight::Received, Some(t)) = (flight, ticket.as_mut()) {
+                    t.delivering_qos2();
+                }
                 self.outbound.flights.insert(id, (flight, d.origin, ticket));
             } else {
                 settle(ticket);
@@ -328,8 +340,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             Some(Flight::Received) | Some(Flight::Complete) => {
                 if let Some(f) = self.outbound.flights.get_mut(&r.packet_id) {
                     f.0 = Flight::Complete;
-                    // The client has a QoS 2 message at PUBREC: no other member may get it.
+                    // The client has a QoS 2 message at PUBREC: no other member may get it. Its
+                    // position is kept, so that a resumed session sends PUBREL again.
                     if let Some(ticket) = f.2.take() {
+                        f.1.get_or_insert_with(|| ticket.origin().clone());
                         ticket.settle();
                     }
                 }

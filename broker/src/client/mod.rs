@@ -465,6 +465,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         // count this connection meanwhile.
         self.broker.metrics.connections.dec();
         self.counted.listener.dec();
+        // Shared subscriptions' messages go to other members now, not after the Will and the
+        // final save.
+        self.leave_shares();
         if end == End::TakenOver {
             self.broker.metrics.takeovers.inc();
         } else if end == End::Shutdown {

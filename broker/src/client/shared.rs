@@ -66,6 +66,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         async move { shares.join(&group, &filter, &topics, member).await }
     }
 
+    /// Leaves every shared subscription of the connection (it is closed) and gives back the
+    /// shared messages it holds unacknowledged: each goes to another member, or not at all for
+    /// a QoS 2 message already sent (see [`crate::delivery::share::Ticket`]).
+    pub(super) fn leave_shares(&mut self) {
+        for filter in self.subscriptions.keys() {
+            self.leave_share(filter);
+        }
+        self.outbound.drop_tickets();
+    }
+
     /// Leaves the shared subscription `full` if it is one: `Some(whether it was a member)`;
     /// `None` for a filter that is not shared.
     pub(super) fn leave_share(&self, full: &str) -> Option<bool> {

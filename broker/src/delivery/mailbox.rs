@@ -49,9 +49,22 @@ impl Mailbox {
         queued
     }
 
-    /// Whether a delivery pushed now would be queued.
-    pub fn has_room(&self) -> bool {
-        self.queue.lock().is_ok_and(|q| q.len() < self.capacity)
+    /// Whether a shared subscription may queue another message here: it takes at most half
+    /// the queue, so that the client's own subscriptions are not squeezed out.
+    pub fn has_room_for_shared(&self) -> bool {
+        self.queue.lock().is_ok_and(|q| q.len() < self.capacity / 2)
+    }
+
+    /// Adds a shared subscription's delivery if the queue has room; gives it back if not. A
+    /// refusal is not an overflow: the group gives the message to another member, and the
+    /// session's own stream lost nothing.
+    pub fn offer(&self, d: Delivery) -> Result<(), Delivery> {
+        match self.queue.lock() {
+            Ok(mut q) if q.len() < self.capacity => q.push_back(d),
+            _ => return Err(d),
+        }
+        self.notify.notify_one();
+        Ok(())
     }
 
     /// Adds deliveries regardless of capacity (retained messages for a new subscription, which
@@ -79,9 +92,10 @@ impl Mailbox {
     pub fn take_overflow(&self) -> bool {
         let overflowed = self.overflowed.swap(false, Ordering::Relaxed);
         if overflowed {
-            if let Ok(mut q) = self.queue.lock() {
-                *q = VecDeque::new();
-            }
+            // Dropped outside the lock: a shared subscription's delivery settles its ticket,
+            // which takes its group's lock, and the group looks at mailboxes under that lock.
+            let dropped = self.queue.lock().map(|mut q| std::mem::take(&mut *q));
+            drop(dropped);
         }
         overflowed
     }

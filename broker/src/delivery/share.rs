@@ -6,12 +6,13 @@
 //! process with a member of it joins; Kafka assigns each partition to one of them. A process
 //! spreads the records of its partitions over its local members, round robin, skipping a
 //! member whose window (its Receive Maximum, unacknowledged messages given to it) or mailbox
-//! is full; when none has room, the group stops reading Kafka until one has (backpressure,
-//! nothing dropped).
+//! (beyond half its capacity: the session's own subscriptions keep the rest) is full; when none
+//! has room, the group pauses its partitions until one has (backpressure, nothing dropped).
 //!
 //! A QoS 1/2 message given to a member carries a [`Ticket`]. The member's PUBACK (QoS 1) or
 //! PUBREC (QoS 2) settles it; a ticket dropped unsettled (the member went away with the
-//! message queued or unacknowledged) gives the message to another member. Per partition the
+//! message queued or unacknowledged) gives the message to another member — except a QoS 2
+//! message already sent, which no other member may get (MQTT-4.8.2-5). Per partition the
 //! group commits, as the offset to resume from, its oldest unsettled record or else what it
 //! read: a partition that moves to another process, or a group whose members all left and
 //! come back (persistent sessions), resumes there.
@@ -184,22 +185,30 @@ struct Slot {
 impl Slot {
     /// Whether the member can take another message: its window and its mailbox have room.
     fn has_room(&self) -> bool {
-        self.holding < self.member.window && self.member.mailbox.has_room()
+        self.holding < self.member.window && self.member.mailbox.has_room_for_shared()
     }
 }
 
+/// One partition as this process reads it for the group.
 #[derive(Default)]
 struct Open {
+    /// Offsets handed out and not settled, or waiting for another member.
     offsets: BTreeSet<i64>,
+    /// The next offset to read: everything below it was handed out here.
     next: i64,
 }
 
 /// A QoS 1/2 message of a shared subscription on its way to a member: settle it when the
-/// member has it; dropping it unsettled gives the message to another member.
+/// member has it; dropping it unsettled gives the message to another member, unless its
+/// QoS 2 delivery had begun.
 pub struct Ticket {
     group: Arc<ShareGroup>,
+    /// The member it was given to.
+    session: u64,
     origin: Origin,
     msg: Arc<Message>,
+    /// Whether another member may get the message if this one goes away with it.
+    handover: bool,
     settled: bool,
 }
 
@@ -208,14 +217,26 @@ impl Ticket {
     /// no other member gets it.
     pub fn settle(mut self) {
         self.settled = true;
-        self.group.settled(&self.origin, None);
+        self.group.settled(&self.origin, self.session, None);
+    }
+
+    /// The member was sent the message at QoS 2: if its connection breaks now, no other member
+    /// may get it (MQTT-4.8.2-5); the message is settled then, as the client may have it.
+    pub fn delivering_qos2(&mut self) {
+        self.handover = false;
+    }
+
+    /// Where the message sits in Kafka.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled {
-            self.group.settled(&self.origin, Some(self.msg.clone()));
+            let again = self.handover.then(|| self.msg.clone());
+            self.group.settled(&self.origin, self.session, again);
         }
     }
 }
@@ -228,8 +249,8 @@ impl std::fmt::Debug for Ticket {
 
 /// What the group does next.
 enum Step {
-    /// Give a released message to this member.
-    Give(usize, Origin, Arc<Message>),
+    /// Give a released message to the member of this session.
+    Give(u64, Origin, Arc<Message>),
     /// Read the next record from Kafka (a member has room).
     Read,
     /// Wait until a member has room.
@@ -259,22 +280,29 @@ impl ShareGroup {
     }
 
     fn add(&self, member: Member) {
-        {
+        // A replaced member is dropped after the lock: its mailbox may hold tickets.
+        let _replaced = {
             let mut state = self.lock();
             match state.members.iter_mut().find(|s| s.member.session == member.session) {
-                Some(slot) => slot.member = member,
-                None => state.members.push(Slot { member, holding: 0 }),
+                Some(slot) => Some(std::mem::replace(&mut slot.member, member)),
+                None => {
+                    state.members.push(Slot { member, holding: 0 });
+                    None
+                }
             }
-        }
+        };
         self.room.notify_one();
     }
 
     /// Removes `session`; returns whether it was a member and whether none is left.
     fn remove(&self, session: u64) -> (bool, bool) {
-        let mut state = self.lock();
-        let before = state.members.len();
-        state.members.retain(|s| s.member.session != session);
-        (before != state.members.len(), state.members.is_empty())
+        let (removed, empty) = {
+            let mut state = self.lock();
+            let at = state.members.iter().position(|s| s.member.session == session);
+            (at.map(|i| state.members.remove(i)), state.members.is_empty())
+        };
+        // Dropped after the lock, as in `add`.
+        (removed.is_some(), empty)
     }
 
     fn stop(&self) {
@@ -285,13 +313,12 @@ impl ShareGroup {
 
     /// A ticket was settled (`again` is `None`) or dropped unsettled (`again`: the message to
     /// give to another member).
-    fn settled(&self, origin: &Origin, again: Option<Arc<Message>>) {
+    fn settled(&self, origin: &Origin, session: u64, again: Option<Arc<Message>>) {
         {
             let mut state = self.lock();
-            if let Some(session) = state.unsettled.remove(origin) {
-                if let Some(slot) = state.members.iter_mut().find(|s| s.member.session == session) {
-                    slot.holding = slot.holding.saturating_sub(1);
-                }
+            state.unsettled.remove(origin);
+            if let Some(slot) = state.members.iter_mut().find(|s| s.member.session == session) {
+                slot.holding = slot.holding.saturating_sub(1);
             }
             match again {
                 Some(msg) => state.released.push_back((origin.clone(), msg)),
@@ -303,33 +330,42 @@ impl ShareGroup {
 
     /// Reads the group's partitions and hands the records out until stopped, then commits.
     async fn run(self: Arc<Self>, consumer: GroupMember, mut stop: oneshot::Receiver<()>) {
+        let mut paused = false;
         loop {
             let step = self.lock().next_step();
-            match step {
-                Step::Give(slot, origin, msg) => self.give(slot, origin, msg),
-                Step::Wait => {
-                    tokio::select! {
-                        _ = &mut stop => break,
-                        _ = self.room.notified() => {}
-                        _ = tokio::time::sleep(RETRY) => {}
-                    }
+            let waiting = matches!(step, Step::Wait);
+            if waiting || paused {
+                // Paused again on every wait: a rebalance may have assigned new partitions.
+                consumer.pause(waiting);
+                paused = waiting;
+            }
+            let read = match step {
+                Step::Give(session, origin, msg) => {
+                    self.give(session, origin, msg);
+                    continue;
                 }
-                Step::Read => {
-                    let read = tokio::select! {
-                        _ = &mut stop => break,
-                        // A released message goes out before the next record (reads are
-                        // cancel-safe: a record is taken only when returned).
-                        _ = self.room.notified() => continue,
-                        r = consumer.next() => r,
-                    };
-                    match read {
-                        Ok(record) => self.on_record(&record),
-                        Err(e) => {
-                            // librdkafka reconnects by itself; report and keep reading.
-                            tracing::warn!(filter = %self.filter, error = %e, "shared subscription: kafka consumer error");
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                    }
+                // Still polled while paused: that is what answers the group's rebalances. A
+                // record fetched before the pause is kept for the next member with room.
+                Step::Wait => tokio::select! {
+                    _ = &mut stop => break,
+                    _ = self.room.notified() => continue,
+                    _ = tokio::time::sleep(RETRY) => continue,
+                    r = consumer.next() => r,
+                },
+                Step::Read => tokio::select! {
+                    _ = &mut stop => break,
+                    // A released message goes out before the next record (reads are
+                    // cancel-safe).
+                    _ = self.room.notified() => continue,
+                    r = consumer.next() => r,
+                },
+            };
+            match read {
+                Ok(record) => self.on_record(&record),
+                Err(e) => {
+                    // librdkafka reconnects by itself; report and keep reading.
+                    tracing::warn!(filter = %self.filter, error = %e, "shared subscription: kafka consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }
@@ -343,7 +379,12 @@ impl ShareGroup {
         let msg = Message::from_tailed(record.view()).filter(|m| matches(&self.filter, &m.topic));
         let mut state = self.lock();
         let open = state.partitions.entry((origin.topic.clone(), origin.partition)).or_default();
-        open.next = open.next.max(origin.offset + 1);
+        if origin.offset < open.next {
+            // Read again after a rebalance gave the partition back from its commit: it was
+            // handed out here already, and is settled or open here.
+            return;
+        }
+        open.next = origin.offset + 1;
         let Some(msg) = msg else {
             state.done(&origin);
             return;
@@ -351,26 +392,27 @@ impl ShareGroup {
         // Open until settled: the partition does not resume past it before.
         open.offsets.insert(origin.offset);
         match state.pick() {
-            Some(slot) => {
+            Some(session) => {
                 drop(state);
-                self.give(slot, origin, Arc::new(msg));
+                self.give(session, origin, Arc::new(msg));
             }
             // Room went between the decision to read and the record (a member left).
             None => state.released.push_back((origin, Arc::new(msg))),
         }
     }
 
-    /// Queues `msg` for the member in `slot`. A QoS 1/2 delivery carries a ticket; a mailbox
-    /// that refuses it drops the ticket, which puts the message back for another member.
-    fn give(self: &Arc<Self>, slot: usize, origin: Origin, msg: Arc<Message>) {
+    /// Queues `msg` for the member of `session`. A QoS 1/2 delivery carries a ticket; a
+    /// mailbox that refuses it drops the ticket, which puts the message back for another
+    /// member.
+    fn give(self: &Arc<Self>, session: u64, origin: Origin, msg: Arc<Message>) {
         let (mailbox, delivery) = {
             let mut state = self.lock();
-            let Some(s) = state.members.get_mut(slot) else {
+            // The member may have left since it was picked.
+            let Some(s) = state.members.iter_mut().find(|s| s.member.session == session) else {
                 state.released.push_back((origin, msg));
                 return;
             };
             let qos = delivered_qos(msg.qos, s.member.options.qos);
-            let session = s.member.session;
             let d = Delivery {
                 msg: msg.clone(),
                 qos,
@@ -386,13 +428,16 @@ impl ShareGroup {
             } else {
                 s.holding += 1;
                 state.unsettled.insert(origin.clone(), session);
-                let ticket = Ticket { group: self.clone(), origin, msg, settled: false };
+                let ticket = Ticket { group: self.clone(), session, origin, msg, handover: true, settled: false };
                 (mailbox, Delivery { share: Some(Box::new(ticket)), ..d })
             }
         };
-        // Outside the lock: a refused delivery drops its ticket, which takes the lock.
-        if !mailbox.push(delivery) {
-            self.metrics.dropped(DropReason::QueueFull);
+        // Outside the lock: a refused delivery drops its ticket, which takes the lock and puts
+        // the message back; only a QoS 0 one is lost.
+        if let Err(refused) = mailbox.offer(delivery) {
+            if refused.share.is_none() {
+                self.metrics.dropped(DropReason::QueueFull);
+            }
         }
     }
 }
@@ -409,12 +454,12 @@ impl State {
         }
     }
 
-    /// The next member with room, round robin.
-    fn pick(&mut self) -> Option<usize> {
+    /// The session of the next member with room, round robin.
+    fn pick(&mut self) -> Option<u64> {
         let n = self.members.len();
         let found = (0..n).map(|i| (self.cursor + i) % n).find(|&i| self.members[i].has_room())?;
         self.cursor = found + 1;
-        Some(found)
+        Some(self.members[found].member.session)
     }
 
     /// The record at `origin` needs nothing more: the partition may resume past it.
@@ -561,6 +606,76 @@ mod tests {
         shares.join("g", FILTER, &topics(), member(3, &c, 5)).await.unwrap_or_else(|e| panic!("{e}"));
         publish(&log, "s/x", 2, QoS::AtLeastOnce).await;
         assert_eq!(payloads(&take(&c, 2).await), [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_member_with_its_share_of_the_mailbox_full_waits_and_nothing_is_dropped() {
+        let (log, shares) = setup();
+        // Capacity 2: a shared subscription may fill one place, the session keeps the other.
+        let a = Arc::new(Mailbox::new(2));
+        shares.join("g", FILTER, &topics(), member(1, &a, 10)).await.unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..5 {
+            publish(&log, "s/x", n, QoS::AtMostOnce).await;
+        }
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            let d = take(&a, 1).await;
+            assert!(a.pop().is_none(), "never more than its share queued");
+            got.extend(payloads(&d));
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4], "in order, QoS 0 included, none dropped");
+    }
+
+    #[tokio::test]
+    async fn a_qos2_message_already_sent_goes_to_no_other_member() {
+        let (log, shares) = setup();
+        let (a, b) = (Arc::new(Mailbox::new(100)), Arc::new(Mailbox::new(100)));
+        shares.join("g", FILTER, &topics(), member(1, &a, 5)).await.unwrap_or_else(|e| panic!("{e}"));
+        shares.join("g", FILTER, &topics(), member(2, &b, 5)).await.unwrap_or_else(|e| panic!("{e}"));
+        publish(&log, "s/x", 1, QoS::ExactlyOnce).await;
+        let mut to_a = take(&a, 1).await;
+        if let Some(t) = to_a[0].share.as_mut() {
+            t.delivering_qos2();
+        }
+        assert!(shares.leave("g", FILTER, 1));
+        drop(to_a);
+        publish(&log, "s/x", 2, QoS::ExactlyOnce).await;
+        assert_eq!(payloads(&take(&b, 1).await), [2], "b gets the next one, not the one a may have");
+        assert!(b.pop().is_none());
+    }
+
+    #[test]
+    fn a_record_read_again_after_a_rebalance_is_not_handed_out_twice() {
+        let group = ShareGroup::new(FILTER, Arc::default(), Arc::default());
+        let a = Arc::new(Mailbox::new(100));
+        group.add(member(1, &a, 5));
+        let msg = Message {
+            topic: "s/x".into(),
+            payload: Bytes::from_static(b"p"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            publisher: None,
+            publish_id: None,
+            properties: Default::default(),
+        };
+        let headers = crate::kafka::record::ToRecord::record_headers(&msg);
+        let record = crate::kafka::record::Record::copy(
+            "t".into(),
+            crate::kafka::record::RecordRef {
+                topic: "t",
+                partition: 0,
+                offset: 3,
+                key: Some(crate::kafka::record::ToRecord::record_key(&msg)),
+                value: Some(crate::kafka::record::ToRecord::record_value(&msg)),
+                headers: Some(headers.as_borrowed()),
+            },
+        );
+        group.on_record(&record);
+        group.on_record(&record);
+        let first = a.pop();
+        assert!(first.is_some(), "handed out once");
+        assert!(a.pop().is_none(), "and only once");
+        drop(first);
     }
 
     #[tokio::test]

@@ -31,8 +31,8 @@ pub enum GroupError {
     /// A topic of the group does not exist (or has no partitions).
     #[error("kafka topic {0} has no partitions")]
     NoPartitions(String),
-    /// The blocking metadata call was cancelled.
-    #[error("kafka metadata task failed")]
+    /// The blocking metadata call was cancelled, or the log went away.
+    #[error("kafka metadata task failed or the log is gone")]
     Join,
 }
 
@@ -69,10 +69,14 @@ impl Progress {
 
 /// A member's reading of its assigned partitions (see [`super::log::Log::join_group`]).
 pub(crate) trait Read: Send + Sync {
-    /// The next record of an assigned partition; waits for one.
+    /// The next record of an assigned partition; waits for one. Cancel-safe: a record is
+    /// taken only when returned.
     fn next(&self) -> BoxFuture<'_, Result<Record, GroupError>>;
-    /// Commits the progress for good: the member is leaving.
-    fn close(&self) -> BoxFuture<'_, ()>;
+    /// Stops (`true`) or resumes fetching the assigned partitions; `next` keeps serving the
+    /// group's rebalances meanwhile.
+    fn pause(&self, paused: bool);
+    /// Commits the progress for good and leaves the group.
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
 }
 
 /// This process's membership of a consumer group; dropping it leaves the group.
@@ -92,12 +96,19 @@ impl GroupMember {
         &self.progress
     }
 
-    /// The next record of a partition assigned to this member.
+    /// The next record of a partition assigned to this member (cancel-safe).
     pub async fn next(&self) -> Result<Record, GroupError> {
         self.inner.next().await
     }
 
-    /// Commits what is done, then leaves (on drop).
+    /// Stops (`true`) or resumes fetching: backpressure while no local member has room.
+    /// Keep calling [`GroupMember::next`] while paused: it serves the group's rebalances (a
+    /// record fetched before the pause may still come).
+    pub fn pause(&self, paused: bool) {
+        self.inner.pause(paused)
+    }
+
+    /// Commits what is done, then leaves the group.
     pub async fn close(self) {
         self.inner.close().await
     }
@@ -115,6 +126,13 @@ const GROUP_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.offset.store", "false"),
     // Only for a partition whose committed offset expired: `join` commits a start for the rest.
     ("auto.offset.reset", "latest"),
+    // A dead pod's partitions move after 10 s rather than librdkafka's 45 s: about the
+    // broker's own `limits.nodeTimeout` for sessions (Kafka's minimum is 6 s by default).
+    ("session.timeout.ms", "10000"),
+    ("heartbeat.interval.ms", "3000"),
+    // Records fetched ahead per group (librdkafka's default is 64 MiB): up to
+    // `limits.maxShareGroups` groups run per process, and a paused one holds what it fetched.
+    ("queued.max.messages.kbytes", "1024"),
 ];
 
 /// Commits the progress of partitions being taken away before they go, so that their next
@@ -126,6 +144,14 @@ struct GroupContext {
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => tracing::debug!(partitions = list.count(), "group partitions assigned"),
+            Rebalance::Revoke(list) => tracing::debug!(partitions = list.count(), "group partitions revoked"),
+            Rebalance::Error(e) => tracing::warn!(error = %e, "group rebalance failed"),
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(revoked) = rebalance {
             let list = commit_list(&self.progress.take(true), Some(revoked));
@@ -212,12 +238,24 @@ fn commit_missing_starts(
         starts.add_partition_offset(e.topic(), e.partition(), Offset::Offset(high)).map_err(err)?;
     }
     if starts.count() > 0 {
-        // Refused while the group has members: they are reading, so the group has positions.
-        if let Err(e) = consumer.commit(&starts, CommitMode::Sync) {
-            tracing::debug!(%group, error = %e, "group starts not committed: the group is active");
+        match consumer.commit(&starts, CommitMode::Sync) {
+            Ok(()) => {}
+            // Refused while the group has members: they are reading, so it has positions.
+            Err(e) if group_is_active(&e) => {
+                tracing::debug!(%group, error = %e, "group starts not committed: the group is active")
+            }
+            // Anything else would leave the partitions to `auto.offset.reset` at assignment,
+            // seconds after SUBACK: the SUBSCRIBE fails rather than miss what comes between.
+            Err(e) => return Err(err(e)),
         }
     }
     Ok(())
+}
+
+/// Whether a commit from outside the group was refused because the group has members.
+fn group_is_active(e: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(e.rdkafka_error_code(), Some(Code::UnknownMemberId | Code::IllegalGeneration | Code::RebalanceInProgress))
 }
 
 /// Commits the progress every [`COMMIT_INTERVAL`] while it changes, until the member is gone.
@@ -255,17 +293,23 @@ impl Read for KafkaMember {
         })
     }
 
-    fn close(&self) -> BoxFuture<'_, ()> {
-        let (consumer, progress) = (self.consumer.clone(), self.progress.clone());
+    fn pause(&self, paused: bool) {
+        let Ok(assigned) = self.consumer.assignment() else { return };
+        let done = if paused { self.consumer.pause(&assigned) } else { self.consumer.resume(&assigned) };
+        if let Err(e) = done {
+            tracing::debug!(group = %self.group, paused, error = %e, "group fetching not paused or resumed");
+        }
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
+            // Blocking: a commit round trip, then leaving the group as the consumer drops.
             let done = tokio::task::spawn_blocking(move || {
-                let assigned = consumer.assignment().ok();
-                let list = commit_list(&progress.take(true), assigned.as_ref());
-                if list.count() > 0 {
-                    consumer.commit(&list, CommitMode::Sync).err()
-                } else {
-                    None
-                }
+                let assigned = self.consumer.assignment().ok();
+                let list = commit_list(&self.progress.take(true), assigned.as_ref());
+                let failed = if list.count() > 0 { self.consumer.commit(&list, CommitMode::Sync).err() } else { None };
+                drop(self);
+                failed
             });
             if let Ok(Some(e)) = done.await {
                 tracing::warn!(error = %e, "group offsets not committed at leave");

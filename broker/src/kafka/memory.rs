@@ -364,6 +364,7 @@ impl Log for MemoryLog {
                 group: group.to_owned(),
                 positions: Mutex::new(positions),
                 progress: progress.clone(),
+                paused: Default::default(),
             };
             Ok(GroupMember::new(member, progress))
         })();
@@ -494,6 +495,7 @@ struct MemoryMember {
     group: String,
     positions: Mutex<Vec<(Arc<str>, i32, i64)>>,
     progress: Arc<Progress>,
+    paused: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryMember {
@@ -523,6 +525,10 @@ impl Read for MemoryMember {
         Box::pin(async move {
             loop {
                 self.commit(false);
+                if self.paused.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Nothing comes while paused; the caller stops waiting when it resumes.
+                    return future::pending().await;
+                }
                 // Subscribed before looking, so that an append in between is not missed.
                 let mut appended = self.shared.appended.subscribe();
                 if let Some(record) = self.take_next() {
@@ -535,7 +541,11 @@ impl Read for MemoryMember {
         })
     }
 
-    fn close(&self) -> BoxFuture<'_, ()> {
+    fn pause(&self, paused: bool) {
+        self.paused.store(paused, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
         self.commit(true);
         future::ready(()).boxed()
     }
