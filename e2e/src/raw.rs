@@ -135,7 +135,16 @@ impl Receiver {
                 }
                 (QoS::ExactlyOnce, Some(id)) => {
                     let new = self.unreleased.insert(id);
-                    c.send(&Packet::PubRec(ack(id)))?;
+                    if let Err(e) = c.send(&Packet::PubRec(ack(id))) {
+                        // Not handed to the application, so not received either: the broker
+                        // has no PUBREC and sends it again (DUP, same id, after a reconnect),
+                        // and that copy is the one that counts. Keeping the id would take it
+                        // for a duplicate and lose the message.
+                        if new {
+                            self.unreleased.remove(&id);
+                        }
+                        return Err(e);
+                    }
                     Ok(new.then_some(p.payload))
                 }
                 _ => Ok(Some(p.payload)),
@@ -215,5 +224,42 @@ impl Sender {
             Packet::PubComp(r) => Ok(self.released.remove(&r.packet_id)),
             _ => Ok(false),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Shutdown, TcpListener};
+
+    /// A client on a fresh loopback connection, and the server side, kept open.
+    fn connected() -> (RawClient, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}")).to_string();
+        let c = RawClient::dial(&addr, ProtocolVersion::V311).unwrap_or_else(|e| panic!("{e}"));
+        let (server, _) = listener.accept().unwrap_or_else(|e| panic!("{e}"));
+        (c, server)
+    }
+
+    /// The broker died between sending a QoS 2 PUBLISH and reading its PUBREC (the kill -9 of
+    /// `exactly_once.rs`): the PUBREC cannot be sent, and the broker resuming the session sends
+    /// the message again with DUP. That copy must reach the application, once.
+    #[test]
+    fn a_qos2_message_whose_pubrec_failed_is_received_from_its_retransmission() {
+        let mut receiver = Receiver::default();
+        let payload = bytes::Bytes::from_static(b"m");
+        let (mut dying, _server) = connected();
+        // Every write fails from here on, as on a socket whose peer is gone.
+        dying.stream.shutdown(Shutdown::Write).unwrap_or_else(|e| panic!("{e}"));
+        let first = Sender::publish_packet(7, "t", payload.clone(), false);
+        assert!(receiver.handle(&mut dying, first).is_err(), "the PUBREC cannot go out");
+
+        let (mut resumed, _server) = connected();
+        let again = Sender::publish_packet(7, "t", payload.clone(), true);
+        let got = receiver.handle(&mut resumed, again).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, Some(payload.clone()), "the retransmission is the message");
+        let duplicate = Sender::publish_packet(7, "t", payload, true);
+        let got = receiver.handle(&mut resumed, duplicate).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, None, "acknowledged now: a further DUP is a duplicate");
     }
 }

@@ -34,7 +34,7 @@ async fn qos2_is_exactly_once_both_ways_across_a_kill_9_of_the_broker() {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    assert!(!moved, "lost broker 2 too: {e}");
+                    assert!(!moved, "lost broker 2 too after {} messages: {e}", got.len());
                     moved = true;
                     c = RawClient::connect(&sub2, "x-sub", false).unwrap_or_else(|e| panic!("{e}"));
                     assert!(c.session_present, "subscriber session resumed on broker 2");

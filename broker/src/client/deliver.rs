@@ -118,9 +118,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         }
         if let Some(p) = &self.persist {
             if p.reading_back() {
+                tracing::trace!(client = %self.client_id, held = p.has_held(), "live deliveries wait for the read-back");
                 return Ok(());
             }
             if self.mailbox.take_overflow() {
+                tracing::debug!(client = %self.client_id, "mailbox overflowed: reading kafka back from the cursors");
                 self.start_catchup();
                 return Ok(());
             }
@@ -141,6 +143,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let own = self.subscriptions.keys().map(AsRef::as_ref).filter(|f| !is_shared(f));
         let plan = p.plan(&self.kafka_topics(own));
         if plan.is_empty() {
+            tracing::debug!(client = %self.client_id, "nothing to read back from kafka");
             // Nothing to read back: stored in-flight messages of topics no longer read are gone.
             if let Some(p) = self.persist.as_mut() {
                 p.read_back_done();
@@ -189,6 +192,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 if redelivery || self.outbound.has_room() {
                     self.deliver(d)
                 } else {
+                    tracing::trace!(client = %self.client_id, origin = ?d.origin, "read back, waits for room in the window");
                     if let Some(p) = self.persist.as_mut() {
                         p.hold(d);
                     }
@@ -276,6 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             payload: d.msg.payload.clone(),
         });
         if self.conn.queue(&publish)? {
+            tracing::trace!(client = %self.client_id, ?packet_id, dup = resent.is_some(), origin = ?d.origin, "delivery written");
             self.out_aliases.sent(&d.msg.topic, naming);
             self.broker.metrics.sent(d.qos as u8);
             if let Some(id) = packet_id {
@@ -331,7 +336,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     pub(super) fn on_pubrec(&mut self, r: PubResp) -> Result<(), End> {
-        let code = match self.outbound.state(r.packet_id) {
+        let state = self.outbound.state(r.packet_id);
+        tracing::trace!(client = %self.client_id, id = r.packet_id, ?state, "pubrec");
+        let code = match state {
             // MQTT 5: a PUBREC with an error code ends the flow (no PUBREL).
             Some(Flight::Received) if r.reason >= 0x80 => {
                 self.completed(r.packet_id);
@@ -360,7 +367,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     }
 
     pub(super) fn on_pubcomp(&mut self, r: PubResp) -> Result<(), End> {
-        if self.outbound.state(r.packet_id) == Some(Flight::Complete) {
+        let state = self.outbound.state(r.packet_id);
+        tracing::trace!(client = %self.client_id, id = r.packet_id, ?state, in_flight = self.outbound.flights.len(), "pubcomp");
+        if state == Some(Flight::Complete) {
             self.completed(r.packet_id);
         }
         Ok(())

@@ -549,8 +549,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Saves the session state, then produces the inbound QoS 2 publications that waited for
     /// their intent to be in it.
     async fn save_then_produce(&mut self) -> Result<(), End> {
+        tracing::trace!(client = %self.client_id, "write-ahead save");
         match self.save_state(None).await {
-            Ok(()) => {}
+            Ok(()) => tracing::trace!(client = %self.client_id, "write-ahead saved"),
             Err(SessionError::NotOwner) => return Err(End::TakenOver),
             Err(e) => {
                 tracing::warn!(client = %self.client_id, error = %e, "session state not saved");

@@ -163,6 +163,11 @@ impl Persist {
         self.held = Some(d);
     }
 
+    /// Whether a record of the offline reader waits for room.
+    pub(super) fn has_held(&self) -> bool {
+        self.held.is_some()
+    }
+
     /// The record waiting for room, if any.
     pub(super) fn take_held(&mut self) -> Option<Delivery> {
         self.held.take()

@@ -185,17 +185,20 @@ impl Router {
                 sessions.push(sub);
             }
         }
-        let deliveries: Vec<(Arc<Mailbox>, Delivery)> = sessions
+        let deliveries: Vec<(Arc<Mailbox>, Arc<str>, Delivery)> = sessions
             .into_iter()
             .filter_map(|first| {
                 let of_session = matched.iter().filter(|s| s.session == first.session).map(|s| (s.options, s.id));
                 let d = Delivery::for_subscriptions(&msg, &first.client_id, of_session, origin.clone())?;
-                Some((first.mailbox.clone(), d))
+                Some((first.mailbox.clone(), first.client_id.clone(), d))
             })
             .collect();
         drop(root);
-        for (mailbox, d) in deliveries {
-            if !mailbox.push(d) {
+        for (mailbox, client, d) in deliveries {
+            if mailbox.push(d) {
+                tracing::trace!(%client, ?origin, "queued in the mailbox");
+            } else {
+                tracing::trace!(%client, ?origin, "mailbox full: delivery dropped");
                 self.metrics.dropped(DropReason::QueueFull);
             }
         }
@@ -218,6 +221,7 @@ impl RecordSink for TopicSink {
     fn record(&self, record: RecordRef<'_>) {
         let Some(msg) = Message::from_tailed(record) else { return };
         let origin = Origin { topic: self.topic.clone(), partition: record.partition, offset: record.offset };
+        tracing::trace!(topic = %self.topic, partition = record.partition, offset = record.offset, "tailed record");
         self.router.dispatch(Arc::new(msg), Some(origin));
     }
 }

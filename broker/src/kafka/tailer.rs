@@ -148,7 +148,8 @@ pub(crate) async fn start_kafka(
     };
     consumer.assign(&assignment).map_err(err)?;
     let partitions = assignment.count();
-    let starts = super::known_offsets(&assignment).collect();
+    let starts: Vec<(i32, i64)> = super::known_offsets(&assignment).collect();
+    tracing::debug!(%topic, ?start, ?starts, "tailer assigned");
     let (caught_tx, caught_up) = watch::channel(pending.is_done());
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(run(consumer.clone(), topic.to_owned(), pending, caught_tx, sink, stopped));
