@@ -52,7 +52,7 @@ impl Mailbox {
     /// Whether a shared subscription may queue another message here: it takes at most half
     /// the queue, so that the client's own subscriptions are not squeezed out.
     pub fn has_room_for_shared(&self) -> bool {
-        self.queue.lock().is_ok_and(|q| q.len() < self.capacity / 2)
+        self.queue.lock().is_ok_and(|q| q.len() < self.capacity.div_ceil(2))
     }
 
     /// Adds a shared subscription's delivery if the queue has room; gives it back if not. A

@@ -334,8 +334,8 @@ impl ShareGroup {
         loop {
             let step = self.lock().next_step();
             let waiting = matches!(step, Step::Wait);
-            if waiting || paused {
-                // Paused again on every wait: a rebalance may have assigned new partitions.
+            if waiting != paused {
+                // Only on a change: new assignments follow the state (see kafka::group).
                 consumer.pause(waiting);
                 paused = waiting;
             }

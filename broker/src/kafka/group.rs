@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -139,14 +140,24 @@ const GROUP_DEFAULTS: &[(&str, &str)] = &[
 /// owner resumes after what this member handled.
 struct GroupContext {
     progress: Arc<Progress>,
+    /// Whether fetching is paused: librdkafka keeps a partition's pause across a revoke and a
+    /// new assignment, so every assignment is paused or resumed to match this.
+    paused: Arc<AtomicBool>,
 }
 
 impl ClientContext for GroupContext {}
 
 impl ConsumerContext for GroupContext {
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
-            Rebalance::Assign(list) => tracing::debug!(partitions = list.count(), "group partitions assigned"),
+            Rebalance::Assign(list) => {
+                tracing::debug!(partitions = list.count(), "group partitions assigned");
+                let paused = self.paused.load(Ordering::Relaxed);
+                let done = if paused { consumer.pause(list) } else { consumer.resume(list) };
+                if let Err(e) = done {
+                    tracing::warn!(paused, error = %e, "assigned partitions not paused or resumed");
+                }
+            }
             Rebalance::Revoke(list) => tracing::debug!(partitions = list.count(), "group partitions revoked"),
             Rebalance::Error(e) => tracing::warn!(error = %e, "group rebalance failed"),
         }
@@ -183,6 +194,8 @@ struct KafkaMember {
     group: String,
     topics: HashMap<String, Arc<str>>,
     progress: Arc<Progress>,
+    /// Shared with the context, which applies it to new assignments.
+    paused: Arc<AtomicBool>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -195,8 +208,9 @@ pub(crate) async fn join_kafka(kafka: &Kafka, group: &str, topics: &[String]) ->
     let progress = Arc::new(Progress::default());
     let mut cfg = super::client_config(&kafka.bootstrap_servers, &kafka.properties, GROUP_DEFAULTS);
     cfg.set("group.id", group);
-    let consumer: StreamConsumer<GroupContext> =
-        cfg.create_with_context(GroupContext { progress: progress.clone() }).map_err(err)?;
+    let paused = Arc::new(AtomicBool::new(false));
+    let context = GroupContext { progress: progress.clone(), paused: paused.clone() };
+    let consumer: StreamConsumer<GroupContext> = cfg.create_with_context(context).map_err(err)?;
     let consumer = Arc::new(consumer);
     {
         let (consumer, topics, group) = (consumer.clone(), topics.to_vec(), group.to_owned());
@@ -209,7 +223,8 @@ pub(crate) async fn join_kafka(kafka: &Kafka, group: &str, topics: &[String]) ->
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(commit_loop(Arc::downgrade(&consumer), progress.clone(), stopped));
     let topics = topics.iter().map(|t| (t.clone(), Arc::from(t.as_str()))).collect();
-    let member = KafkaMember { consumer, group: group.to_owned(), topics, progress: progress.clone(), _stop: stop };
+    let member =
+        KafkaMember { consumer, group: group.to_owned(), topics, progress: progress.clone(), paused, _stop: stop };
     Ok(GroupMember::new(member, progress))
 }
 
@@ -294,6 +309,9 @@ impl Read for KafkaMember {
     }
 
     fn pause(&self, paused: bool) {
+        if self.paused.swap(paused, Ordering::Relaxed) == paused {
+            return;
+        }
         let Ok(assigned) = self.consumer.assignment() else { return };
         let done = if paused { self.consumer.pause(&assigned) } else { self.consumer.resume(&assigned) };
         if let Err(e) = done {
