@@ -223,7 +223,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
         let _span = tracing::debug_span!("mqtt.deliver", topic = %d.msg.topic, qos = d.qos as u8).entered();
         let mut resent = None;
         // A shared subscription's message is settled once the client has it or never will.
-        let ticket = d.share.take();
+        let mut ticket = d.share.take();
         if let (Some(p), Some(origin)) = (self.persist.as_mut(), &d.origin) {
             // Sent by the previous connection and not acknowledged: again, same packet id, DUP.
             match p.take_redelivery(origin) {
@@ -289,7 +289,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 if let (Flight::Received, Some(p), Some(_)) = (flight, self.persist.as_mut(), &d.origin) {
                     p.write_ahead();
                 }
-                let mut ticket = ticket;
                 if let (Flight::Received, Some(t)) = (flight, ticket.as_mut()) {
                     t.delivering_qos2();
                 }

@@ -10,7 +10,7 @@ use crate::codec::{QoS, SubscriptionOptions};
 use crate::message::Message;
 
 /// Where a message sits in Kafka: what a persistent session's delivery cursor counts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
     /// Kafka topic.
     pub topic: Arc<str>,

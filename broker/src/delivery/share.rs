@@ -167,8 +167,6 @@ struct State {
     members: Vec<Slot>,
     /// Where the round robin continues.
     cursor: usize,
-    /// Unsettled QoS 1/2 messages by position, and the session holding each.
-    unsettled: HashMap<Origin, u64>,
     /// Messages whose member went away, to give to another.
     released: VecDeque<(Origin, Arc<Message>)>,
     /// Per partition, the unsettled and released offsets and the next offset to read.
@@ -264,7 +262,6 @@ impl ShareGroup {
             state: Mutex::new(State {
                 members: Vec::new(),
                 cursor: 0,
-                unsettled: HashMap::new(),
                 released: VecDeque::new(),
                 partitions: HashMap::new(),
                 progress,
@@ -316,7 +313,6 @@ impl ShareGroup {
     fn settled(&self, origin: &Origin, session: u64, again: Option<Arc<Message>>) {
         {
             let mut state = self.lock();
-            state.unsettled.remove(origin);
             if let Some(slot) = state.members.iter_mut().find(|s| s.member.session == session) {
                 slot.holding = slot.holding.saturating_sub(1);
             }
@@ -427,7 +423,6 @@ impl ShareGroup {
                 (mailbox, d)
             } else {
                 s.holding += 1;
-                state.unsettled.insert(origin.clone(), session);
                 let ticket = Ticket { group: self.clone(), session, origin, msg, handover: true, settled: false };
                 (mailbox, Delivery { share: Some(Box::new(ticket)), ..d })
             }
@@ -501,8 +496,8 @@ mod tests {
         Member { session, mailbox: mailbox.clone(), options, id: None, window }
     }
 
-    async fn publish(log: &MemoryLog, topic: &str, n: u8, qos: QoS) {
-        let msg = Message {
+    fn message(topic: &str, n: u8, qos: QoS) -> Message {
+        Message {
             topic: topic.into(),
             payload: Bytes::from(vec![n]),
             qos,
@@ -510,7 +505,11 @@ mod tests {
             publisher: None,
             publish_id: None,
             properties: Default::default(),
-        };
+        }
+    }
+
+    async fn publish(log: &MemoryLog, topic: &str, n: u8, qos: QoS) {
+        let msg = message(topic, n, qos);
         let ack = log.append(OutRecord::of("t", Some(0), &msg, false)).await.unwrap_or_else(|e| panic!("{e}"));
         ack.await.unwrap_or_else(|e| panic!("{e}"));
     }
@@ -649,15 +648,7 @@ mod tests {
         let group = ShareGroup::new(FILTER, Arc::default(), Arc::default());
         let a = Arc::new(Mailbox::new(100));
         group.add(member(1, &a, 5));
-        let msg = Message {
-            topic: "s/x".into(),
-            payload: Bytes::from_static(b"p"),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            publisher: None,
-            publish_id: None,
-            properties: Default::default(),
-        };
+        let msg = message("s/x", 0, QoS::AtLeastOnce);
         let headers = crate::kafka::record::ToRecord::record_headers(&msg);
         let record = crate::kafka::record::Record::copy(
             "t".into(),

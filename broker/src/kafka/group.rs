@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use super::record::{Record, RecordRef};
+use super::tailer::METADATA_TIMEOUT;
 use crate::config::Kafka;
 
 /// Why a group member could not start or read.
@@ -118,9 +119,6 @@ impl GroupMember {
 /// Offsets are committed this often while records are handled: what a moved partition or a
 /// restarted group may deliver again.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Metadata calls block; this bounds how long a SUBSCRIBE may wait for them.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 const GROUP_DEFAULTS: &[(&str, &str)] = &[
     ("enable.auto.commit", "false"),

@@ -113,8 +113,9 @@ struct KafkaTail {
     partitions: usize,
 }
 
-/// Metadata calls block; this bounds how long a subscription may wait for them.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// Metadata calls block; this bounds how long a subscription (a tailer or a consumer group
+/// joining) may wait for each of them.
+pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `fetch.wait.max.ms` is left at librdkafka's 500 ms: Kafka answers a waiting fetch as soon as
 /// a record arrives, so a long poll costs no latency there and keeps an idle broker from
