@@ -69,6 +69,8 @@ struct Shared {
     appended: watch::Sender<u64>,
     /// Topics whose appends wait (see [`MemoryLog::hold`]).
     held: watch::Sender<HashSet<String>>,
+    /// Topics whose tailers read nothing (see [`MemoryLog::stall_tailers`]).
+    stalled: watch::Sender<HashSet<String>>,
     /// Appends waiting for a held topic to be released.
     waiting: Mutex<HashMap<String, usize>>,
     /// Committed offsets per (consumer group, topic, partition).
@@ -171,6 +173,7 @@ impl MemoryLog {
                 topics: Mutex::new(HashMap::new()),
                 appended: watch::channel(0).0,
                 held: watch::channel(HashSet::new()).0,
+                stalled: watch::channel(HashSet::new()).0,
                 waiting: Mutex::new(HashMap::new()),
                 commits: Mutex::new(HashMap::new()),
             }),
@@ -199,6 +202,21 @@ impl MemoryLog {
     pub fn release(&self, topic: &str) {
         self.shared.held.send_modify(|held| {
             held.remove(topic);
+        });
+    }
+
+    /// Stops the tailers of `topic` from reading, as a Kafka fetch that has not returned yet,
+    /// until [`resume_tailers`](Self::resume_tailers); appends still go through.
+    pub fn stall_tailers(&self, topic: &str) {
+        self.shared.stalled.send_modify(|stalled| {
+            stalled.insert(topic.to_owned());
+        });
+    }
+
+    /// Lets the tailers of `topic` read again.
+    pub fn resume_tailers(&self, topic: &str) {
+        self.shared.stalled.send_modify(|stalled| {
+            stalled.remove(topic);
         });
     }
 
@@ -454,7 +472,13 @@ struct TailTask {
 impl TailTask {
     async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         let mut appended = self.shared.appended.subscribe();
+        let mut stalled = self.shared.stalled.subscribe();
         loop {
+            let topic = &self.topic;
+            tokio::select! {
+                _ = &mut stop => return,
+                open = stalled.wait_for(|s| !s.contains(topic)) => if open.is_err() { return },
+            }
             let at: Vec<(i32, i64)> = self.positions.lock().unwrap_or_else(PoisonError::into_inner).clone();
             let mut read_any = false;
             for (p, from) in at {

@@ -6,7 +6,9 @@
 //! connection's *epoch*. The connection waits until the local view has applied that offset: it
 //! has then seen every earlier record of the client (no read of the whole topic per connect),
 //! and every process that applies the claim kicks its local connections of that client with a
-//! smaller epoch (take-over across pods, DISCONNECT 0x8E). State records carry their writer's
+//! smaller epoch (take-over across pods, DISCONNECT 0x8E). A process applies its own records
+//! as soon as Kafka acknowledges them and nothing unread precedes them, so a CONNECT waits for
+//! the tailer's next fetch only when another writer's records came first. State records carry their writer's
 //! epoch; the view ignores those older than the newest claim. See docs/design.md.
 
 mod open;
@@ -30,7 +32,7 @@ use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::message::now_ms;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, VERSION};
+use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, NO_CLAIM, VERSION};
 use view::View;
 
 pub(crate) use open::{OpenError, OpenRequest, Opened, Snapshot};
@@ -81,13 +83,21 @@ struct Store {
 
 impl RecordSink for Store {
     fn record(&self, r: RecordRef<'_>) {
-        let (claim, stored) = match self.view.lock() {
-            Ok(mut v) => (v.apply(r.partition, r.offset, r.key, r.value), v.stored()),
+        self.update(|v| v.apply(r.partition, r.offset, r.key, r.value));
+    }
+}
+
+impl Store {
+    /// Applies records to the view with `apply`, then kicks the local connections its claims
+    /// fenced off and wakes the claim waiters.
+    fn update(&self, apply: impl FnOnce(&mut View) -> Vec<view::NewClaim>) {
+        let (claims, stored) = match self.view.lock() {
+            Ok(mut v) => (apply(&mut v), v.stored()),
             Err(_) => return,
         };
         self.metrics.sessions_stored.set(i64::try_from(stored).unwrap_or(i64::MAX));
         // Kick after releasing the view: the registry is locked by connects that then read the view.
-        if let Some(c) = claim {
+        for c in claims {
             self.registry.fence(&c.client_id, c.epoch);
         }
         self.progress.send_modify(|n| *n = n.wrapping_add(1));
@@ -201,7 +211,13 @@ impl Sessions {
     /// Claims `client_id` for a new connection and returns its epoch once the local view has
     /// applied the claim (and so every earlier record of the client).
     pub async fn claim(&self, client_id: &str) -> Result<i64, SessionError> {
-        let value = serde_json::to_vec(&ClaimRecord { v: VERSION, node: self.node.clone(), at_ms: now_ms() })?;
+        self.write_claim(client_id, None).await
+    }
+
+    /// Writes a claim of `client_id` (conditional when it `adopts`, see [`ClaimRecord`]) and
+    /// returns its offset once the local view has applied it.
+    async fn write_claim(&self, client_id: &str, adopts: Option<i64>) -> Result<i64, SessionError> {
+        let value = serde_json::to_vec(&ClaimRecord { v: VERSION, node: self.node.clone(), at_ms: now_ms(), adopts })?;
         let work = async {
             let ack = self.append(claim_key(client_id).as_bytes(), client_id, Some(&value)).await?;
             let mut progress = self.store.progress.subscribe();
@@ -256,7 +272,8 @@ impl Sessions {
     }
 
     /// Appends a record of `client_id` (its claim, its state, or a heartbeat when `client_id`
-    /// is the node) to the client's partition, which we choose ourselves (see [`record`]).
+    /// is the node) to the client's partition, which we choose ourselves (see [`record`]), and
+    /// applies it to the view once Kafka acknowledged it (see [`View::apply_own`]).
     async fn append(
         &self,
         key: &[u8],
@@ -265,7 +282,9 @@ impl Sessions {
     ) -> Result<crate::kafka::producer::Delivered, ProduceError> {
         let partition = Some(self.partition(client_id));
         let record = OutRecord { topic: &self.topic, partition, key, value, headers: None };
-        self.log.append(record).await?.await
+        let delivered = self.log.append(record).await?.await?;
+        self.store.update(|v| v.apply_own(delivered.partition, delivered.offset, key, value));
+        Ok(delivered)
     }
 
     /// Disconnected sessions whose Will is due now and that this process owns, except those
@@ -345,7 +364,7 @@ impl Sessions {
         // Checked after the view's lock is released: connects lock the registry, then the view.
         for (cid, epoch) in std::mem::take(&mut scan.unregistered) {
             if self.store.registry.epoch_of(&cid) != Some(epoch) {
-                scan.orphans.push((cid, now));
+                scan.orphans.push(scan::Orphan { client_id: cid, since: now, claim: Some(epoch) });
             }
         }
         for (cid, has_state, claim) in scan.expired {
@@ -374,9 +393,10 @@ impl Sessions {
             tracing::info!(sessions = scan.orphans.len(), "taking over sessions without a live owner");
         }
         futures::stream::iter(scan.orphans)
-            .for_each_concurrent(ADOPTIONS_IN_PARALLEL, |(cid, dead_since)| async move {
-                if let Err(e) = self.adopt(&cid, dead_since).await {
-                    tracing::warn!(client = %cid, error = %e, "cannot take over a session without a live owner");
+            .for_each_concurrent(ADOPTIONS_IN_PARALLEL, |orphan| async move {
+                if let Err(e) = self.adopt(&orphan).await {
+                    let client = orphan.client_id;
+                    tracing::warn!(%client, error = %e, "cannot take over a session without a live owner");
                 }
             })
             .await;
@@ -388,11 +408,14 @@ impl Sessions {
         }
     }
 
-    /// Takes over a session without a live owner: claims it (a client connecting meanwhile
-    /// claims after us and wins) and rewrites its state as disconnected since its owner was
-    /// gone, so that its expiry runs and its Will is published by this process.
-    async fn adopt(&self, client_id: &str, dead_since: u64) -> Result<(), SessionError> {
-        let epoch = self.claim(client_id).await?;
+    /// Takes over a session without a live owner: claims it, on condition that the claim the
+    /// scan saw is still the newest (a client that connected meanwhile keeps its connection; one
+    /// connecting after us claims later and wins), and rewrites its state as disconnected since
+    /// its owner was gone, so that its expiry runs and its Will is published by this process.
+    async fn adopt(&self, orphan: &scan::Orphan) -> Result<(), SessionError> {
+        let client_id = orphan.client_id.as_str();
+        let dead_since = orphan.since;
+        let epoch = self.write_claim(client_id, Some(orphan.claim.unwrap_or(NO_CLAIM))).await?;
         let Some(state) = self.state(client_id) else { return Ok(()) };
         if self.newest_claim(client_id) != Some(epoch) {
             return Ok(());
@@ -404,5 +427,49 @@ impl Sessions {
         self.write_state(client_id, &adopted).await?;
         self.store.metrics.sessions_adopted.inc();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::memory::MemoryLog;
+
+    async fn start(log: &Arc<MemoryLog>) -> Arc<Sessions> {
+        let config = Config::default();
+        log.create_topic(&config.topics.sessions, 1);
+        let started = Sessions::start(&config, log.clone(), Arc::default(), Arc::default()).await;
+        started.unwrap_or_else(|e| panic!("sessions start: {e}"))
+    }
+
+    /// On the paused clock a claim that waited for the tailer would run into `CLAIM_TIMEOUT`.
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_needs_no_fetch_unless_another_writer_came_first() {
+        let log = Arc::new(MemoryLog::new());
+        let sessions = start(&log).await;
+        log.stall_tailers(&sessions.topic);
+        let first = sessions.claim("c").await;
+        assert!(matches!(first, Ok(0)), "own claim applied at its ack: {first:?}");
+        assert_eq!(sessions.newest_claim("c"), Some(0));
+        let second = sessions.claim("c").await;
+        assert!(matches!(second, Ok(1)), "and the next one after it: {second:?}");
+
+        // Another broker's claim at 2, not read yet: ours at 3 must wait for it.
+        let claim = serde_json::to_vec(&ClaimRecord { v: VERSION, node: "other".into(), at_ms: 0, adopts: None });
+        let claim = claim.unwrap_or_default();
+        let theirs = OutRecord {
+            topic: &sessions.topic,
+            partition: Some(0),
+            key: b"c#claim",
+            value: Some(&claim),
+            headers: None,
+        };
+        let ack = log.append(theirs).await;
+        assert!(matches!(ack.map(|_| ()), Ok(())));
+        let waiting = tokio::time::timeout(CLAIM_TIMEOUT / 2, sessions.claim("c")).await;
+        assert!(waiting.is_err(), "claimed past an unread record");
+        log.resume_tailers(&sessions.topic);
+        let after = sessions.claim("c").await;
+        assert!(matches!(after, Ok(4)), "the tailer read the gap: {after:?}");
     }
 }

@@ -31,13 +31,24 @@ pub(super) struct Scan {
     /// Expired sessions (true) and stale claims without state (false) to tombstone, with the
     /// claim seen (a newer one cancels the tombstones).
     pub expired: Vec<(String, bool, Option<i64>)>,
-    /// Sessions without a live owner this broker takes over, with since when they are gone.
-    pub orphans: Vec<(String, u64)>,
+    /// Sessions without a live owner this broker takes over.
+    pub orphans: Vec<Orphan>,
     /// Connected states of this broker, long claimed, with their epoch: orphans unless a
     /// local connection of that epoch exists (the caller checks its registry).
     pub unregistered: Vec<(String, i64)>,
     /// Dead brokers with nothing left to take over whose heartbeat key this broker removes.
     pub buried: Vec<String>,
+}
+
+/// A session without a live owner.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Orphan {
+    /// Its client id.
+    pub client_id: String,
+    /// Since when its owner is gone (Unix ms): when its expiry clock started.
+    pub since: u64,
+    /// The claim seen: the take-over counts only while it is still the newest.
+    pub claim: Option<i64>,
 }
 
 /// Whether broker process `node` counts as alive at `now`, and if not since when it is gone.
@@ -106,7 +117,7 @@ pub(super) fn plan(view: &View, me: &str, timeout: u64, now: u64) -> Scan {
                         orphaned_nodes.insert(n);
                     }
                     if scan.orphans.len() < MAX_ADOPTIONS_PER_SCAN && falls_to_me(cid) {
-                        scan.orphans.push((cid.to_owned(), since));
+                        scan.orphans.push(Orphan { client_id: cid.to_owned(), since, claim: e.claim });
                     }
                 } else if node.is_some_and(|n| **n == *me)
                     && s.disconnected_at_ms.is_none()
@@ -168,7 +179,7 @@ mod tests {
         }
 
         fn claim(&mut self, cid: &str, node: &str, at_ms: u64) -> i64 {
-            let v = serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms }).ok();
+            let v = serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms, adopts: None }).ok();
             self.put(&format!("{cid}#claim"), v)
         }
 
@@ -204,7 +215,7 @@ mod tests {
     }
 
     fn orphans(s: &Scan) -> Vec<String> {
-        let mut o: Vec<String> = s.orphans.iter().map(|(c, _)| c.clone()).collect();
+        let mut o: Vec<String> = s.orphans.iter().map(|o| o.client_id.clone()).collect();
         o.sort_unstable();
         o
     }
@@ -226,7 +237,7 @@ mod tests {
         let mut all = [orphans(&mine), orphans(&theirs)].concat();
         all.sort_unstable();
         assert_eq!(all, ["d", "s"]);
-        let since: Vec<u64> = mine.orphans.iter().chain(&theirs.orphans).map(|(_, t)| *t).collect();
+        let since: Vec<u64> = mine.orphans.iter().chain(&theirs.orphans).map(|o| o.since).collect();
         assert!(since.contains(&(NOW - T - 1)) || since.contains(&(NOW - 500)), "{since:?}");
         assert!(mine.buried.is_empty() && theirs.buried.is_empty(), "not while they have sessions");
     }
@@ -252,7 +263,7 @@ mod tests {
         l.state("unclaimed", 0, None, true, 0);
         let s = plan(&l.view, "me", T, NOW);
         assert_eq!(orphans(&s), ["ancient", "unclaimed"]);
-        assert!(s.orphans.contains(&("unclaimed".to_string(), NOW)));
+        assert!(s.orphans.contains(&Orphan { client_id: "unclaimed".into(), since: NOW, claim: None }));
     }
 
     #[test]

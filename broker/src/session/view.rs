@@ -1,10 +1,10 @@
 //! The materialized view of the sessions topic and its fencing rules, without any I/O (so the
 //! rules are unit-tested on their own).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::record::{parse_key, ClaimRecord, Key, NodeRecord, SessionState};
+use super::record::{parse_key, ClaimRecord, Key, NodeRecord, SessionState, NO_CLAIM};
 
 /// Node index of claims whose node is not known (claims from before heartbeats existed).
 const NO_NODE: u32 = u32::MAX;
@@ -42,10 +42,19 @@ pub(crate) struct Heartbeat {
 
 /// Latest claim and state per client id, the broker processes' heartbeats, plus how far each
 /// partition has been applied.
+///
+/// Records are applied in partition order, each once: those the tailer reads, and this
+/// process's own records as soon as Kafka has acknowledged them and everything before them in
+/// their partition is applied ([`View::apply_own`]). A CONNECT then waits for its own claim's
+/// acknowledgement, not for the tailer's next fetch, unless other writers' records precede it.
 #[derive(Debug, Default)]
 pub(crate) struct View {
     entries: HashMap<Box<str>, Entry>,
+    /// Highest offset applied per partition; every offset below it was applied or does not exist.
     applied: HashMap<i32, i64>,
+    /// Own acknowledged records waiting for an earlier offset of their partition (bounded).
+    own: HashMap<i32, BTreeMap<i64, OwnRecord>>,
+    own_waiting: usize,
     stored: usize,
     /// Node names by index, and their indexes (claims name their node; few distinct names).
     node_names: Vec<Arc<str>>,
@@ -60,6 +69,17 @@ pub(crate) struct View {
 /// At most this many ignored stale writes wait for [`View::take_overwritten`].
 const MAX_STALE_WRITES: usize = 10_000;
 
+/// At most this many own records wait for earlier offsets; past it they are left to the
+/// tailer (only slower: the tailer reads them anyway).
+const MAX_OWN_WAITING: usize = 100_000;
+
+/// A record this process wrote, as Kafka acknowledged it.
+#[derive(Debug)]
+struct OwnRecord {
+    key: Box<[u8]>,
+    value: Option<Box<[u8]>>,
+}
+
 /// A claim the view just applied: local connections of `client_id` with an older epoch must go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NewClaim {
@@ -70,17 +90,70 @@ pub(crate) struct NewClaim {
 }
 
 impl View {
-    /// Applies the record at (`partition`, `offset`), in partition order. Returns the claim it
-    /// made, if it was one.
+    /// Applies the record the tailer read at (`partition`, `offset`), then the own records it
+    /// was the last gap before. Returns the claims made, in log order.
     pub(crate) fn apply(
         &mut self,
         partition: i32,
         offset: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
-    ) -> Option<NewClaim> {
-        let applied = self.applied.entry(partition).or_insert(offset);
-        *applied = (*applied).max(offset);
+    ) -> Vec<NewClaim> {
+        let mut claims: Vec<NewClaim> = self.apply_one(partition, offset, key, value).into_iter().collect();
+        self.apply_waiting(partition, &mut claims);
+        claims
+    }
+
+    /// Applies a record this process wrote, acknowledged at (`partition`, `offset`), now if
+    /// every earlier offset of its partition is applied, else once the tailer has read them.
+    /// Returns the claims made now, in log order.
+    pub(crate) fn apply_own(&mut self, partition: i32, offset: i64, key: &[u8], value: Option<&[u8]>) -> Vec<NewClaim> {
+        let mut claims = Vec::new();
+        if self.is_next(partition, offset) {
+            claims.extend(self.apply_one(partition, offset, Some(key), value));
+            self.apply_waiting(partition, &mut claims);
+        } else if !self.has_applied(partition, offset) && self.own_waiting < MAX_OWN_WAITING {
+            let record = OwnRecord { key: key.into(), value: value.map(Into::into) };
+            if self.own.entry(partition).or_default().insert(offset, record).is_none() {
+                self.own_waiting += 1;
+            }
+        }
+        claims
+    }
+
+    /// Whether `offset` is the next record of `partition`: the one after the last applied (the
+    /// first ever record, 0, when nothing was).
+    fn is_next(&self, partition: i32, offset: i64) -> bool {
+        self.applied.get(&partition).map_or(offset == 0, |a| *a + 1 == offset)
+    }
+
+    /// Forgets own records the log has been applied past, and applies those that are next.
+    fn apply_waiting(&mut self, partition: i32, claims: &mut Vec<NewClaim>) {
+        let Some(mut waiting) = self.own.remove(&partition) else { return };
+        while let Some(entry) = waiting.first_entry() {
+            let offset = *entry.key();
+            if self.has_applied(partition, offset) {
+                entry.remove();
+            } else if self.is_next(partition, offset) {
+                let record = entry.remove();
+                claims.extend(self.apply_one(partition, offset, Some(&record.key), record.value.as_deref()));
+            } else {
+                break;
+            }
+            self.own_waiting -= 1;
+        }
+        if !waiting.is_empty() {
+            self.own.insert(partition, waiting);
+        }
+    }
+
+    /// Applies one record, unless its offset was applied already (an own record the tailer
+    /// reads again): applying a record twice could undo what followed it.
+    fn apply_one(&mut self, partition: i32, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Option<NewClaim> {
+        if self.has_applied(partition, offset) {
+            return None;
+        }
+        self.applied.insert(partition, offset);
         let key = parse_key(key?)?;
         match (key, value) {
             (Key::Claim(cid), Some(v)) => {
@@ -91,6 +164,12 @@ impl View {
                 let e = self.entries.entry(cid.into()).or_default();
                 // Offsets grow within the partition, so a later claim always wins.
                 if e.claim.is_some_and(|c| c >= offset) {
+                    return None;
+                }
+                // A take-over of a session that a connection claimed meanwhile counts for nothing.
+                if claim.adopts.is_some_and(|seen| e.claim.unwrap_or(NO_CLAIM) != seen) {
+                    tracing::debug!(client = %cid, offset, "ignoring a take-over overtaken by a connection");
+                    self.prune(cid);
                     return None;
                 }
                 e.claim = Some(offset);
@@ -258,7 +337,7 @@ mod tests {
     use super::*;
 
     fn claim() -> Vec<u8> {
-        serde_json::to_vec(&ClaimRecord { v: VERSION, node: "n".into(), at_ms: 5 }).unwrap_or_default()
+        serde_json::to_vec(&ClaimRecord { v: VERSION, node: "n".into(), at_ms: 5, adopts: None }).unwrap_or_default()
     }
 
     fn state(epoch: i64, filter: &str) -> Vec<u8> {
@@ -283,12 +362,83 @@ mod tests {
     #[test]
     fn claims_set_the_epoch_and_report_it() {
         let mut v = View::default();
-        assert_eq!(v.apply(0, 3, Some(b"c#claim"), Some(&claim())), Some(NewClaim { client_id: "c".into(), epoch: 3 }));
+        assert_eq!(v.apply(0, 3, Some(b"c#claim"), Some(&claim())), [NewClaim { client_id: "c".into(), epoch: 3 }]);
         assert_eq!(v.get("c").and_then(|e| e.claim), Some(3));
         assert!(v.has_applied(0, 3) && !v.has_applied(0, 4) && !v.has_applied(1, 0));
         // A replayed (older) claim changes nothing.
-        assert_eq!(v.apply(0, 2, Some(b"c#claim"), Some(&claim())), None);
-        assert_eq!(v.apply(0, 9, Some(b"c#claim"), Some(&claim())).map(|c| c.epoch), Some(9));
+        assert_eq!(v.apply(0, 2, Some(b"c#claim"), Some(&claim())), []);
+        assert_eq!(v.apply(0, 9, Some(b"c#claim"), Some(&claim())).pop().map(|c| c.epoch), Some(9));
+    }
+
+    #[test]
+    fn own_records_apply_at_once_when_nothing_precedes_them() {
+        let mut v = View::default();
+        // The first record of a partition, then the next: no fetch needed for either.
+        assert_eq!(v.apply_own(0, 0, b"c#claim", Some(&claim())).pop().map(|c| c.epoch), Some(0));
+        v.apply_own(0, 1, b"c", Some(&state(0, "f")));
+        assert_eq!(filter_of(&v, "c"), Some("f".into()));
+        // The tailer reads both again later: nothing changes, no claim is reported twice.
+        assert!(v.apply(0, 0, Some(b"c#claim"), Some(&claim())).is_empty());
+        assert!(v.apply(0, 1, Some(b"c"), Some(&state(0, "f"))).is_empty());
+        assert_eq!(v.stored(), 1);
+    }
+
+    #[test]
+    fn own_records_wait_for_earlier_offsets_and_are_applied_in_order() {
+        let mut v = View::default();
+        v.apply(0, 4, Some(b"x#claim"), Some(&claim()));
+        // Offsets 5 and 6 are another writer's, not read yet: 7 and 8 wait for them.
+        assert!(v.apply_own(0, 8, b"c", None).is_empty());
+        assert!(v.apply_own(0, 7, b"c#claim", Some(&claim())).is_empty());
+        assert_eq!(v.get("c"), None);
+        assert!(!v.has_applied(0, 7));
+        // Another writer claimed c at 5 and stored a state at 6; reading 6 applies 7 and 8 too.
+        assert_eq!(v.apply(0, 5, Some(b"c#claim"), Some(&claim())).len(), 1);
+        let claims = v.apply(0, 6, Some(b"c"), Some(&state(5, "theirs")));
+        assert_eq!(claims, [NewClaim { client_id: "c".into(), epoch: 7 }]);
+        assert!(v.has_applied(0, 8));
+        assert!(v.get("c").is_some_and(|e| e.claim == Some(7) && e.state.is_none()), "own tombstone applied last");
+        assert_eq!(v.own_waiting, 0);
+    }
+
+    fn adopting(seen: i64) -> Vec<u8> {
+        serde_json::to_vec(&ClaimRecord { v: VERSION, node: "adopter".into(), at_ms: 9, adopts: Some(seen) })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_take_over_counts_only_if_no_connection_claimed_first() {
+        let mut v = View::default();
+        v.apply(0, 1, Some(b"c#claim"), Some(&claim_by("dead", 0)));
+        // The client reconnected (claim 2) before the adoption that saw claim 1 (at 3).
+        v.apply(0, 2, Some(b"c#claim"), Some(&claim_by("alive", 0)));
+        assert!(v.apply(0, 3, Some(b"c#claim"), Some(&adopting(1))).is_empty(), "no one kicked");
+        let e = v.get("c").cloned().unwrap_or_default();
+        assert_eq!((e.claim, v.node_of(&e).map(|n| n.to_string())), (Some(2), Some("alive".into())));
+        // Not overtaken: it takes over, as a claim.
+        assert_eq!(v.apply(0, 4, Some(b"c#claim"), Some(&adopting(2))).len(), 1);
+        assert_eq!(v.get("c").and_then(|e| e.claim), Some(4));
+        // A session without a claim is adopted only while it has none.
+        v.apply(0, 5, Some(b"d"), Some(&state(0, "f")));
+        assert_eq!(v.apply(0, 6, Some(b"d#claim"), Some(&adopting(NO_CLAIM))).len(), 1);
+        assert!(v.apply(0, 7, Some(b"e#claim"), Some(&adopting(3))).is_empty());
+        assert!(v.get("e").is_none(), "nothing left of an ignored take-over");
+    }
+
+    #[test]
+    fn a_record_read_again_does_not_undo_what_followed_it() {
+        let mut v = View::default();
+        v.apply_own(0, 0, b"c#claim", Some(&claim()));
+        v.apply_own(0, 1, b"c", None);
+        v.apply_own(0, 2, b"c", Some(&state(0, "kept")));
+        // The tailer reads the tombstone at 1 after the state at 2 was applied.
+        v.apply(0, 0, Some(b"c#claim"), Some(&claim()));
+        v.apply(0, 1, Some(b"c"), None);
+        assert_eq!(filter_of(&v, "c"), Some("kept".into()));
+        // An own record the tailer already passed is dropped, not kept waiting.
+        v.apply(0, 3, Some(b"d#claim"), Some(&claim()));
+        assert!(v.apply_own(0, 3, b"d#claim", Some(&claim())).is_empty());
+        assert_eq!(v.own_waiting, 0);
     }
 
     #[test]
@@ -334,7 +484,7 @@ mod tests {
     }
 
     fn claim_by(node: &str, at_ms: u64) -> Vec<u8> {
-        serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms }).unwrap_or_default()
+        serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms, adopts: None }).unwrap_or_default()
     }
 
     fn disconnected_with_will(epoch: i64, at_ms: u64, delay_secs: u32) -> Vec<u8> {
