@@ -6,6 +6,7 @@
 //! The password and key files are re-read when their contents change (checked every 2 s), so a
 //! rotated Kubernetes Secret reaches running brokers.
 
+mod in_flight;
 mod jwt;
 mod passwords;
 mod penalty;
@@ -20,6 +21,7 @@ use crate::config::Authentication;
 
 pub use passwords::hash_password;
 
+use in_flight::{Attempt, InFlight};
 use jwt::{looks_like_token, JwtVerifier};
 use passwords::PasswordFile;
 use penalty::Penalties;
@@ -94,6 +96,8 @@ pub struct Authenticator {
     passwords: Option<PasswordFile>,
     jwt: Option<JwtVerifier>,
     penalties: Penalties,
+    /// Identical password attempts share one verification.
+    in_flight: InFlight,
 }
 
 impl Authenticator {
@@ -104,6 +108,7 @@ impl Authenticator {
             passwords: config.password_file.as_deref().map(PasswordFile::load).transpose()?,
             jwt: config.jwt.as_ref().map(JwtVerifier::load).transpose()?,
             penalties: Penalties::default(),
+            in_flight: InFlight::default(),
         })
     }
 
@@ -114,14 +119,24 @@ impl Authenticator {
     /// the file that was not verified before waits its turn when its address and user name
     /// failed recently (`penalty`); tokens and certificates have nothing to guess.
     pub(crate) async fn check(&self, c: Credentials<'_>) -> Result<Authenticated, u8> {
-        let guessable = match (c.username, c.password, &self.passwords) {
+        let accepted = |user: &str| Ok(Authenticated { username: Some(user.into()), ..Default::default() });
+        let (guessable, lead) = match (c.username, c.password, &self.passwords) {
             (Some(user), Some(password), Some(file)) if !self.is_token(password) => {
                 if file.remembered(user, password) {
-                    return Ok(Authenticated { username: Some(user.into()), ..Default::default() });
+                    return accepted(user);
                 }
-                Some(user)
+                let attempt = match file.attempt_key(user, password) {
+                    Some(key) => self.in_flight.attempt(key).await,
+                    None => Attempt::Alone,
+                };
+                match attempt {
+                    Attempt::Decided(true) => return accepted(user),
+                    Attempt::Decided(false) => return Err(reason::BAD_USER_NAME_OR_PASSWORD),
+                    Attempt::Lead(lead) => (Some(user), Some(lead)),
+                    Attempt::Alone => (Some(user), None),
+                }
             }
-            _ => None,
+            _ => (None, None),
         };
         let turn = match guessable {
             Some(user) => self.penalties.turn(c.address, user).await.map_err(|_| reason::CONNECTION_RATE_EXCEEDED)?,
@@ -130,6 +145,9 @@ impl Authenticator {
         let result = self.decide(c).await;
         if let (Err(_), Some(turn)) = (&result, &turn) {
             turn.failed();
+        }
+        if let Some(lead) = lead {
+            lead.finish(result.is_ok());
         }
         result
     }
@@ -266,6 +284,24 @@ mod tests {
         let (_d, closed) = auth(false, &file);
         assert_eq!(closed.check(creds(None, Some(b"secret"), false)).await, Err(reason::BAD_USER_NAME_OR_PASSWORD));
         assert_eq!(closed.check(creds(None, Some(b"secret"), true)).await, Ok(Authenticated::default()));
+    }
+
+    /// A fleet sharing one account connects at once before its password is remembered: one
+    /// verification, no one refused (past eight in progress, the rest used to be refused).
+    #[tokio::test]
+    async fn a_burst_of_one_account_from_one_address_is_verified_once() {
+        let (_d, a) = auth(false, &format!("fleet:{}\n", hashed("secret")));
+        let from = |password: &'static [u8]| Credentials {
+            username: Some("fleet"),
+            password: Some(password),
+            certificate: false,
+            address: Some(IpAddr::from([10, 0, 0, 1])),
+        };
+        let burst = futures::future::join_all((0..50).map(|_| a.check(from(b"secret")))).await;
+        assert!(burst.iter().all(|r| *r == user("fleet")), "{burst:?}");
+        // Identical wrong guesses get the first one's verdict and count as one failure.
+        let guesses = futures::future::join_all((0..50).map(|_| a.check(from(b"guess")))).await;
+        assert!(guesses.iter().all(|r| *r == Err(reason::BAD_USER_NAME_OR_PASSWORD)), "{guesses:?}");
     }
 
     #[tokio::test(start_paused = true)]

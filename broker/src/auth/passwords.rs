@@ -130,6 +130,13 @@ impl PasswordFile {
         matches!((&self.key, known), (Some(key), Some(known)) if hmac::verify(key, password, &known).is_ok())
     }
 
+    /// The key under which identical attempts at `user`'s password share one verification
+    /// (`None` without a memo key: then every attempt is verified on its own).
+    pub(super) fn attempt_key(&self, user: &str, password: &[u8]) -> Option<super::in_flight::Key> {
+        let tag = hmac::sign(self.key.as_ref()?, password);
+        Some((user.into(), <[u8; 32]>::try_from(tag.as_ref()).ok()?))
+    }
+
     /// Whether `password` is the one of `user` in the file, verified (a few at a time, off the
     /// async workers) and then remembered. The memo is the caller's first question
     /// ([`PasswordFile::remembered`]), asked before the attempt waits its turn.

@@ -12,7 +12,9 @@
 //! Keyed by user name as well as address, so that devices behind one NAT address, each with
 //! its own account, do not slow each other down; IPv6 addresses count by their /64, which one
 //! subscriber usually holds whole. A password the broker already verified skips all this (see
-//! `super::Authenticator::check`), so a fleet sharing an account reconnects at full speed.
+//! `super::Authenticator::check`), so a fleet sharing an account reconnects at full speed, and
+//! identical attempts in progress wait for one verdict instead of each taking a turn
+//! (`super::in_flight`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -53,14 +53,33 @@ pub enum SessionError {
     #[error(transparent)]
     Produce(#[from] ProduceError),
     /// The claim was not written and read back in time.
-    #[error("session claim timed out")]
-    Timeout,
+    #[error("session claim timed out {0}")]
+    Timeout(ClaimStage),
     /// A newer connection owns the session: this one must not write it.
     #[error("session owned by a newer connection")]
     NotOwner,
     /// The state could not be encoded.
     #[error("session encoding: {0}")]
     Encode(#[from] serde_json::Error),
+}
+
+/// Where a claim that timed out was waiting: which side (Kafka's producer path or this
+/// broker's view of the sessions topic) was too slow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimStage {
+    /// For Kafka's acknowledgement.
+    Acknowledgement,
+    /// Acknowledged, for the records before it to be read.
+    Reading,
+}
+
+impl std::fmt::Display for ClaimStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClaimStage::Acknowledgement => "waiting for Kafka's acknowledgement",
+            ClaimStage::Reading => "reading the sessions topic up to it",
+        })
+    }
 }
 
 /// Another live broker process as its latest heartbeat describes it.
@@ -218,8 +237,10 @@ impl Sessions {
     /// returns its offset once the local view has applied it.
     async fn write_claim(&self, client_id: &str, adopts: Option<i64>) -> Result<i64, SessionError> {
         let value = serde_json::to_vec(&ClaimRecord { v: VERSION, node: self.node.clone(), at_ms: now_ms(), adopts })?;
+        let acknowledged = AtomicBool::new(false);
         let work = async {
             let ack = self.append(claim_key(client_id).as_bytes(), client_id, Some(&value)).await?;
+            acknowledged.store(true, Ordering::Relaxed);
             let mut progress = self.store.progress.subscribe();
             let applied =
                 |_: &u64| self.store.view.lock().map(|v| v.has_applied(ack.partition, ack.offset)).unwrap_or(true);
@@ -227,7 +248,11 @@ impl Sessions {
             let _ = progress.wait_for(applied).await;
             Ok::<_, SessionError>(ack.offset)
         };
-        tokio::time::timeout(CLAIM_TIMEOUT, work).await.map_err(|_| SessionError::Timeout)?
+        let timed_out = |_| {
+            let read = acknowledged.load(Ordering::Relaxed);
+            SessionError::Timeout(if read { ClaimStage::Reading } else { ClaimStage::Acknowledgement })
+        };
+        tokio::time::timeout(CLAIM_TIMEOUT, work).await.map_err(timed_out)?
     }
 
     /// Epoch of the newest claim of `client_id` the view has seen.
