@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # What an idle broker costs its Kafka server: tansu's CPU over 20 s while one broker holds one
 # idle persistent subscriber (three tailers: retained, sessions, the subscribed topic), then the
-# mean of 20 sequential connect + QoS 1 publish + disconnect rounds (mosquitto_pub).
+# mean of 20 sequential connect + QoS 1 publish + disconnect rounds (mosquitto_pub), then
+# CONNECT → CONNACK of 200 sequential connections, clean and persistent (tributary-load).
 # Usage: scripts/idle-cost.sh [FETCH_WAIT_MS|default]...  (default: "default 10")
-# Needs a built broker (cargo build --bins) and tansu (make deps).
+# Needs built binaries (cargo build --workspace --bins) and tansu (make deps).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 tansu="$("$root/scripts/ensure-tansu.sh")"
 broker="${CARGO_TARGET_DIR:-$root/target}/debug/tributary-broker"
+load="${CARGO_TARGET_DIR:-$root/target}/debug/tributary-load"
 work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 hz="$(getconf CLK_TCK)"
@@ -40,6 +42,9 @@ YAML
   e="$(date +%s%N)"
   printf 'fetch.wait.max.ms=%-7s tansu CPU %3d%% of a core idle; connect+publish+disconnect mean %d ms\n' \
     "$wait" $(( (t1 - t0) * 100 / (20 * hz) )) $(( (e - s) / 20000000 ))
+  "$load" connect-latency --port "$mport" --count 200 --clean
+  "$load" sessions --bootstrap "127.0.0.1:$kport" --topic mqtt-sessions --count 200 --prefix latency- >/dev/null
+  "$load" connect-latency --port "$mport" --count 200 --prefix latency- --stored 200 --persistent
   kill "$sp" "$bp" 2>/dev/null; wait "$bp" 2>/dev/null || true
   kill "$tp" 2>/dev/null; wait "$tp" 2>/dev/null || true
 }
