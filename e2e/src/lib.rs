@@ -7,6 +7,7 @@ pub mod mqtt;
 pub mod mqtt5;
 pub mod procs;
 pub mod raw;
+pub mod sim;
 
 pub use procs::{BrokerProcess, KafkaServer};
 

@@ -26,7 +26,7 @@ pub(super) enum Attempt<'a> {
     Decided(bool),
     /// None was in progress: this one is verified, and the others wait for it.
     Lead(Lead<'a>),
-    /// The identical attempt in progress gave up (its connection went): on its own.
+    /// The identical attempt in progress went without a verdict: ask again.
     Alone,
 }
 

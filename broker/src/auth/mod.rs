@@ -121,21 +121,20 @@ impl Authenticator {
     pub(crate) async fn check(&self, c: Credentials<'_>) -> Result<Authenticated, u8> {
         let accepted = |user: &str| Ok(Authenticated { username: Some(user.into()), ..Default::default() });
         let (guessable, lead) = match (c.username, c.password, &self.passwords) {
-            (Some(user), Some(password), Some(file)) if !self.is_token(password) => {
+            (Some(user), Some(password), Some(file)) if !self.is_token(password) => loop {
                 if file.remembered(user, password) {
                     return accepted(user);
                 }
-                let attempt = match file.attempt_key(user, password) {
-                    Some(key) => self.in_flight.attempt(key).await,
-                    None => Attempt::Alone,
-                };
-                match attempt {
+                let Some(key) = file.attempt_key(user, password) else { break (Some(user), None) };
+                match self.in_flight.attempt(key).await {
                     Attempt::Decided(true) => return accepted(user),
                     Attempt::Decided(false) => return Err(reason::BAD_USER_NAME_OR_PASSWORD),
-                    Attempt::Lead(lead) => (Some(user), Some(lead)),
-                    Attempt::Alone => (Some(user), None),
+                    Attempt::Lead(lead) => break (Some(user), Some(lead)),
+                    // The lead went without a verdict (its turn was refused, or its connection
+                    // closed): one of those waiting leads next.
+                    Attempt::Alone => continue,
                 }
-            }
+            },
             _ => (None, None),
         };
         let turn = match guessable {

@@ -32,7 +32,7 @@ use crate::kafka::tailer::{RecordSink, StartAt, Tailer, TailerError};
 use crate::message::now_ms;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, NO_CLAIM, VERSION};
+use record::{claim_key, node_key, partition_for, ClaimRecord, NodeRecord, SessionState, VERSION};
 use view::View;
 
 pub(crate) use open::{OpenError, OpenRequest, Opened, Snapshot};
@@ -230,13 +230,7 @@ impl Sessions {
     /// Claims `client_id` for a new connection and returns its epoch once the local view has
     /// applied the claim (and so every earlier record of the client).
     pub async fn claim(&self, client_id: &str) -> Result<i64, SessionError> {
-        self.write_claim(client_id, None).await
-    }
-
-    /// Writes a claim of `client_id` (conditional when it `adopts`, see [`ClaimRecord`]) and
-    /// returns its offset once the local view has applied it.
-    async fn write_claim(&self, client_id: &str, adopts: Option<i64>) -> Result<i64, SessionError> {
-        let value = serde_json::to_vec(&ClaimRecord { v: VERSION, node: self.node.clone(), at_ms: now_ms(), adopts })?;
+        let value = serde_json::to_vec(&ClaimRecord { v: VERSION, node: self.node.clone(), at_ms: now_ms() })?;
         let acknowledged = AtomicBool::new(false);
         let work = async {
             let ack = self.append(claim_key(client_id).as_bytes(), client_id, Some(&value)).await?;
@@ -389,7 +383,7 @@ impl Sessions {
         // Checked after the view's lock is released: connects lock the registry, then the view.
         for (cid, epoch) in std::mem::take(&mut scan.unregistered) {
             if self.store.registry.epoch_of(&cid) != Some(epoch) {
-                scan.orphans.push(scan::Orphan { client_id: cid, since: now, claim: Some(epoch) });
+                scan.orphans.push((cid, now));
             }
         }
         for (cid, has_state, claim) in scan.expired {
@@ -418,10 +412,9 @@ impl Sessions {
             tracing::info!(sessions = scan.orphans.len(), "taking over sessions without a live owner");
         }
         futures::stream::iter(scan.orphans)
-            .for_each_concurrent(ADOPTIONS_IN_PARALLEL, |orphan| async move {
-                if let Err(e) = self.adopt(&orphan).await {
-                    let client = orphan.client_id;
-                    tracing::warn!(%client, error = %e, "cannot take over a session without a live owner");
+            .for_each_concurrent(ADOPTIONS_IN_PARALLEL, |(cid, dead_since)| async move {
+                if let Err(e) = self.adopt(&cid, dead_since).await {
+                    tracing::warn!(client = %cid, error = %e, "cannot take over a session without a live owner");
                 }
             })
             .await;
@@ -433,14 +426,11 @@ impl Sessions {
         }
     }
 
-    /// Takes over a session without a live owner: claims it, on condition that the claim the
-    /// scan saw is still the newest (a client that connected meanwhile keeps its connection; one
-    /// connecting after us claims later and wins), and rewrites its state as disconnected since
-    /// its owner was gone, so that its expiry runs and its Will is published by this process.
-    async fn adopt(&self, orphan: &scan::Orphan) -> Result<(), SessionError> {
-        let client_id = orphan.client_id.as_str();
-        let dead_since = orphan.since;
-        let epoch = self.write_claim(client_id, Some(orphan.claim.unwrap_or(NO_CLAIM))).await?;
+    /// Takes over a session without a live owner: claims it (a client connecting meanwhile
+    /// claims after us and wins) and rewrites its state as disconnected since its owner was
+    /// gone, so that its expiry runs and its Will is published by this process.
+    async fn adopt(&self, client_id: &str, dead_since: u64) -> Result<(), SessionError> {
+        let epoch = self.claim(client_id).await?;
         let Some(state) = self.state(client_id) else { return Ok(()) };
         if self.newest_claim(client_id) != Some(epoch) {
             return Ok(());
@@ -480,7 +470,7 @@ mod tests {
         assert!(matches!(second, Ok(1)), "and the next one after it: {second:?}");
 
         // Another broker's claim at 2, not read yet: ours at 3 must wait for it.
-        let claim = serde_json::to_vec(&ClaimRecord { v: VERSION, node: "other".into(), at_ms: 0, adopts: None });
+        let claim = serde_json::to_vec(&ClaimRecord { v: VERSION, node: "other".into(), at_ms: 0 });
         let claim = claim.unwrap_or_default();
         let theirs = OutRecord {
             topic: &sessions.topic,

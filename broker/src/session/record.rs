@@ -38,16 +38,7 @@ pub struct ClaimRecord {
     pub node: String,
     /// When, in Unix milliseconds (claims of sessions without state are removed after a while).
     pub at_ms: u64,
-    /// Set when a broker takes over a session without a live owner: the epoch it takes over
-    /// from ([`NO_CLAIM`] when the session had none). Such a claim counts only if that epoch is
-    /// still the newest when it is applied, so a client that connected meanwhile, anywhere, is
-    /// not kicked by it; every view decides alike, in log order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adopts: Option<i64>,
 }
-
-/// The epoch an adopting claim names when the session it takes over had no claim.
-pub const NO_CLAIM: i64 = -1;
 
 /// Value of `<node>#node`: a broker process is alive (written periodically) or has stopped.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

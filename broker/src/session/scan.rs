@@ -31,24 +31,13 @@ pub(super) struct Scan {
     /// Expired sessions (true) and stale claims without state (false) to tombstone, with the
     /// claim seen (a newer one cancels the tombstones).
     pub expired: Vec<(String, bool, Option<i64>)>,
-    /// Sessions without a live owner this broker takes over.
-    pub orphans: Vec<Orphan>,
+    /// Sessions without a live owner this broker takes over, with since when they are gone.
+    pub orphans: Vec<(String, u64)>,
     /// Connected states of this broker, long claimed, with their epoch: orphans unless a
     /// local connection of that epoch exists (the caller checks its registry).
     pub unregistered: Vec<(String, i64)>,
     /// Dead brokers with nothing left to take over whose heartbeat key this broker removes.
     pub buried: Vec<String>,
-}
-
-/// A session without a live owner.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Orphan {
-    /// Its client id.
-    pub client_id: String,
-    /// Since when its owner is gone (Unix ms): when its expiry clock started.
-    pub since: u64,
-    /// The claim seen: the take-over counts only while it is still the newest.
-    pub claim: Option<i64>,
 }
 
 /// Whether broker process `node` counts as alive at `now`, and if not since when it is gone.
@@ -76,9 +65,10 @@ fn liveness(view: &View, me: &str, node: Option<&Arc<str>>, entry: &Entry, timeo
 /// adoption that failed after claiming). Each such session falls to one live broker, by hash
 /// of the client id over the sorted live brokers. A broker whose own heartbeat is stale in its
 /// own view (it lags, or its writes are stuck) takes nothing over: it would take the live
-/// brokers for dead.
+/// brokers for dead. Its own heartbeats count as the tailer read them back, not as applied
+/// from their acknowledgement (which says nothing about its reading).
 pub(super) fn plan(view: &View, me: &str, timeout: u64, now: u64) -> Scan {
-    let fresh = view.heartbeat(me).is_some_and(|h| now < h.at_ms.saturating_add(timeout / 2));
+    let fresh = view.heartbeat_read(me).is_some_and(|at| now < at.saturating_add(timeout / 2));
     let mut live: Vec<&str> = view
         .heartbeats()
         .filter(|(_, h)| !h.stopped && now < h.at_ms.saturating_add(timeout))
@@ -117,7 +107,7 @@ pub(super) fn plan(view: &View, me: &str, timeout: u64, now: u64) -> Scan {
                         orphaned_nodes.insert(n);
                     }
                     if scan.orphans.len() < MAX_ADOPTIONS_PER_SCAN && falls_to_me(cid) {
-                        scan.orphans.push(Orphan { client_id: cid.to_owned(), since, claim: e.claim });
+                        scan.orphans.push((cid.to_owned(), since));
                     }
                 } else if node.is_some_and(|n| **n == *me)
                     && s.disconnected_at_ms.is_none()
@@ -179,7 +169,7 @@ mod tests {
         }
 
         fn claim(&mut self, cid: &str, node: &str, at_ms: u64) -> i64 {
-            let v = serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms, adopts: None }).ok();
+            let v = serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms }).ok();
             self.put(&format!("{cid}#claim"), v)
         }
 
@@ -215,7 +205,7 @@ mod tests {
     }
 
     fn orphans(s: &Scan) -> Vec<String> {
-        let mut o: Vec<String> = s.orphans.iter().map(|o| o.client_id.clone()).collect();
+        let mut o: Vec<String> = s.orphans.iter().map(|(c, _)| c.clone()).collect();
         o.sort_unstable();
         o
     }
@@ -237,7 +227,7 @@ mod tests {
         let mut all = [orphans(&mine), orphans(&theirs)].concat();
         all.sort_unstable();
         assert_eq!(all, ["d", "s"]);
-        let since: Vec<u64> = mine.orphans.iter().chain(&theirs.orphans).map(|o| o.since).collect();
+        let since: Vec<u64> = mine.orphans.iter().chain(&theirs.orphans).map(|(_, t)| *t).collect();
         assert!(since.contains(&(NOW - T - 1)) || since.contains(&(NOW - 500)), "{since:?}");
         assert!(mine.buried.is_empty() && theirs.buried.is_empty(), "not while they have sessions");
     }
@@ -263,7 +253,7 @@ mod tests {
         l.state("unclaimed", 0, None, true, 0);
         let s = plan(&l.view, "me", T, NOW);
         assert_eq!(orphans(&s), ["ancient", "unclaimed"]);
-        assert!(s.orphans.contains(&Orphan { client_id: "unclaimed".into(), since: NOW, claim: None }));
+        assert!(s.orphans.contains(&("unclaimed".to_string(), NOW)));
     }
 
     #[test]

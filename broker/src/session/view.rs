@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::record::{parse_key, ClaimRecord, Key, NodeRecord, SessionState, NO_CLAIM};
+use super::record::{parse_key, ClaimRecord, Key, NodeRecord, SessionState};
 
 /// Node index of claims whose node is not known (claims from before heartbeats existed).
 const NO_NODE: u32 = u32::MAX;
@@ -55,11 +55,16 @@ pub(crate) struct View {
     /// Own acknowledged records waiting for an earlier offset of their partition (bounded).
     own: HashMap<i32, BTreeMap<i64, OwnRecord>>,
     own_waiting: usize,
+    own_waiting_bytes: usize,
     stored: usize,
     /// Node names by index, and their indexes (claims name their node; few distinct names).
     node_names: Vec<Arc<str>>,
     node_index: HashMap<Arc<str>, u32>,
     heartbeats: HashMap<u32, Heartbeat>,
+    /// When each broker wrote the last heartbeat the tailer itself read (Unix ms): a broker's
+    /// own heartbeats are applied from their acknowledgement, so only these show that its
+    /// tailer keeps up (see [`View::heartbeat_read`]).
+    heartbeats_read: HashMap<u32, u64>,
     /// Client ids whose state is disconnected with a Will still to publish.
     pending_wills: HashSet<Box<str>>,
     /// Client ids for which a fenced-off writer's state record was just ignored (bounded).
@@ -69,15 +74,22 @@ pub(crate) struct View {
 /// At most this many ignored stale writes wait for [`View::take_overwritten`].
 const MAX_STALE_WRITES: usize = 10_000;
 
-/// At most this many own records wait for earlier offsets; past it they are left to the
-/// tailer (only slower: the tailer reads them anyway).
+/// At most this many own records, and this many bytes of them, wait for earlier offsets; past
+/// either they are left to the tailer (only slower: the tailer reads them anyway).
 const MAX_OWN_WAITING: usize = 100_000;
+const MAX_OWN_WAITING_BYTES: usize = 64 << 20;
 
 /// A record this process wrote, as Kafka acknowledged it.
 #[derive(Debug)]
 struct OwnRecord {
     key: Box<[u8]>,
     value: Option<Box<[u8]>>,
+}
+
+impl OwnRecord {
+    fn size(&self) -> usize {
+        self.key.len() + self.value.as_ref().map_or(0, |v| v.len())
+    }
 }
 
 /// A claim the view just applied: local connections of `client_id` with an older epoch must go.
@@ -99,6 +111,20 @@ impl View {
         key: Option<&[u8]>,
         value: Option<&[u8]>,
     ) -> Vec<NewClaim> {
+        match (key.and_then(parse_key), value) {
+            (Some(Key::Node(node)), Some(v)) => {
+                if let Ok(beat) = serde_json::from_slice::<NodeRecord>(v) {
+                    let index = self.intern(node);
+                    self.heartbeats_read.insert(index, beat.at_ms);
+                }
+            }
+            (Some(Key::Node(node)), None) => {
+                if let Some(index) = self.node_index.get(node) {
+                    self.heartbeats_read.remove(index);
+                }
+            }
+            _ => {}
+        }
         let mut claims: Vec<NewClaim> = self.apply_one(partition, offset, key, value).into_iter().collect();
         self.apply_waiting(partition, &mut claims);
         claims
@@ -112,10 +138,15 @@ impl View {
         if self.is_next(partition, offset) {
             claims.extend(self.apply_one(partition, offset, Some(key), value));
             self.apply_waiting(partition, &mut claims);
-        } else if !self.has_applied(partition, offset) && self.own_waiting < MAX_OWN_WAITING {
+        } else if !self.has_applied(partition, offset)
+            && self.own_waiting < MAX_OWN_WAITING
+            && self.own_waiting_bytes < MAX_OWN_WAITING_BYTES
+        {
             let record = OwnRecord { key: key.into(), value: value.map(Into::into) };
+            let size = record.size();
             if self.own.entry(partition).or_default().insert(offset, record).is_none() {
                 self.own_waiting += 1;
+                self.own_waiting_bytes += size;
             }
         }
         claims
@@ -132,15 +163,17 @@ impl View {
         let Some(mut waiting) = self.own.remove(&partition) else { return };
         while let Some(entry) = waiting.first_entry() {
             let offset = *entry.key();
-            if self.has_applied(partition, offset) {
-                entry.remove();
+            let record = if self.has_applied(partition, offset) {
+                entry.remove()
             } else if self.is_next(partition, offset) {
                 let record = entry.remove();
                 claims.extend(self.apply_one(partition, offset, Some(&record.key), record.value.as_deref()));
+                record
             } else {
                 break;
-            }
+            };
             self.own_waiting -= 1;
+            self.own_waiting_bytes -= record.size();
         }
         if !waiting.is_empty() {
             self.own.insert(partition, waiting);
@@ -164,12 +197,6 @@ impl View {
                 let e = self.entries.entry(cid.into()).or_default();
                 // Offsets grow within the partition, so a later claim always wins.
                 if e.claim.is_some_and(|c| c >= offset) {
-                    return None;
-                }
-                // A take-over of a session that a connection claimed meanwhile counts for nothing.
-                if claim.adopts.is_some_and(|seen| e.claim.unwrap_or(NO_CLAIM) != seen) {
-                    tracing::debug!(client = %cid, offset, "ignoring a take-over overtaken by a connection");
-                    self.prune(cid);
                     return None;
                 }
                 e.claim = Some(offset);
@@ -266,6 +293,12 @@ impl View {
         self.heartbeats.get(self.node_index.get(node)?).copied()
     }
 
+    /// When the last heartbeat of `node` that the tailer read was written (Unix ms), even if it
+    /// had been applied already from its acknowledgement.
+    pub(crate) fn heartbeat_read(&self, node: &str) -> Option<u64> {
+        self.heartbeats_read.get(self.node_index.get(node)?).copied()
+    }
+
     /// Every broker process with a heartbeat record, with it.
     pub(crate) fn heartbeats(&self) -> impl Iterator<Item = (&Arc<str>, Heartbeat)> {
         self.heartbeats.iter().filter_map(|(i, h)| Some((self.node_names.get(usize::try_from(*i).ok()?)?, *h)))
@@ -337,7 +370,7 @@ mod tests {
     use super::*;
 
     fn claim() -> Vec<u8> {
-        serde_json::to_vec(&ClaimRecord { v: VERSION, node: "n".into(), at_ms: 5, adopts: None }).unwrap_or_default()
+        serde_json::to_vec(&ClaimRecord { v: VERSION, node: "n".into(), at_ms: 5 }).unwrap_or_default()
     }
 
     fn state(epoch: i64, filter: &str) -> Vec<u8> {
@@ -401,28 +434,17 @@ mod tests {
         assert_eq!(v.own_waiting, 0);
     }
 
-    fn adopting(seen: i64) -> Vec<u8> {
-        serde_json::to_vec(&ClaimRecord { v: VERSION, node: "adopter".into(), at_ms: 9, adopts: Some(seen) })
-            .unwrap_or_default()
-    }
-
     #[test]
-    fn a_take_over_counts_only_if_no_connection_claimed_first() {
+    fn only_heartbeats_the_tailer_read_show_it_keeps_up() {
         let mut v = View::default();
-        v.apply(0, 1, Some(b"c#claim"), Some(&claim_by("dead", 0)));
-        // The client reconnected (claim 2) before the adoption that saw claim 1 (at 3).
-        v.apply(0, 2, Some(b"c#claim"), Some(&claim_by("alive", 0)));
-        assert!(v.apply(0, 3, Some(b"c#claim"), Some(&adopting(1))).is_empty(), "no one kicked");
-        let e = v.get("c").cloned().unwrap_or_default();
-        assert_eq!((e.claim, v.node_of(&e).map(|n| n.to_string())), (Some(2), Some("alive".into())));
-        // Not overtaken: it takes over, as a claim.
-        assert_eq!(v.apply(0, 4, Some(b"c#claim"), Some(&adopting(2))).len(), 1);
-        assert_eq!(v.get("c").and_then(|e| e.claim), Some(4));
-        // A session without a claim is adopted only while it has none.
-        v.apply(0, 5, Some(b"d"), Some(&state(0, "f")));
-        assert_eq!(v.apply(0, 6, Some(b"d#claim"), Some(&adopting(NO_CLAIM))).len(), 1);
-        assert!(v.apply(0, 7, Some(b"e#claim"), Some(&adopting(3))).is_empty());
-        assert!(v.get("e").is_none(), "nothing left of an ignored take-over");
+        let beat = |at_ms| {
+            serde_json::to_vec(&NodeRecord { v: VERSION, at_ms, stopped: false, connections: None }).unwrap_or_default()
+        };
+        v.apply_own(0, 0, b"me#node", Some(&beat(10)));
+        assert_eq!(v.heartbeat("me").map(|h| h.at_ms), Some(10), "applied from its acknowledgement");
+        assert_eq!(v.heartbeat_read("me"), None, "but not read by the tailer yet");
+        v.apply(0, 0, Some(b"me#node"), Some(&beat(10)));
+        assert_eq!(v.heartbeat_read("me"), Some(10), "read again: skipped, yet seen");
     }
 
     #[test]
@@ -484,7 +506,7 @@ mod tests {
     }
 
     fn claim_by(node: &str, at_ms: u64) -> Vec<u8> {
-        serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms, adopts: None }).unwrap_or_default()
+        serde_json::to_vec(&ClaimRecord { v: VERSION, node: node.into(), at_ms }).unwrap_or_default()
     }
 
     fn disconnected_with_will(epoch: i64, at_ms: u64, delay_secs: u32) -> Vec<u8> {

@@ -9,6 +9,9 @@
 //!   format (its record types and partitioner), for startup time and memory per stored session.
 //! - `connect-latency`: connects one client at a time (raw TCP, CONNECT encoded by the broker's
 //!   codec) and measures CONNECT sent → CONNACK received; prints percentiles.
+//! - `sim`: a fleet of devices over several processes and source addresses, publishing at an
+//!   interval, with subscribers, flapping, a broker kill and a check against Kafka
+//!   (`tributary_e2e::sim`).
 
 use anyhow::{bail, Context};
 use bytes::BytesMut;
@@ -38,6 +41,8 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// A fleet of simulated devices (see `tributary_e2e::sim`).
+    Sim(tributary_e2e::sim::SimArgs),
     /// Open idle connections and hold them.
     Idle {
         /// Broker host.
@@ -173,6 +178,7 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().cmd {
+        Cmd::Sim(args) => tributary_e2e::sim::run(args).await,
         Cmd::Idle { host, port, connections, keep_alive, hold_secs, prefix, tls_ca: Some(ca), .. } => {
             idle_tls(&host, port, connections, keep_alive, hold_secs, &prefix, &ca).await
         }
