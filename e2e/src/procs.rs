@@ -244,6 +244,11 @@ impl BrokerProcess {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The process id, while it runs (for a tool that kills it from outside).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the process with SIGKILL (a crashed pod).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
