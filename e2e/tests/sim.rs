@@ -38,9 +38,28 @@ fn a_small_fleet_is_acknowledged_delivered_and_found_in_kafka() {
     let broker = BrokerProcess::start(&kafka);
     let addr = broker.addr();
     let report = sim(&[
-        "--brokers", &addr, "--devices", "40", "--processes", "2", "--sources", "2", "--ramp", "200",
-        "--interval", "0.5", "--qos", "1", "--duration", "3", "--subscribers", "1",
-        "--kafka", &kafka.bootstrap, "--kafka-topic", "mqtt-messages",
+        "--brokers",
+        &addr,
+        "--devices",
+        "40",
+        "--processes",
+        "2",
+        "--sources",
+        "2",
+        "--ramp",
+        "200",
+        "--interval",
+        "0.5",
+        "--qos",
+        "1",
+        "--duration",
+        "3",
+        "--subscribers",
+        "1",
+        "--kafka",
+        &kafka.bootstrap,
+        "--kafka-topic",
+        "mqtt-messages",
     ]);
     let sent = count(&report, "/sent");
     assert!(sent >= 40 * 4, "each device publishes every 0.5 s for 3 s: {report}");
@@ -62,8 +81,23 @@ fn persistent_devices_of_a_killed_broker_resume_on_the_other() {
     let brokers = format!("{},{}", doomed.addr(), survivor.addr());
     let pid = doomed.pid().map(|p| p.to_string()).unwrap_or_default();
     let report = sim(&[
-        "--brokers", &brokers, "--devices", "20", "--ramp", "100", "--interval", "1", "--qos", "1",
-        "--duration", "6", "--persistent", "--kill-pid", &pid, "--kill-at", "2",
+        "--brokers",
+        &brokers,
+        "--devices",
+        "20",
+        "--ramp",
+        "100",
+        "--interval",
+        "1",
+        "--qos",
+        "1",
+        "--duration",
+        "6",
+        "--persistent",
+        "--kill-pid",
+        &pid,
+        "--kill-at",
+        "2",
     ]);
     // Half the devices started on the killed broker (round robin): each lost its connection
     // once, reconnected to the survivor and found its session there.

@@ -41,33 +41,48 @@ pub fn check(
         .create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
-    let mut ends = HashMap::new();
+    let watermarks = |partitions: &[i32]| -> anyhow::Result<HashMap<i32, (i64, i64)>> {
+        let mut w = HashMap::new();
+        for p in partitions {
+            w.insert(*p, consumer.fetch_watermarks(topic, *p, Duration::from_secs(10))?);
+        }
+        Ok(w)
+    };
+    let start = watermarks(&partitions)?;
     let mut list = TopicPartitionList::new();
     for p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, *p, Duration::from_secs(10))?;
-        if high > low {
-            ends.insert(*p, high);
-            list.add_partition_offset(topic, *p, Offset::Beginning)?;
-        }
+        list.add_partition_offset(topic, *p, Offset::Beginning)?;
     }
     consumer.assign(&list)?;
+    // Next offset to read per partition; the ends are asked again once reached, until they
+    // stay put (a server may report a high watermark a moment behind its last write).
+    let mut next: HashMap<i32, i64> = start.iter().map(|(p, (low, _))| (*p, *low)).collect();
+    let mut ends: HashMap<i32, i64> = start.iter().map(|(p, (_, high))| (*p, *high)).collect();
     let mut seen: HashMap<(u64, u64), u32> = HashMap::new();
     let mut last_progress = Instant::now();
-    while !ends.is_empty() && last_progress.elapsed() < Duration::from_secs(30) {
+    loop {
+        if ends.iter().all(|(p, end)| next.get(p).is_some_and(|n| n >= end)) {
+            // Not a wait for a condition we could watch: the ends are asked again after a pause.
+            std::thread::sleep(Duration::from_secs(1));
+            let again: HashMap<i32, i64> = watermarks(&partitions)?.into_iter().map(|(p, (_, h))| (p, h)).collect();
+            if again == ends {
+                break;
+            }
+            ends = again;
+            continue;
+        }
+        if last_progress.elapsed() >= Duration::from_secs(30) {
+            anyhow::bail!("Kafka topic {topic}: not read to its end in time (read {next:?} of {ends:?})");
+        }
         let Some(read) = consumer.poll(Duration::from_millis(500)) else { continue };
         let m = read?;
         last_progress = Instant::now();
-        if m.offset() + 1 >= ends.get(&m.partition()).copied().unwrap_or(0) {
-            ends.remove(&m.partition());
-        }
+        next.insert(m.partition(), m.offset() + 1);
         if let Some(s) = m.payload().and_then(parse_payload).filter(|s| s.run == run) {
             if ledgers.get(&s.device).is_some_and(|l| s.seq < l.sent) {
                 *seen.entry((s.device, s.seq)).or_default() += 1;
             }
         }
-    }
-    if !ends.is_empty() {
-        anyhow::bail!("Kafka topic {topic}: partitions {:?} not read to their end in time", ends.keys());
     }
     let mut verdict = Verdict { found: seen.len() as u64, ..Verdict::default() };
     verdict.duplicates = seen.values().map(|n| u64::from(n - 1)).sum();
