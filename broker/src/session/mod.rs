@@ -231,10 +231,10 @@ impl Sessions {
     /// applied the claim (and so every earlier record of the client).
     pub async fn claim(&self, client_id: &str) -> Result<i64, SessionError> {
         let value = serde_json::to_vec(&ClaimRecord { v: VERSION, node: self.node.clone(), at_ms: now_ms() })?;
-        let acknowledged = AtomicBool::new(false);
+        let mut stage = ClaimStage::Acknowledgement;
         let work = async {
             let ack = self.append(claim_key(client_id).as_bytes(), client_id, Some(&value)).await?;
-            acknowledged.store(true, Ordering::Relaxed);
+            stage = ClaimStage::Reading;
             let mut progress = self.store.progress.subscribe();
             let applied =
                 |_: &u64| self.store.view.lock().map(|v| v.has_applied(ack.partition, ack.offset)).unwrap_or(true);
@@ -242,11 +242,8 @@ impl Sessions {
             let _ = progress.wait_for(applied).await;
             Ok::<_, SessionError>(ack.offset)
         };
-        let timed_out = |_| {
-            let read = acknowledged.load(Ordering::Relaxed);
-            SessionError::Timeout(if read { ClaimStage::Reading } else { ClaimStage::Acknowledgement })
-        };
-        tokio::time::timeout(CLAIM_TIMEOUT, work).await.map_err(timed_out)?
+        let done = tokio::time::timeout(CLAIM_TIMEOUT, work).await;
+        done.map_err(|_| SessionError::Timeout(stage))?
     }
 
     /// Epoch of the newest claim of `client_id` the view has seen.

@@ -240,7 +240,7 @@ async fn publish_loop(
     let mut next_id: u16 = 0;
     let mut stopping: Option<tokio::time::Instant> = None;
     let lost = |in_flight: &mut HashMap<u16, (u64, Instant)>, ledger: &mut Ledger| {
-        ledger.unacked.extend(in_flight.drain().map(|(_, (seq, _))| seq));
+        never_acknowledged(in_flight, ledger);
         End::Lost
     };
     loop {
@@ -306,11 +306,16 @@ async fn publish_loop(
             }
             _ = stop.changed(), if stopping.is_none() => stopping = Some(tokio::time::Instant::now() + DRAIN),
             _ = drain_over => {
-                ledger.unacked.extend(in_flight.drain().map(|(_, (seq, _))| seq));
+                never_acknowledged(&mut in_flight, ledger);
                 return End::Stop;
             }
         }
     }
+}
+
+/// Moves what is still in flight into the ledger as never acknowledged.
+fn never_acknowledged(in_flight: &mut HashMap<u16, (u64, Instant)>, ledger: &mut Ledger) {
+    ledger.unacked.extend(in_flight.drain().map(|(_, (seq, _))| seq));
 }
 
 /// Runs a subscriber of `filter` until `stop`: counts deliveries and times them from the send

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tributary_broker::codec::QoS;
 
 use device::{Ledger, Plan};
-use stats::{Snapshot, Stats};
+use stats::{Counters, Latencies, Snapshot, Stats};
 
 /// Devices per worker process at most (each holds one socket, plus subscribers and spares).
 const DEVICES_PER_WORKER: u64 = 18_000;
@@ -208,29 +208,13 @@ async fn worker(args: SimArgs, k: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The latest report of each worker, and the latencies of all reports so far.
-#[derive(Default)]
-struct Totals {
-    latest: HashMap<u64, Snapshot>,
-    all: Snapshot,
-}
-
-impl Totals {
-    /// Counters over all workers, with the latencies of `window`.
-    fn now(&self, window: &Snapshot) -> Snapshot {
-        let mut s = Snapshot::default();
-        for w in self.latest.values() {
-            let mut counters = w.clone();
-            counters.ack = Default::default();
-            counters.deliver = Default::default();
-            counters.reconnect = Default::default();
-            s.add(&counters);
-        }
-        s.ack = window.ack.clone();
-        s.deliver = window.deliver.clone();
-        s.reconnect = window.reconnect.clone();
-        s
+/// The counters of all workers, from the latest report of each.
+fn counters(latest: &HashMap<u64, Counters>) -> Counters {
+    let mut all = Counters::default();
+    for c in latest.values() {
+        all.add(c);
     }
+    all
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -280,8 +264,10 @@ async fn parent(args: SimArgs) -> anyhow::Result<()> {
         if args.persistent { ", persistent sessions" } else { "" }
     );
     let start = Instant::now();
-    let mut totals = Totals::default();
-    let mut window = Snapshot::default();
+    // Counters: each worker's latest. Latencies: since the last progress line, and in all.
+    let mut latest: HashMap<u64, Counters> = HashMap::new();
+    let mut window = Latencies::default();
+    let mut all = Latencies::default();
     let mut ledgers: HashMap<u64, Ledger> = HashMap::new();
     let mut flapping = 0;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -294,8 +280,8 @@ async fn parent(args: SimArgs) -> anyhow::Result<()> {
             line = lines.recv() => {
                 let Some((k, line)) = line else { break };
                 if let Ok(snapshot) = serde_json::from_str::<Snapshot>(&line) {
-                    window.add(&Snapshot { ack: snapshot.ack.clone(), deliver: snapshot.deliver.clone(), reconnect: snapshot.reconnect.clone(), ..Default::default() });
-                    totals.latest.insert(k, snapshot);
+                    window.merge(&snapshot.latencies);
+                    latest.insert(k, snapshot.counters);
                 } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
                     if let Some(l) = v.get("ledgers") {
                         let part: HashMap<u64, Ledger> = serde_json::from_value(l.clone())?;
@@ -305,11 +291,9 @@ async fn parent(args: SimArgs) -> anyhow::Result<()> {
                 }
             }
             _ = tick.tick() => {
-                let now = totals.now(&window);
-                totals.all.ack.merge(&window.ack);
-                totals.all.deliver.merge(&window.deliver);
-                totals.all.reconnect.merge(&window.reconnect);
-                window = Snapshot::default();
+                let now = counters(&latest);
+                let lat = std::mem::take(&mut window);
+                all.merge(&lat);
                 let t = start.elapsed().as_secs_f64();
                 if let (Some(pid), None) = (args.kill_pid, killed) {
                     if t >= args.kill_at {
@@ -327,8 +311,8 @@ async fn parent(args: SimArgs) -> anyhow::Result<()> {
                 println!(
                     "t={t:.0}s connected={} failed={} lost={} resumed={} msg/s={} ack p50={} p99={} deliver p50={} p99={} ({} delivered)",
                     now.connected, now.failed, now.lost, now.resumed, now.sent - last_sent,
-                    ms(now.ack.percentile(0.5)), ms(now.ack.percentile(0.99)),
-                    ms(now.deliver.percentile(0.5)), ms(now.deliver.percentile(0.99)), now.delivered
+                    ms(lat.ack.percentile(0.5)), ms(lat.ack.percentile(0.99)),
+                    ms(lat.deliver.percentile(0.5)), ms(lat.deliver.percentile(0.99)), now.delivered
                 );
                 last_sent = now.sent;
             }
@@ -338,10 +322,8 @@ async fn parent(args: SimArgs) -> anyhow::Result<()> {
         let status = c.wait().await?;
         anyhow::ensure!(status.success(), "a worker failed: {status}");
     }
-    totals.all.ack.merge(&window.ack);
-    totals.all.deliver.merge(&window.deliver);
-    totals.all.reconnect.merge(&window.reconnect);
-    let end = totals.now(&totals.all);
+    all.merge(&window);
+    let end = counters(&latest);
     let verdict = match &args.kafka {
         Some(bootstrap) => {
             let (bootstrap, topic, qos1) = (bootstrap.clone(), args.kafka_topic.clone(), args.qos > 0);
@@ -362,7 +344,7 @@ async fn parent(args: SimArgs) -> anyhow::Result<()> {
         "devices": args.devices, "processes": args.processes(), "flapping": flapping,
         "connects": end.connects, "failed": end.failed, "lost": end.lost, "resumed": end.resumed,
         "sent": end.sent, "acked": end.acked, "delivered": end.delivered,
-        "publish_to_ack": pct(&end.ack), "publish_to_deliver": pct(&end.deliver), "reconnect": pct(&end.reconnect),
+        "publish_to_ack": pct(&all.ack), "publish_to_deliver": pct(&all.deliver), "reconnect": pct(&all.reconnect),
         "all_reconnected_after_kill_s": all_resumed_at,
         "kafka": verdict,
         "seconds": start.elapsed().as_secs_f64(),
@@ -370,9 +352,9 @@ async fn parent(args: SimArgs) -> anyhow::Result<()> {
     println!(
         "sim: report: {} sent, {} acked, {} delivered; connects {} failed {} lost {} resumed {}; publish→ack p50 {} p99 {}; publish→deliver p50 {} p99 {}; reconnect p50 {} p99 {}",
         end.sent, end.acked, end.delivered, end.connects, end.failed, end.lost, end.resumed,
-        ms(end.ack.percentile(0.5)), ms(end.ack.percentile(0.99)),
-        ms(end.deliver.percentile(0.5)), ms(end.deliver.percentile(0.99)),
-        ms(end.reconnect.percentile(0.5)), ms(end.reconnect.percentile(0.99)),
+        ms(all.ack.percentile(0.5)), ms(all.ack.percentile(0.99)),
+        ms(all.deliver.percentile(0.5)), ms(all.deliver.percentile(0.99)),
+        ms(all.reconnect.percentile(0.5)), ms(all.reconnect.percentile(0.99)),
     );
     if let Some(v) = report.get("kafka").filter(|v| !v.is_null()) {
         println!("sim: kafka: {v}");

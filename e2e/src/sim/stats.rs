@@ -67,9 +67,18 @@ impl Histogram {
     }
 }
 
-/// One worker's figures: counters since it started, latencies since its previous report.
+/// One worker's report: its counters since it started, its latencies since its last report.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Counters since the start.
+    pub counters: Counters,
+    /// Latencies since the previous report.
+    pub latencies: Latencies,
+}
+
+/// What a worker's devices did so far.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counters {
     /// Devices connected now.
     pub connected: i64,
     /// CONNACKs accepted.
@@ -86,17 +95,11 @@ pub struct Snapshot {
     pub acked: u64,
     /// Messages received by subscribers.
     pub delivered: u64,
-    /// PUBLISH → PUBACK.
-    pub ack: Histogram,
-    /// PUBLISH → delivery to a subscriber (from the send time in the payload).
-    pub deliver: Histogram,
-    /// Connection lost → CONNACK again.
-    pub reconnect: Histogram,
 }
 
-impl Snapshot {
-    /// Adds `other` (another worker's, or a later report's latencies) to this one.
-    pub fn add(&mut self, other: &Snapshot) {
+impl Counters {
+    /// Adds another worker's counters.
+    pub fn add(&mut self, other: &Counters) {
         self.connected += other.connected;
         self.connects += other.connects;
         self.failed += other.failed;
@@ -105,6 +108,23 @@ impl Snapshot {
         self.sent += other.sent;
         self.acked += other.acked;
         self.delivered += other.delivered;
+    }
+}
+
+/// Latencies measured over some time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Latencies {
+    /// PUBLISH → PUBACK.
+    pub ack: Histogram,
+    /// PUBLISH → delivery to a subscriber (from the send time in the payload).
+    pub deliver: Histogram,
+    /// Connection lost → CONNACK again.
+    pub reconnect: Histogram,
+}
+
+impl Latencies {
+    /// Adds the latencies of `other`.
+    pub fn merge(&mut self, other: &Latencies) {
         self.ack.merge(&other.ack);
         self.deliver.merge(&other.deliver);
         self.reconnect.merge(&other.reconnect);
@@ -136,7 +156,7 @@ impl Stats {
     /// The counters now and the latencies since the last call.
     pub fn take(&self) -> Snapshot {
         let take = |h: &Mutex<Histogram>| std::mem::take(&mut *h.lock().unwrap_or_else(PoisonError::into_inner));
-        Snapshot {
+        let counters = Counters {
             connected: self.connected.load(Ordering::Relaxed),
             connects: self.connects.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
@@ -145,10 +165,10 @@ impl Stats {
             sent: self.sent.load(Ordering::Relaxed),
             acked: self.acked.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
-            ack: take(&self.ack),
-            deliver: take(&self.deliver),
-            reconnect: take(&self.reconnect),
-        }
+        };
+        let latencies =
+            Latencies { ack: take(&self.ack), deliver: take(&self.deliver), reconnect: take(&self.reconnect) };
+        Snapshot { counters, latencies }
     }
 }
 
