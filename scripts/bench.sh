@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks behind BENCHMARKS.md. Starts its own tansu (sqlite storage) and a release broker on
-# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|idle-tls|idle-ws|throughput|sessions|adoption|all]
+# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|idle-burst|idle-tls|idle-ws|throughput|sessions|adoption|all]
 # Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100),
 # SESSIONS stored sessions (100000), LATENCY_CONNECTS (1000), ORPHANS sessions of a dead broker (20000),
-# CARGO_TARGET_DIR (where the release binaries are built).
+# BURST_RAMP connections per second of idle-burst (default 5000), CARGO_TARGET_DIR (where the
+# release binaries are built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:-all}"
@@ -91,7 +92,7 @@ if [[ "$what" == idle-ws || "$what" == all ]]; then
   - }$ws_listener"
 fi
 
-if [[ "$what" == idle || "$what" == idle-tls || "$what" == idle-ws || "$what" == throughput || "$what" == all ]]; then
+if [[ "$what" == idle || "$what" == idle-burst || "$what" == idle-tls || "$what" == idle-ws || "$what" == throughput || "$what" == all ]]; then
   mkdir -p "$work/main"
   start_tansu "$work/main"
   start_broker main
@@ -120,6 +121,23 @@ measure_idle() {
 
 if [[ "$what" == idle || "$what" == all ]]; then
   measure_idle idle "" --port "$mport"
+fi
+
+# The same idle connections opened in a burst ($BURST_RAMP per second, from one simulator
+# process per 18,000 and 127.0.0.1-4): what the allocator keeps after many CONNECTs at once.
+if [[ "$what" == idle-burst || "$what" == all ]]; then
+  sleep 2
+  base=$(rss_kib "$bpid")
+  "$load" sim --brokers "127.0.0.1:$mport" --devices "$connections" --sources 4 --ramp "${BURST_RAMP:-5000}" \
+    --interval 1000000 --prefix burst- --duration 25 >"$work/burst.log" 2>&1 &
+  lpid=$!
+  for _ in $(seq 1 1200); do [[ "$(metric tributary_connections)" == "$connections" ]] && break; sleep 0.1; done
+  sleep 5
+  held=$(rss_kib "$bpid")
+  conns=$(metric tributary_connections)
+  wait "$lpid" || true
+  echo "idle-burst: broker RSS before ${base} KiB, with ${conns} connections opened ${BURST_RAMP:-5000}/s ${held} KiB"
+  awk -v b="$base" -v h="$held" -v n="$conns" 'BEGIN { printf "idle-burst: %.2f KiB per idle connection\n", (h-b)/n }'
 fi
 
 if [[ "$what" == idle-tls || "$what" == all ]]; then

@@ -41,6 +41,9 @@ mod ws;
 pub use auth::{hash_password, AuthError};
 pub use broker::{Broker, StartError};
 pub use client::{serve, Peer, VerifiedCertificate};
+/// The subscription index and a client's queue, exported for the micro-benchmarks
+/// (`benches/subscriptions.rs`).
+pub use delivery::{mailbox::Mailbox, router::Router, router::Subscriber};
 pub use kafka::admin::{ensure_topics, AdminError};
 pub use kafka::log::Log;
 pub use kafka::memory::{Logged, MemoryLog};

@@ -95,6 +95,8 @@ pub struct Metrics {
     dropped: [Counter; 3],
     /// Connections closed because the same client id connected again (here or on another pod).
     pub takeovers: Counter,
+    /// QoS 1/2 deliveries a full queue refused, which the session read back from Kafka instead.
+    pub deferred: Counter,
     /// Records Kafka refused (the client was told or disconnected).
     pub produce_failed: Counter,
     /// Time from handing a QoS 1/2 or Will record to the producer until the publishing task saw
@@ -187,6 +189,11 @@ impl Metrics {
         r.register("dropped", "Messages not delivered to a subscriber, by reason", drops.clone());
         let dropped = DropReason::ALL.map(|d| drops.get_or_create_owned(&ReasonLabel { reason: d.label() }));
         let takeovers = counter(&mut r, "takeovers", "Connections taken over by a new connection of the same client");
+        let deferred = counter(
+            &mut r,
+            "deliveries_deferred",
+            "QoS 1/2 deliveries a full client queue refused and the session read back from Kafka",
+        );
         let produce_failed = counter(&mut r, "produce_failed", "Records Kafka did not accept");
         // 0.5 ms to ~16 s: a healthy cluster acknowledges in milliseconds, an outage in seconds.
         let kafka_produce_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
@@ -239,6 +246,7 @@ impl Metrics {
             bytes_sent,
             dropped,
             takeovers,
+            deferred,
             produce_failed,
             kafka_produce_seconds,
             protocol_errors,

@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 use super::aliases::Naming;
+use super::persist::Persist;
 use super::shared::is_shared;
 use super::{Client, End};
 use crate::codec::{reason, EncodeError, Packet, Properties, ProtocolVersion, PubResp, Publish, QoS};
@@ -104,8 +105,8 @@ impl Outbound {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
     /// Moves messages from the mailbox into the write buffer while the client's window allows.
-    /// A persistent session reading back from Kafka takes nothing live until it is done; one
-    /// whose mailbox overflowed re-reads Kafka from its cursors instead of losing messages.
+    /// A session reading back from Kafka takes nothing live until it is done; one whose
+    /// mailbox refused deliveries reads them back from Kafka instead of losing them.
     pub(super) fn drain_mailbox(&mut self) -> Result<(), EncodeError> {
         // A rewinding subscription's replay comes first; live messages wait behind it.
         if self.drain_replay()? {
@@ -121,20 +122,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
                 tracing::trace!(client = %self.client_id, held = p.has_held(), "live deliveries wait for the read-back");
                 return Ok(());
             }
-            if self.mailbox.take_overflow() {
-                tracing::debug!(client = %self.client_id, "mailbox overflowed: reading kafka back from the cursors");
-                self.start_catchup();
-                return Ok(());
-            }
         }
         for _ in 0..BATCH {
             if !self.outbound.has_room() {
                 return Ok(());
             }
-            let Some(d) = self.mailbox.pop() else { return Ok(()) };
-            self.deliver(d)?;
+            match self.mailbox.pop() {
+                Some(d) => self.deliver(d)?,
+                None => {
+                    if let Some(gap) = self.mailbox.take_gap() {
+                        self.read_back_gap(&gap);
+                    }
+                    return Ok(());
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The mailbox refused QoS 1/2 deliveries and everything it queued before them is
+    /// delivered: reads them back from Kafka, from the first refused offset of each partition
+    /// on (or the session's cursor). A clean session gets cursors for this, never saved.
+    fn read_back_gap(&mut self, gap: &[Origin]) {
+        tracing::debug!(client = %self.client_id, ?gap, "mailbox refused deliveries: reading them back from kafka");
+        self.persist.get_or_insert_with(|| Box::new(Persist::for_gap())).resume_at(gap);
+        self.start_catchup();
     }
 
     /// Starts reading the session's Kafka topics back from its cursors (offline delivery).

@@ -266,7 +266,8 @@ struct Client<S> {
     /// MQTT 5 topic aliases the broker sets on its deliveries.
     out_aliases: OutboundAliases,
     outbound: Outbound,
-    /// Delivery cursors of a persistent or resumed session (boxed: clean sessions have none).
+    /// Delivery cursors of a persistent or resumed session, or of a clean one whose mailbox
+    /// refused deliveries (boxed: other clean sessions have none).
     /// A resumed session whose expiry is 0 has them for its offline delivery only: its state
     /// was removed at CONNECT and nothing is saved again.
     persist: Option<Box<Persist>>,

@@ -35,6 +35,9 @@ pub(super) struct Persist {
     intents: Intents,
     /// A record from the offline reader waiting for room in the client's window.
     held: Option<Delivery>,
+    /// The cursors came with the session (persistent, or resumed): inbound QoS 2 then goes
+    /// through stored intents. A clean session's cursors for reading a gap back have none.
+    durable: bool,
 }
 
 impl Persist {
@@ -64,6 +67,28 @@ impl Persist {
             redeliver,
             intents: Intents::new(intents),
             held: None,
+            durable: true,
+        }
+    }
+
+    /// Cursors for a clean session whose mailbox refused deliveries: they exist to read the
+    /// gap back from Kafka and drop the overlap with live deliveries, and are never saved
+    /// (the session's expiry is 0).
+    pub(super) fn for_gap() -> Self {
+        Persist { durable: false, ..Persist::new(&Cursors::new(), &[], &[]) }
+    }
+
+    /// Whether the cursors came with the session: its inbound QoS 2 publications go through
+    /// stored intents, exactly once across connections.
+    pub(super) fn durable(&self) -> bool {
+        self.durable
+    }
+
+    /// Starts the cursor of each partition in `gap` that has none at its first refused offset
+    /// (a partition with a cursor is read back from there anyway).
+    pub(super) fn resume_at(&mut self, gap: &[Origin]) {
+        for o in gap {
+            self.next.entry((o.topic.clone(), o.partition)).or_insert(o.offset);
         }
     }
 

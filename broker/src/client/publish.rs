@@ -66,7 +66,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Client<S> {
             publish_id: None,
             properties: MessageProperties::from_publish(&p.properties, now_ms()),
         };
-        match (p.qos, p.packet_id, self.persist.is_some()) {
+        match (p.qos, p.packet_id, self.persist.as_ref().is_some_and(|p| p.durable())) {
             (QoS::ExactlyOnce, Some(id), true) => self.publish_exactly_once(id, msg).await,
             (qos, id, _) => self.produce(id, qos, msg, None).await,
         }

@@ -217,7 +217,7 @@ pub struct Limits {
     /// Most `/`-separated levels in a topic name or filter, refused like `maxTopicLength`.
     pub max_topic_levels: u16,
     /// Messages queued for one connected client before new ones are dropped (QoS 0) or left
-    /// to be re-read from Kafka (persistent sessions).
+    /// to be read back from Kafka (QoS 1/2).
     pub max_queued_messages: u32,
     /// Upper bound on the client's keep-alive in seconds; 0 accepts the client's value.
     pub max_keep_alive: u16,

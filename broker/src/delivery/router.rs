@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use super::mailbox::Mailbox;
+use super::mailbox::{Mailbox, Pushed};
 use super::{Delivery, Origin};
 use crate::codec::SubscriptionOptions;
 use crate::kafka::log::Log;
@@ -195,11 +195,16 @@ impl Router {
             .collect();
         drop(root);
         for (mailbox, client, d) in deliveries {
-            if mailbox.push(d) {
-                tracing::trace!(%client, ?origin, "queued in the mailbox");
-            } else {
-                tracing::trace!(%client, ?origin, "mailbox full: delivery dropped");
-                self.metrics.dropped(DropReason::QueueFull);
+            match mailbox.push(d) {
+                Pushed::Queued => tracing::trace!(%client, ?origin, "queued in the mailbox"),
+                Pushed::Deferred => {
+                    tracing::trace!(%client, ?origin, "mailbox full: read back from kafka later");
+                    self.metrics.deferred.inc();
+                }
+                Pushed::Dropped => {
+                    tracing::trace!(%client, ?origin, "mailbox full: delivery dropped");
+                    self.metrics.dropped(DropReason::QueueFull);
+                }
             }
         }
     }
