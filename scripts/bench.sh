@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks behind BENCHMARKS.md. Starts its own tansu (sqlite storage) and a release broker on
-# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|idle-burst|idle-tls|idle-ws|throughput|sessions|adoption|all]
+# loopback, then runs the load simulator against them. Usage: scripts/bench.sh [idle|idle-burst|idle-tls|idle-ws|throughput|busy|sessions|adoption|all]
 # Environment: CONNECTIONS (default 10000), MESSAGES per publisher (default 1000), PUBLISHERS (100),
 # SESSIONS stored sessions (100000), LATENCY_CONNECTS (1000), ORPHANS sessions of a dead broker (20000),
-# BURST_RAMP connections per second of idle-burst (default 5000), CARGO_TARGET_DIR (where the
-# release binaries are built).
+# BURST_RAMP connections per second of idle-burst (default 5000), BUSY_RATES messages per second
+# of busy's runs (default "1000 3000"), CARGO_TARGET_DIR (where the release binaries are built).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 what="${1:-all}"
@@ -38,7 +38,7 @@ metric() { http_get /metrics | awk -v m="$1" '$1 == m {print $2}'; }
 # start_tansu DIR: a tansu with its sqlite file in DIR; sets kport and tpid.
 start_tansu() {
   kport=$(free_port)
-  (cd "$1" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine "sqlite://tansu.db" >"$1/tansu.log" 2>&1) &
+  (cd "$1" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" --advertised-listener-url "tcp://127.0.0.1:$kport" --storage-engine "${TANSU_STORAGE:-sqlite://tansu.db}" >"$1/tansu.log" 2>&1) &
   tpid=$!
   pids+=($tpid)
   wait_port "$kport"
@@ -209,4 +209,21 @@ if [[ "$what" == adoption || "$what" == all ]]; then
   echo "adoption: ready in ${startup_secs}s; then $adopted of $orphans sessions adopted and ${wills:-0} Wills published in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')s"
   echo "adoption: CPU broker $(cpu_secs "$bpid")s, tansu $(cpu_secs "$tpid")s; RSS $(rss_kib "$bpid") KiB"
   grep -E "taking over|no sessions left" "$work/adopter.log" | sed 's/\x1b\[[0-9;]*m//g; s/^/adoption:   /'
+fi
+
+# One busy flow: one QoS 1 publisher (200 B) and one clean-session QoS 1 subscriber on one
+# broker, at each rate of $BUSY_RATES; the simulator checks every message in Kafka. tansu keeps
+# these records in memory (its sqlite engine slows down as headers accumulate).
+if [[ "$what" == busy || "$what" == all ]]; then
+  [[ "$what" == all ]] && { stop_broker; kill "$tpid"; wait "$tpid" 2>/dev/null || true; }
+  mkdir -p "$work/busy"
+  TANSU_STORAGE=memory:// start_tansu "$work/busy"
+  start_broker busy
+  echo "busy: machine: $(nproc) cores, $(uname -r); broker pid $bpid; tansu (memory) on :$kport"
+  for rate in ${BUSY_RATES:-1000 3000}; do
+    "$load" sim --brokers "127.0.0.1:$mport" --devices 1 --interval "$(awk -v r="$rate" 'BEGIN { print 1 / r }')" \
+      --payload-min 200 --payload-max 200 --qos 1 --duration 15 --subscribers 1 --subscribe 'vehicles/#' \
+      --prefix "busy-$rate-" --kafka "127.0.0.1:$kport" | grep -E '^sim: (report|kafka)' | sed "s/^sim: /busy $rate\/s: /"
+    echo "busy $rate/s: broker CPU so far $(cpu_secs "$bpid")s; deferred $(metric tributary_deliveries_deferred_total), dropped $(metric 'tributary_dropped_total{reason="queue_full"}')"
+  done
 fi
